@@ -1,0 +1,103 @@
+import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
+import type { RawData, WebSocket } from 'ws'
+import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG } from './constants.js'
+import type { SessionEvents } from './events.js'
+import type { Heartbeat } from './heartbeat.js'
+import { sessionTag } from './identity.js'
+import type { Session, SessionRegistry } from './registry.js'
+
+const kSession = Symbol('fastify-websocket-glue.session')
+const kPending = Symbol('fastify-websocket-glue.pending')
+const kConnecting = Symbol('fastify-websocket-glue.connecting')
+
+type GlueSocket = WebSocket & {
+  [kSession]: Session
+  /** Messages that arrived while async connect listeners were still running. */
+  [kPending]?: Array<string | Buffer>
+  [kConnecting]?: Promise<void>
+}
+
+const OPEN = 1
+
+/** What a connection needs from the plugin instance. */
+export interface ConnectionContext {
+  readonly registry: SessionRegistry
+  readonly events: SessionEvents
+  readonly heartbeat: Heartbeat
+  readonly maxPayload: number
+  readonly log: FastifyBaseLogger
+}
+
+/**
+ * Creates the websocket route handler. The socket listeners are shared functions that find their
+ * session through a Symbol, so a connection costs no closures.
+ */
+export function createConnectionHandler (context: ConnectionContext): (socket: WebSocket, request: FastifyRequest) => void {
+  const { registry, events, heartbeat, maxPayload, log } = context
+
+  function onMessage (this: WebSocket, raw: RawData, isBinary: boolean): void {
+    const socket = this as GlueSocket
+    // With binaryType 'nodebuffer' ws hands over one Buffer, fragments already joined.
+    const buffer = raw as Buffer
+    // ws enforces maxPayload itself unless the app registered @fastify/websocket with a larger one.
+    if (buffer.length > maxPayload) {
+      log.info({ session: sessionTag(socket[kSession].id), bytes: buffer.length }, 'websocket message too big')
+      socket.close(CLOSE_MESSAGE_TOO_BIG, 'message too big')
+      return
+    }
+    if (!events.has('message')) return
+    const data = isBinary ? buffer : buffer.toString('utf8')
+    if (socket[kPending] !== undefined) {
+      socket[kPending].push(data)
+    } else {
+      events.emit('message', [socket[kSession], data, socket])
+    }
+  }
+
+  function onClose (this: WebSocket, code: number, reason: Buffer): void {
+    const socket = this as GlueSocket
+    const session = socket[kSession]
+    heartbeat.delete(socket)
+    registry.leave(session, socket)
+    log.debug({ session: sessionTag(session.id), code }, 'websocket closed')
+    const emitClose = (): void => { events.emit('close', [session, socket, code, reason.toString('utf8')]) }
+    // Close listeners run after connect listeners have settled and pending messages went out.
+    if (socket[kConnecting] !== undefined) {
+      socket[kConnecting].then(emitClose, emitClose)
+    } else {
+      emitClose()
+    }
+  }
+
+  function failConnect (socket: GlueSocket): void {
+    if (socket.readyState === OPEN) socket.close(CLOSE_INTERNAL_ERROR, 'connect listener failed')
+  }
+
+  return function onSocket (socket: WebSocket, request: FastifyRequest): void {
+    const glueSocket = socket as GlueSocket
+    // admitHandshake guarantees the id; listeners are attached before any await, so no message is missed.
+    const session = registry.join(request.sessionId as string, glueSocket)
+    glueSocket[kSession] = session
+    glueSocket.on('message', onMessage)
+    glueSocket.on('close', onClose)
+    heartbeat.add(glueSocket)
+    request.log.debug({ session: sessionTag(session.id) }, 'websocket connected')
+
+    const result = events.emit('connect', [session, glueSocket, request])
+    if (result === false) {
+      failConnect(glueSocket)
+    } else if (result !== true) {
+      glueSocket[kPending] = []
+      glueSocket[kConnecting] = result.then((ok) => {
+        const pending = glueSocket[kPending] ?? []
+        glueSocket[kPending] = undefined
+        glueSocket[kConnecting] = undefined
+        if (!ok) {
+          failConnect(glueSocket)
+          return
+        }
+        for (const data of pending) events.emit('message', [session, data, glueSocket])
+      })
+    }
+  }
+}

@@ -1,0 +1,30 @@
+/** Close code for a normal `sessions.close()` without an explicit code. */
+export const CLOSE_NORMAL = 1000
+/** Close code sent to every socket when the server shuts down. */
+export const CLOSE_GOING_AWAY = 1001
+/** Close code for an inbound message larger than `maxPayload`. */
+export const CLOSE_MESSAGE_TOO_BIG = 1009
+/** Close code when an `onConnect` hook throws or rejects. */
+export const CLOSE_INTERNAL_ERROR = 1011
+/** Lowest and highest close codes an application may send (RFC 6455 §7.4.2 private range starts at 4000). */
+export const CLOSE_APP_MIN = 3000
+export const CLOSE_APP_MAX = 4999
+/** RFC 6455 §5.5: a control frame body is at most 125 bytes, 2 of them the code. */
+export const CLOSE_REASON_MAX_BYTES = 123
+
+export const DEFAULT_PATH = '/ws'
+export const DEFAULT_COOKIE_NAME = 'sid'
+export const DEFAULT_HEARTBEAT_INTERVAL = 30_000
+export const DEFAULT_MAX_PAYLOAD = 64 * 1024
+export const DEFAULT_CLIENT_PREFIX = '/_glue/'
+/** A secret shorter than this gets a boot-time warning. */
+export const WEAK_SECRET_LENGTH = 32
+/** Session ids carry 144 bits from the CSPRNG (24 base64url characters). */
+export const SESSION_ID_BYTES = 18
+/** How long `app.close()` waits for peers to answer the 1001 close frame before terminating them. */
+export const SHUTDOWN_GRACE = 1000
+
+/** Raw request marker: the Set-Cookie value the 101 response must carry. */
+export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
+/** Socket marker for the heartbeat: false once pinged and not answered yet. */
+export const kAlive = Symbol('fastify-websocket-glue.alive')

@@ -1,0 +1,89 @@
+import createError from '@fastify/error'
+
+/**
+ * A register option is missing, of the wrong type or out of range.
+ * The message names the option, states the rule and shows the value received.
+ */
+export const FST_WSGLUE_INVALID_OPTION = createError<'FST_WSGLUE_INVALID_OPTION', [string]>(
+  'FST_WSGLUE_INVALID_OPTION',
+  'Invalid option: %s',
+  500,
+  TypeError
+)
+
+/** No cookie secret was given and @fastify/cookie is not registered with one. */
+export const FST_WSGLUE_MISSING_SECRET = createError<'FST_WSGLUE_MISSING_SECRET', []>(
+  'FST_WSGLUE_MISSING_SECRET',
+  'Missing cookie secret: pass `cookie.secret` or register @fastify/cookie with a `secret` before fastify-websocket-glue',
+  500
+)
+
+/** `sessions.close()` got a code a server may not send (allowed: 1000 and 3000–4999). */
+export const FST_WSGLUE_INVALID_CLOSE_CODE = createError<'FST_WSGLUE_INVALID_CLOSE_CODE', [string]>(
+  'FST_WSGLUE_INVALID_CLOSE_CODE',
+  'Invalid close code: expected 1000 or an integer from 3000 to 4999, got %s',
+  500,
+  RangeError
+)
+
+/** `sessions.close()` got a reason that is not a string of at most 123 UTF-8 bytes. */
+export const FST_WSGLUE_INVALID_CLOSE_REASON = createError<'FST_WSGLUE_INVALID_CLOSE_REASON', [string]>(
+  'FST_WSGLUE_INVALID_CLOSE_REASON',
+  'Invalid close reason: expected a string of at most 123 UTF-8 bytes, got %s',
+  500,
+  RangeError
+)
+
+/** `send`/`broadcast` got data that is neither a string, binary, nor JSON-serialisable. */
+export const FST_WSGLUE_INVALID_DATA = createError<'FST_WSGLUE_INVALID_DATA', [string]>(
+  'FST_WSGLUE_INVALID_DATA',
+  'Invalid data: expected a string, a Buffer, an ArrayBuffer view or a JSON-serialisable value, %s',
+  500,
+  TypeError
+)
+
+/** A session id argument is not a non-empty string. */
+export const FST_WSGLUE_INVALID_SESSION_ID = createError<'FST_WSGLUE_INVALID_SESSION_ID', [string]>(
+  'FST_WSGLUE_INVALID_SESSION_ID',
+  'Invalid session id: expected a non-empty string, got %s',
+  500,
+  TypeError
+)
+
+/** `sessions.on()`/`off()` got an unknown event name or a listener that is not a function. */
+export const FST_WSGLUE_INVALID_LISTENER = createError<'FST_WSGLUE_INVALID_LISTENER', [string]>(
+  'FST_WSGLUE_INVALID_LISTENER',
+  'Invalid listener: %s',
+  500,
+  TypeError
+)
+
+/** Every error code of the plugin, for `instanceof` checks and `err.code` comparisons. */
+export const errors = Object.freeze({
+  FST_WSGLUE_INVALID_OPTION,
+  FST_WSGLUE_MISSING_SECRET,
+  FST_WSGLUE_INVALID_CLOSE_CODE,
+  FST_WSGLUE_INVALID_CLOSE_REASON,
+  FST_WSGLUE_INVALID_DATA,
+  FST_WSGLUE_INVALID_SESSION_ID,
+  FST_WSGLUE_INVALID_LISTENER
+})
+
+/** Describes a received value for error messages: `\`-1\` (number)`. */
+export function describe (value: unknown): string {
+  if (typeof value === 'string') return `\`${JSON.stringify(value)}\` (string)`
+  if (typeof value === 'function') return '`function` (function)'
+  if (value === null) return '`null`'
+  if (Array.isArray(value)) return `\`${safeStringify(value)}\` (array)`
+  if (typeof value === 'object') return `\`${safeStringify(value)}\` (object)`
+  return `\`${String(value)}\` (${typeof value})`
+}
+
+function safeStringify (value: unknown): string {
+  try {
+    const text = JSON.stringify(value)
+    return text.length > 80 ? text.slice(0, 77) + '...' : text
+  } catch {
+    return '[unserialisable]'
+  }
+}

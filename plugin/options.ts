@@ -1,0 +1,298 @@
+import type { FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import {
+  DEFAULT_CLIENT_PREFIX,
+  DEFAULT_COOKIE_NAME,
+  DEFAULT_HEARTBEAT_INTERVAL,
+  DEFAULT_MAX_PAYLOAD,
+  DEFAULT_PATH
+} from './constants.js'
+import { describe, FST_WSGLUE_INVALID_OPTION } from './errors.js'
+import type { CloseListener, ConnectListener, MessageListener } from './events.js'
+
+/** Decides whether a handshake's `Origin` may connect. Throwing counts as a refusal. */
+export type OriginCheck = (origin: string, request: FastifyRequest) => boolean
+
+/** Options of the session cookie. */
+export interface GlueCookieOptions {
+  /**
+   * Cookie name. A `__Host-` name requires `secure: true`, `path: '/'` and no `domain`.
+   * @default 'sid'
+   */
+  name?: string
+  /**
+   * Signing secret, or a rotation list: the first entry signs, every entry verifies, and a cookie
+   * signed with an older entry is re-issued signed with the first. Required unless @fastify/cookie
+   * is already registered with a secret, whose signer is then used.
+   */
+  secret?: string | string[]
+  /**
+   * Max-Age in seconds. Unset means a browser-session cookie.
+   * @default undefined
+   */
+  maxAge?: number
+  /**
+   * Domain attribute. Unset means host-only.
+   * @default undefined
+   */
+  domain?: string
+  /**
+   * Path attribute.
+   * @default '/'
+   */
+  path?: string
+  /**
+   * SameSite attribute. `'none'` requires `secure: true`.
+   * @default 'lax'
+   */
+  sameSite?: 'lax' | 'strict' | 'none'
+  /**
+   * Secure attribute. `'auto'` sets it when the request came over https (trust proxy honoured).
+   * @default 'auto'
+   */
+  secure?: boolean | 'auto'
+  /**
+   * Mint the session cookie on HTTP `GET` responses for HTML pages (`Sec-Fetch-Dest: document` or
+   * `Accept: text/html`) that arrive without a valid one, so every tab the page opens shares a session.
+   * @default true
+   */
+  issueOnPages?: boolean
+}
+
+/** Options of the browser client that the plugin serves. */
+export interface GlueClientOptions {
+  /**
+   * URL prefix the client files are served under (`glue-client.js`, `glue-client.global.js`).
+   * @default '/_glue/'
+   */
+  prefix?: string
+}
+
+/** Options of `app.register(glue, options)`. */
+export interface GlueOptions {
+  /**
+   * Route of the websocket endpoint.
+   * @default '/ws'
+   */
+  path?: string
+  /** The session cookie. */
+  cookie?: GlueCookieOptions
+  /**
+   * Origins allowed to open a socket, as `scheme://host[:port]` strings or a function. Unset means
+   * the `Origin` must name the same host and port as the `Host` header; `Origin: null` is refused;
+   * a handshake without `Origin` (not a browser) is allowed.
+   * @default undefined
+   */
+  allowedOrigins?: readonly string[] | OriginCheck
+  /**
+   * Milliseconds between heartbeat pings; a socket that has not answered by the next tick is
+   * terminated. 0 disables the heartbeat.
+   * @default 30000
+   */
+  heartbeatInterval?: number
+  /**
+   * Largest inbound message in bytes; a larger one closes that socket with 1009.
+   * @default 65536
+   */
+  maxPayload?: number
+  /**
+   * Serve the browser client through @fastify/static, or `false` to not serve it.
+   * @default { prefix: '/_glue/' }
+   */
+  client?: GlueClientOptions | false
+  /** Runs when a socket has joined its session. Throwing or rejecting closes that socket with 1011. */
+  onConnect?: ConnectListener
+  /** Runs for every inbound message: `data` is a string for text frames, a Buffer for binary frames. */
+  onMessage?: MessageListener
+  /** Runs when a socket of a session has closed, with the close code and reason. */
+  onClose?: CloseListener
+}
+
+/** Validated cookie options. */
+export interface ResolvedCookieOptions {
+  readonly name: string
+  readonly secrets: readonly string[] | null
+  readonly maxAge: number | undefined
+  readonly domain: string | undefined
+  readonly path: string
+  readonly sameSite: 'lax' | 'strict' | 'none'
+  readonly secure: boolean | 'auto'
+  readonly issueOnPages: boolean
+}
+
+/** Validated, frozen options; the rest of the plugin reads only these. */
+export interface ResolvedGlueOptions {
+  readonly path: string
+  readonly cookie: ResolvedCookieOptions
+  readonly allowedOrigins: ReadonlySet<string> | OriginCheck | null
+  readonly heartbeatInterval: number
+  readonly maxPayload: number
+  readonly client: { readonly prefix: string } | false
+  readonly onConnect: ConnectListener | undefined
+  readonly onMessage: MessageListener | undefined
+  readonly onClose: CloseListener | undefined
+}
+
+/** Default values of every optional option. */
+export const DEFAULTS = Object.freeze({
+  path: DEFAULT_PATH,
+  cookieName: DEFAULT_COOKIE_NAME,
+  cookiePath: '/',
+  sameSite: 'lax',
+  secure: 'auto',
+  issueOnPages: true,
+  heartbeatInterval: DEFAULT_HEARTBEAT_INTERVAL,
+  maxPayload: DEFAULT_MAX_PAYLOAD,
+  clientPrefix: DEFAULT_CLIENT_PREFIX
+} as const)
+
+// RFC 6265 token characters: no separators, controls or whitespace.
+const COOKIE_NAME_RE = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/
+
+function invalid (option: string, rule: string, value: unknown): Error {
+  return new FST_WSGLUE_INVALID_OPTION(`expected \`${option}\` to be ${rule}, got ${describe(value)}`)
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function readInteger (option: string, value: unknown, fallback: number, min: number): number {
+  const result = value ?? fallback
+  if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < min) {
+    throw invalid(option, `an integer >= ${min}`, value)
+  }
+  return result
+}
+
+function readBoolean (option: string, value: unknown, fallback: boolean): boolean {
+  const result = value ?? fallback
+  if (typeof result !== 'boolean') throw invalid(option, 'a boolean', value)
+  return result
+}
+
+function readOptionalString (option: string, value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'string' || value === '') throw invalid(option, 'a non-empty string', value)
+  return value
+}
+
+function readHook<T> (option: string, value: unknown): T | undefined {
+  if (value === undefined) return undefined
+  if (typeof value !== 'function') throw invalid(option, 'a function', value)
+  return value as T
+}
+
+function readUrlPath (option: string, value: unknown, fallback: string): string {
+  const result = value ?? fallback
+  if (typeof result !== 'string' || !result.startsWith('/') || /[\s?#]/.test(result)) {
+    throw invalid(option, 'a URL path starting with "/" (no spaces, query or fragment)', value)
+  }
+  return result
+}
+
+function resolveSecrets (value: unknown): readonly string[] | null {
+  if (value === undefined) return null
+  const list = typeof value === 'string' ? [value] : value
+  if (!Array.isArray(list) || list.length === 0 ||
+    !list.every((secret) => typeof secret === 'string' && secret.length > 0)) {
+    throw invalid('cookie.secret', 'a non-empty string or a non-empty array of non-empty strings', value)
+  }
+  return Object.freeze([...list])
+}
+
+function resolveCookie (raw: unknown): ResolvedCookieOptions {
+  if (raw !== undefined && !isPlainObject(raw)) throw invalid('cookie', 'an object', raw)
+  const cookie = raw ?? {}
+
+  const name = cookie.name ?? DEFAULTS.cookieName
+  if (typeof name !== 'string' || !COOKIE_NAME_RE.test(name)) {
+    throw invalid('cookie.name', 'a cookie name (RFC 6265 token characters)', cookie.name)
+  }
+  const maxAge = cookie.maxAge === undefined ? undefined : readInteger('cookie.maxAge', cookie.maxAge, 0, 0)
+  const domain = readOptionalString('cookie.domain', cookie.domain)
+  const path = readUrlPath('cookie.path', cookie.path, DEFAULTS.cookiePath)
+
+  const sameSite = cookie.sameSite ?? DEFAULTS.sameSite
+  if (sameSite !== 'lax' && sameSite !== 'strict' && sameSite !== 'none') {
+    throw invalid('cookie.sameSite', "one of 'lax', 'strict' or 'none'", cookie.sameSite)
+  }
+  const secure = cookie.secure ?? DEFAULTS.secure
+  if (secure !== true && secure !== false && secure !== 'auto') {
+    throw invalid('cookie.secure', "true, false or 'auto'", cookie.secure)
+  }
+  // Browsers drop SameSite=None cookies that lack Secure.
+  if (sameSite === 'none' && secure !== true) {
+    throw invalid('cookie.secure', "true when `cookie.sameSite` is 'none'", cookie.secure)
+  }
+  // RFC 6265bis §4.1.3: prefixed names are rejected by browsers unless the attributes match.
+  if (name.startsWith('__Host-')) {
+    if (secure !== true) throw invalid('cookie.secure', 'true for a `__Host-` cookie name', cookie.secure)
+    if (path !== '/') throw invalid('cookie.path', '"/" for a `__Host-` cookie name', cookie.path)
+    if (domain !== undefined) throw invalid('cookie.domain', 'unset for a `__Host-` cookie name', cookie.domain)
+  }
+  if (name.startsWith('__Secure-') && secure !== true) {
+    throw invalid('cookie.secure', 'true for a `__Secure-` cookie name', cookie.secure)
+  }
+
+  return Object.freeze({
+    name,
+    secrets: resolveSecrets(cookie.secret),
+    maxAge,
+    domain,
+    path,
+    sameSite,
+    secure,
+    issueOnPages: readBoolean('cookie.issueOnPages', cookie.issueOnPages, DEFAULTS.issueOnPages)
+  })
+}
+
+function resolveAllowedOrigins (value: unknown): ReadonlySet<string> | OriginCheck | null {
+  if (value === undefined) return null
+  if (typeof value === 'function') return value as OriginCheck
+  if (!Array.isArray(value)) throw invalid('allowedOrigins', 'an array of origins or a function', value)
+  const origins = new Set<string>()
+  for (const entry of value) {
+    if (typeof entry !== 'string' || !isSerialisedOrigin(entry)) {
+      throw invalid('allowedOrigins', 'origins of the form "scheme://host[:port]"', entry)
+    }
+    origins.add(entry.toLowerCase())
+  }
+  return origins
+}
+
+function isSerialisedOrigin (value: string): boolean {
+  try {
+    return new URL(value).origin === value.toLowerCase()
+  } catch {
+    return false
+  }
+}
+
+function resolveClient (value: unknown): { readonly prefix: string } | false {
+  if (value === false) return false
+  if (value !== undefined && !isPlainObject(value)) throw invalid('client', 'an object or false', value)
+  const prefix = readUrlPath('client.prefix', value?.prefix, DEFAULTS.clientPrefix)
+  return Object.freeze({ prefix: prefix.endsWith('/') ? prefix : prefix + '/' })
+}
+
+/**
+ * Merges user options with the defaults, validates every field and freezes the result.
+ * @throws FST_WSGLUE_INVALID_OPTION naming the option, the rule and the value received.
+ */
+export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptions {
+  if (raw !== undefined && !isPlainObject(raw)) throw invalid('options', 'an object', raw)
+  const options: Record<string, unknown> = raw ?? {}
+
+  return Object.freeze({
+    path: readUrlPath('path', options.path, DEFAULTS.path),
+    cookie: resolveCookie(options.cookie),
+    allowedOrigins: resolveAllowedOrigins(options.allowedOrigins),
+    heartbeatInterval: readInteger('heartbeatInterval', options.heartbeatInterval, DEFAULTS.heartbeatInterval, 0),
+    maxPayload: readInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload, 1),
+    client: resolveClient(options.client),
+    onConnect: readHook<ConnectListener>('onConnect', options.onConnect),
+    onMessage: readHook<MessageListener>('onMessage', options.onMessage),
+    onClose: readHook<CloseListener>('onClose', options.onClose)
+  })
+}

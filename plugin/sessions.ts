@@ -1,0 +1,122 @@
+import { CLOSE_APP_MAX, CLOSE_APP_MIN, CLOSE_NORMAL, CLOSE_REASON_MAX_BYTES } from './constants.js'
+import { encodeData } from './encode.js'
+import {
+  describe,
+  FST_WSGLUE_INVALID_CLOSE_CODE,
+  FST_WSGLUE_INVALID_CLOSE_REASON,
+  FST_WSGLUE_INVALID_LISTENER,
+  FST_WSGLUE_INVALID_SESSION_ID
+} from './errors.js'
+import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
+import type { Session, SessionRegistry } from './registry.js'
+
+/** Options of `sessions.broadcast()`. */
+export interface BroadcastOptions {
+  /** A session id whose sockets do not receive this broadcast (typically the sender's). */
+  except?: string
+}
+
+/** `app.sessions`: push to browsers by session id, from any route handler or plugin. */
+export interface Sessions extends Iterable<Session> {
+  /**
+   * Sends `data` to every open socket of a session: a string as a text frame, a Buffer or
+   * ArrayBuffer view as a binary frame, anything else as JSON text.
+   * @returns how many sockets it was written to; 0 for an unknown session (not an error).
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_DATA
+   */
+  send (sessionId: string, data: unknown): number
+  /**
+   * Sends `data` to every open socket of every session, encoded once.
+   * @returns how many sockets it was written to.
+   * @throws FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`)
+   */
+  broadcast (data: unknown, options?: BroadcastOptions): number
+  /**
+   * Closes every socket of a session with a close frame.
+   * @param code 1000 (the default) or 3000–4999.
+   * @param reason at most 123 UTF-8 bytes.
+   * @returns how many sockets started closing; 0 for an unknown session.
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_CLOSE_CODE, FST_WSGLUE_INVALID_CLOSE_REASON
+   */
+  close (sessionId: string, code?: number, reason?: string): number
+  /** Whether the session has at least one open socket on this node. */
+  has (sessionId: string): boolean
+  /** The session with its open sockets, or undefined. */
+  get (sessionId: string): Session | undefined
+  /** How many sessions have at least one open socket. */
+  readonly size: number
+  /** Adds a listener; several plugins may listen to the same event. @throws FST_WSGLUE_INVALID_LISTENER */
+  on<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions
+  /** Removes a listener added with `on()`. @throws FST_WSGLUE_INVALID_LISTENER */
+  off<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions
+}
+
+function assertSessionId (sessionId: unknown): asserts sessionId is string {
+  if (typeof sessionId !== 'string' || sessionId === '') throw new FST_WSGLUE_INVALID_SESSION_ID(describe(sessionId))
+}
+
+function assertCloseCode (code: number): void {
+  if (!Number.isInteger(code) || (code !== CLOSE_NORMAL && (code < CLOSE_APP_MIN || code > CLOSE_APP_MAX))) {
+    throw new FST_WSGLUE_INVALID_CLOSE_CODE(describe(code))
+  }
+}
+
+function assertCloseReason (reason: unknown): asserts reason is string {
+  if (typeof reason !== 'string' || Buffer.byteLength(reason) > CLOSE_REASON_MAX_BYTES) {
+    throw new FST_WSGLUE_INVALID_CLOSE_REASON(
+      typeof reason === 'string' ? `${Buffer.byteLength(reason)} bytes` : describe(reason))
+  }
+}
+
+function assertListener (event: unknown, listener: unknown): void {
+  if (!SESSION_EVENTS.includes(event as SessionEventName)) {
+    throw new FST_WSGLUE_INVALID_LISTENER(`expected event to be one of ${SESSION_EVENTS.join(', ')}, got ${describe(event)}`)
+  }
+  if (typeof listener !== 'function') {
+    throw new FST_WSGLUE_INVALID_LISTENER(`expected listener to be a function, got ${describe(listener)}`)
+  }
+}
+
+/** Builds the `app.sessions` facade: validates arguments, then hands work to the registry. */
+export function createSessions (registry: SessionRegistry, events: SessionEvents): Sessions {
+  const sessions: Sessions = {
+    send (sessionId, data) {
+      assertSessionId(sessionId)
+      return registry.send(sessionId, encodeData(data))
+    },
+    broadcast (data, options) {
+      const except = options?.except
+      if (except !== undefined) assertSessionId(except)
+      return registry.broadcast(encodeData(data), except)
+    },
+    close (sessionId, code = CLOSE_NORMAL, reason = '') {
+      assertSessionId(sessionId)
+      assertCloseCode(code)
+      assertCloseReason(reason)
+      return registry.close(sessionId, code, reason)
+    },
+    has (sessionId) {
+      return registry.has(sessionId)
+    },
+    get (sessionId) {
+      return registry.get(sessionId)
+    },
+    get size () {
+      return registry.size
+    },
+    on (event, listener) {
+      assertListener(event, listener)
+      events.on(event, listener)
+      return sessions
+    },
+    off (event, listener) {
+      assertListener(event, listener)
+      events.off(event, listener)
+      return sessions
+    },
+    [Symbol.iterator] () {
+      return registry.values()
+    }
+  }
+  return sessions
+}

@@ -1,0 +1,171 @@
+import { once } from 'node:events'
+import type { IncomingMessage } from 'node:http'
+import { Writable } from 'node:stream'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import WebSocket from 'ws'
+import glue, { type GlueOptions } from '../plugin/index.js'
+
+export const SECRET = 'test-secret-that-is-long-enough-0123456789'
+
+/** Captures the JSON log lines of a Fastify app. */
+export interface LogCapture {
+  readonly stream: Writable
+  readonly lines: Array<Record<string, unknown>>
+  /** Resolves with the first line whose msg matches (already logged or logged later). */
+  waitFor (msg: string | RegExp): Promise<Record<string, unknown>>
+}
+
+export function createLogCapture (): LogCapture {
+  const lines: Array<Record<string, unknown>> = []
+  const waiters: Array<{ match: (line: Record<string, unknown>) => boolean, resolve: (line: Record<string, unknown>) => void }> = []
+  const matcher = (msg: string | RegExp) => (line: Record<string, unknown>) =>
+    typeof msg === 'string' ? line.msg === msg : msg.test(String(line.msg))
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n')) {
+        if (text === '') continue
+        const line = JSON.parse(text) as Record<string, unknown>
+        lines.push(line)
+        for (let i = waiters.length - 1; i >= 0; i--) {
+          const waiter = waiters[i]
+          if (waiter !== undefined && waiter.match(line)) {
+            waiters.splice(i, 1)
+            waiter.resolve(line)
+          }
+        }
+      }
+      callback()
+    }
+  })
+  return {
+    stream,
+    lines,
+    waitFor (msg) {
+      const match = matcher(msg)
+      const found = lines.find(match)
+      if (found !== undefined) return Promise.resolve(found)
+      return new Promise((resolve) => { waiters.push({ match, resolve }) })
+    }
+  }
+}
+
+export interface StartedApp {
+  readonly app: FastifyInstance
+  readonly port: number
+  readonly httpUrl: string
+  readonly wsUrl: string
+  readonly logs: LogCapture
+}
+
+export interface StartOptions {
+  /** Options for glue; `cookie.secret` defaults to SECRET. */
+  glue?: GlueOptions
+  fastify?: FastifyServerOptions
+  /** Runs before glue is registered (e.g. to register @fastify/cookie first). */
+  before?: (app: FastifyInstance) => Promise<void> | void
+  /** Runs after glue is registered (routes, listeners). */
+  after?: (app: FastifyInstance) => Promise<void> | void
+  port?: number
+}
+
+/** Builds a Fastify app with glue and listens on 127.0.0.1 (port 0 unless given). */
+export async function startApp (options: StartOptions = {}): Promise<StartedApp> {
+  const logs = createLogCapture()
+  const app = Fastify({ logger: { level: 'debug', stream: logs.stream }, ...options.fastify })
+  await options.before?.(app)
+  const glueOptions = options.glue ?? {}
+  await app.register(glue, { ...glueOptions, cookie: { secret: SECRET, ...glueOptions.cookie } })
+  await options.after?.(app)
+  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 })
+  const address = app.server.address()
+  if (address === null || typeof address === 'string') throw new Error('no port')
+  const path = glueOptions.path ?? '/ws'
+  return {
+    app,
+    logs,
+    port: address.port,
+    httpUrl: `http://127.0.0.1:${address.port}`,
+    wsUrl: `ws://127.0.0.1:${address.port}${path}`
+  }
+}
+
+export interface OpenedSocket {
+  readonly socket: WebSocket
+  readonly response: IncomingMessage
+  /** The raw Set-Cookie header lines of the 101 response. */
+  readonly setCookie: string[]
+  /** Messages received so far, in order (text frames as strings, binary as Buffers). */
+  readonly received: Array<string | Buffer>
+  /** Resolves with the next message not yet consumed by nextMessage(). */
+  nextMessage (): Promise<string | Buffer>
+  /** Resolves when the socket has closed, with the code and reason. */
+  readonly closed: Promise<{ code: number, reason: string }>
+}
+
+/** Opens a ws client and resolves once it is open. */
+export async function openSocket (url: string, options: WebSocket.ClientOptions = {}): Promise<OpenedSocket> {
+  const socket = new WebSocket(url, { ...options })
+  const received: Array<string | Buffer> = []
+  let consumed = 0
+  const waiters: Array<(data: string | Buffer) => void> = []
+  socket.on('message', (data: Buffer, isBinary: boolean) => {
+    const message = isBinary ? data : data.toString()
+    received.push(message)
+    const waiter = waiters.shift()
+    if (waiter !== undefined) {
+      consumed++
+      waiter(message)
+    }
+  })
+  const closed = new Promise<{ code: number, reason: string }>((resolve) => {
+    socket.on('close', (code, reason) => { resolve({ code, reason: reason.toString() }) })
+  })
+  socket.on('error', () => {})
+  // ws emits 'open' in the same tick as 'upgrade', so listen for both up front.
+  const opened = once(socket, 'open')
+  const [response] = await Promise.race([
+    once(socket, 'upgrade') as Promise<[IncomingMessage]>,
+    once(socket, 'unexpected-response').then(([, res]) => { throw new Error(`unexpected response ${(res as IncomingMessage).statusCode}`) })
+  ])
+  await opened
+  const header = response.headers['set-cookie']
+  return {
+    socket,
+    response,
+    setCookie: header ?? [],
+    received,
+    closed,
+    nextMessage () {
+      if (consumed < received.length) return Promise.resolve(received[consumed++] as string | Buffer)
+      return new Promise((resolve) => { waiters.push(resolve) })
+    }
+  }
+}
+
+/** Opens a ws client that the server must refuse; resolves with the HTTP status and body. */
+export async function refusedHandshake (url: string, options: WebSocket.ClientOptions = {}): Promise<{ status: number, body: string }> {
+  const socket = new WebSocket(url, options)
+  socket.on('error', () => {})
+  const [, response] = await Promise.race([
+    once(socket, 'unexpected-response') as Promise<[unknown, IncomingMessage]>,
+    once(socket, 'open').then(() => { socket.terminate(); throw new Error('handshake was accepted') })
+  ])
+  let body = ''
+  for await (const chunk of response) body += String(chunk)
+  return { status: response.statusCode ?? 0, body }
+}
+
+/** The `name=value` part of a Set-Cookie line, ready for a Cookie header. */
+export function cookiePair (setCookie: string | undefined): string {
+  if (setCookie === undefined) throw new Error('no Set-Cookie')
+  return setCookie.split(';')[0] as string
+}
+
+/** Resolves once `predicate` is true, checking on each event-loop turn (bounded). */
+export async function until (predicate: () => boolean, what = 'condition', timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
+    await new Promise((resolve) => setTimeout(resolve, 5))
+  }
+}
