@@ -169,3 +169,53 @@ export async function until (predicate: () => boolean, what = 'condition', timeo
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
 }
+
+/** A TCP connection that performed the websocket handshake by hand, for byte-level tests. */
+export interface RawSocket {
+  readonly socket: import('node:net').Socket
+  /** Bytes received after the 101 response. */
+  readonly received: () => Buffer
+  readonly ended: Promise<void>
+}
+
+/** Performs the upgrade with raw bytes and resolves once the 101 has arrived. */
+export async function rawUpgrade (port: number, path = '/ws', extraHeaders = ''): Promise<RawSocket> {
+  const { connect } = await import('node:net')
+  const socket = connect(port, '127.0.0.1')
+  let buffer = Buffer.alloc(0)
+  let upgraded = false
+  const ended = new Promise<void>((resolve) => { socket.on('close', () => resolve()) })
+  socket.on('error', () => {})
+  await once(socket, 'connect')
+  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`)
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      buffer = Buffer.concat([buffer, chunk])
+      if (!upgraded) {
+        const end = buffer.indexOf('\r\n\r\n')
+        if (end === -1) return
+        const head = buffer.subarray(0, end).toString()
+        if (!head.startsWith('HTTP/1.1 101')) { reject(new Error(head)); return }
+        upgraded = true
+        buffer = buffer.subarray(end + 4)
+        resolve()
+      }
+    })
+  })
+  return { socket, received: () => buffer, ended }
+}
+
+/** The close code of the first close frame in server-to-client bytes, or undefined. */
+export function closeCodeOf (bytes: Buffer): number | undefined {
+  let offset = 0
+  while (offset + 2 <= bytes.length) {
+    const opcode = (bytes[offset] as number) & 0x0f
+    let length = (bytes[offset + 1] as number) & 0x7f
+    let header = 2
+    if (length === 126) { length = bytes.readUInt16BE(offset + 2); header = 4 }
+    if (opcode === 0x8) return length >= 2 ? bytes.readUInt16BE(offset + header) : 1005
+    offset += header + length
+  }
+  return undefined
+}

@@ -1,0 +1,136 @@
+import { test } from 'tap'
+import Fastify from 'fastify'
+import fastifyCookie from '@fastify/cookie'
+import glue, { type GlueOptions } from '../plugin/index.js'
+import { DEFAULTS, resolveOptions } from '../plugin/options.js'
+import { createLogCapture, SECRET } from './helpers.js'
+
+async function registerWith (options: unknown): Promise<unknown> {
+  const app = Fastify()
+  try {
+    await app.register(glue, options as GlueOptions)
+    await app.ready()
+    return undefined
+  } catch (err) {
+    return err
+  } finally {
+    await app.close()
+  }
+}
+
+test('resolves defaults, keeping a 0 as 0, and freezes the result', async (t) => {
+  const resolved = resolveOptions({ heartbeatInterval: 0 })
+  t.equal(resolved.path, DEFAULTS.path)
+  t.equal(resolved.heartbeatInterval, 0)
+  t.equal(resolved.maxPayload, 65536)
+  t.same(resolved.client, { prefix: '/_glue/' })
+  t.match(resolved.cookie, { name: 'sid', secrets: null, path: '/', sameSite: 'lax', secure: 'auto', issueOnPages: true })
+  t.ok(Object.isFrozen(resolved) && Object.isFrozen(resolved.cookie))
+  t.same(resolveOptions(undefined).heartbeatInterval, 30_000)
+  t.same(resolveOptions({ client: { prefix: '/assets/glue' } }).client, { prefix: '/assets/glue/' })
+  t.equal(resolveOptions({ client: false }).client, false)
+  t.same([...(resolveOptions({ allowedOrigins: ['HTTPS://App.Example'] }).allowedOrigins as Set<string>)], ['https://app.example'])
+})
+
+const invalid: Array<[string, unknown, RegExp]> = [
+  ['options', 'nope', /expected `options` to be an object, got `"nope"` \(string\)/],
+  ['path', 'ws', /`path` to be a URL path starting with "\/".*got `"ws"`/],
+  ['path', '/ws?x', /`path`/],
+  ['heartbeatInterval', -1, /`heartbeatInterval` to be an integer >= 0, got `-1` \(number\)/],
+  ['heartbeatInterval', 1.5, /`heartbeatInterval`/],
+  ['heartbeatInterval', '30000', /`heartbeatInterval`.*\(string\)/],
+  ['maxPayload', 0, /`maxPayload` to be an integer >= 1, got `0`/],
+  ['cookie', 'sid', /`cookie` to be an object/],
+  ['cookie.name', 'bad name', /`cookie.name` to be a cookie name/],
+  ['cookie.secret', '', /`cookie.secret`/],
+  ['cookie.secret', [], /`cookie.secret`.*\(array\)/],
+  ['cookie.secret', ['ok-secret', 42], /`cookie.secret`/],
+  ['cookie.maxAge', -5, /`cookie.maxAge` to be an integer >= 0/],
+  ['cookie.domain', '', /`cookie.domain` to be a non-empty string/],
+  ['cookie.path', 'x', /`cookie.path`/],
+  ['cookie.sameSite', 'loose', /`cookie.sameSite` to be one of 'lax', 'strict' or 'none'/],
+  ['cookie.secure', 'yes', /`cookie.secure` to be true, false or 'auto'/],
+  ['cookie.issueOnPages', 'yes', /`cookie.issueOnPages` to be a boolean/],
+  ['allowedOrigins', 'https://a.example', /`allowedOrigins` to be an array of origins or a function/],
+  ['allowedOrigins', ['https://a.example/path'], /origins of the form "scheme:\/\/host\[:port\]", got `"https:\/\/a.example\/path"`/],
+  ['allowedOrigins', [42], /`allowedOrigins`/],
+  ['client', true, /`client` to be an object or false/],
+  ['client.prefix', 'glue', /`client.prefix`/],
+  ['onConnect', 'fn', /`onConnect` to be a function/],
+  ['onMessage', {}, /`onMessage` to be a function/],
+  ['onClose', 1, /`onClose` to be a function/]
+]
+
+test('rejects each invalid option at register with FST_WSGLUE_INVALID_OPTION naming option, rule and value', async (t) => {
+  for (const [option, value, message] of invalid) {
+    const options: Record<string, unknown> = { cookie: { secret: SECRET } }
+    if (option === 'options') {
+      t.match(await registerWith(value), { code: 'FST_WSGLUE_INVALID_OPTION', message }, option)
+      continue
+    }
+    const [head, tail] = option.split('.') as [string, string | undefined]
+    if (tail === undefined) options[head] = value
+    else options[head] = { ...(options[head] as object), [tail]: value }
+    t.match(await registerWith(options), { code: 'FST_WSGLUE_INVALID_OPTION', message }, `${option}: ${String(value)}`)
+  }
+})
+
+test('validates the cookie attribute combinations browsers require', async (t) => {
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ name: '__Host-sid' }, /`cookie.secure` to be true for a `__Host-` cookie name, got `undefined`/],
+    [{ name: '__Host-sid', secure: 'auto' }, /`cookie.secure` to be true for a `__Host-`/],
+    [{ name: '__Host-sid', secure: true, path: '/app' }, /`cookie.path` to be "\/" for a `__Host-` cookie name/],
+    [{ name: '__Host-sid', secure: true, domain: 'example.com' }, /`cookie.domain` to be unset for a `__Host-` cookie name/],
+    [{ name: '__Secure-sid', secure: false }, /`cookie.secure` to be true for a `__Secure-` cookie name/],
+    [{ sameSite: 'none' }, /`cookie.secure` to be true when `cookie.sameSite` is 'none'/]
+  ]
+  for (const [cookie, message] of cases) {
+    t.match(await registerWith({ cookie: { secret: SECRET, ...cookie } }), { code: 'FST_WSGLUE_INVALID_OPTION', message })
+  }
+  t.equal(await registerWith({ cookie: { secret: SECRET, name: '__Host-sid', secure: true } }), undefined, 'a valid __Host- setup boots')
+  t.equal(await registerWith({ cookie: { secret: SECRET, sameSite: 'none', secure: true } }), undefined)
+})
+
+test('fails to boot without a secret when @fastify/cookie has none', async (t) => {
+  t.match(await registerWith({}), { code: 'FST_WSGLUE_MISSING_SECRET', message: /cookie\.secret/ })
+  const app = Fastify()
+  await app.register(fastifyCookie)
+  app.register(glue)
+  await t.rejects(app.ready(), { code: 'FST_WSGLUE_MISSING_SECRET' })
+  await app.close()
+})
+
+test('warns once at boot about a short secret, without logging it', async (t) => {
+  const logs = createLogCapture()
+  const app = Fastify({ logger: { level: 'info', stream: logs.stream } })
+  await app.register(glue, { cookie: { secret: 'short-secret' } })
+  await app.ready()
+  await app.close()
+  const warnings = logs.lines.filter((line) => line.level === 40)
+  t.equal(warnings.length, 1)
+  t.match(warnings[0], { msg: /cookie secret is shorter than recommended/, minLength: 32 })
+  t.notOk(JSON.stringify(logs.lines).includes('short-secret'))
+})
+
+test('serves the browser client at the prefix, or not at all with client: false', async (t) => {
+  const app = Fastify()
+  await app.register(glue, { cookie: { secret: SECRET }, client: { prefix: '/assets/' } })
+  const served = await app.inject({ method: 'GET', url: '/assets/glue-client.js' })
+  t.equal(served.statusCode, 200)
+  t.match(served.headers['content-type'], /javascript/)
+  await app.close()
+
+  const off = Fastify()
+  await off.register(glue, { cookie: { secret: SECRET }, client: false })
+  t.equal((await off.inject({ method: 'GET', url: '/_glue/glue-client.js' })).statusCode, 404)
+  await off.close()
+})
+
+test('registers on a custom path only', async (t) => {
+  const app = Fastify()
+  await app.register(glue, { cookie: { secret: SECRET }, path: '/realtime' })
+  await app.ready()
+  t.ok(app.hasRoute({ method: 'GET', url: '/realtime' }))
+  t.notOk(app.hasRoute({ method: 'GET', url: '/ws' }))
+  await app.close()
+})

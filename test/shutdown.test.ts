@@ -1,0 +1,43 @@
+import { test } from 'tap'
+import fastifyWebsocket from '@fastify/websocket'
+import { closeCodeOf, cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers.js'
+
+test('app.close() closes every socket with 1001 and runs the close listeners', async (t) => {
+  const closes: number[] = []
+  const { app, wsUrl } = await startApp({ glue: { onClose: (_s, _socket, code) => { closes.push(code) } } })
+  const a = await openSocket(wsUrl)
+  const b = await openSocket(wsUrl, { headers: { cookie: cookiePair(a.setCookie[0]) } })
+  const c = await openSocket(wsUrl)
+  await app.close()
+  for (const client of [a, b, c]) t.same(await client.closed, { code: 1001, reason: 'server shutting down' })
+  t.same(closes, [1001, 1001, 1001])
+  t.equal(app.sessions.size, 0)
+})
+
+test('app.close() does not wait for a peer that never answers the close frame', async (t) => {
+  const { app, port } = await startApp()
+  const raw = await rawUpgrade(port)
+  await until(() => app.sessions.size === 1, 'joined')
+  const started = Date.now()
+  await app.close()
+  const elapsed = Date.now() - started
+  t.equal(closeCodeOf(raw.received()), 1001, 'the peer got a 1001 close frame')
+  await raw.ended
+  // ws alone would wait 30 s for the peer's close frame.
+  t.ok(elapsed < 10_000, `resolved in ${elapsed} ms`)
+})
+
+test('app.close() with no sockets resolves', async (t) => {
+  const { app } = await startApp()
+  await app.close()
+  t.equal(app.sessions.size, 0)
+})
+
+test('app.close() still ends every socket when the app registered @fastify/websocket itself', async (t) => {
+  const { app, wsUrl } = await startApp({ before: async (app) => { await app.register(fastifyWebsocket) } })
+  const client = await openSocket(wsUrl)
+  await app.close()
+  // @fastify/websocket's own preClose runs first and closes without a code (1005).
+  t.ok([1001, 1005].includes((await client.closed).code))
+  t.equal(app.sessions.size, 0)
+})

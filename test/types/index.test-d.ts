@@ -1,0 +1,76 @@
+// Compiled by test/exports.test.ts with `tsc -p test/types`: a type error fails the suite.
+import Fastify, { type FastifyRequest } from 'fastify'
+import type { WebSocket } from 'ws'
+import glue, {
+  errors,
+  glue as namedGlue,
+  type CloseListener,
+  type GlueOptions,
+  type Session,
+  type Sessions
+} from 'fastify-websocket-glue'
+
+type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
+function expectType<T extends true> (_value?: T): void {}
+
+const app = Fastify()
+await app.register(glue, {
+  path: '/ws',
+  cookie: { name: '__Host-sid', secret: ['new', 'old'], secure: true, sameSite: 'strict', maxAge: 60 },
+  allowedOrigins: (origin: string, request: FastifyRequest) => origin === request.headers.host,
+  heartbeatInterval: 30_000,
+  maxPayload: 65_536,
+  client: false,
+  onConnect (session, socket, request) {
+    expectType<Equal<typeof session, Session>>()
+    expectType<Equal<typeof socket, WebSocket>>()
+    expectType<Equal<typeof request, FastifyRequest>>()
+  },
+  async onMessage (session, data) {
+    expectType<Equal<typeof data, string | Buffer>>()
+    expectType<Equal<typeof session.id, string>>()
+  },
+  onClose (_session, _socket, code, reason) {
+    expectType<Equal<typeof code, number>>()
+    expectType<Equal<typeof reason, string>>()
+  }
+})
+await app.register(namedGlue, { allowedOrigins: ['https://app.example'] })
+
+// Declaration merging: app.sessions and request.sessionId.
+expectType<Equal<typeof app.sessions, Sessions>>()
+expectType<Equal<ReturnType<Sessions['send']>, number>>()
+expectType<Equal<ReturnType<Sessions['broadcast']>, number>>()
+expectType<Equal<ReturnType<Sessions['close']>, number>>()
+expectType<Equal<Sessions['size'], number>>()
+expectType<Equal<ReturnType<Sessions['get']>, Session | undefined>>()
+app.get('/', async (request) => {
+  expectType<Equal<typeof request.sessionId, string | null>>()
+  if (request.sessionId !== null) app.sessions.send(request.sessionId, { hello: 'world' })
+  return null
+})
+for (const session of app.sessions) {
+  expectType<Equal<typeof session.sockets, ReadonlySet<WebSocket>>>()
+}
+app.sessions.broadcast('x', { except: 'sid' })
+const onClose: CloseListener = () => {}
+app.sessions.on('close', onClose).off('close', onClose)
+app.sessions.on('message', (_session, data) => { expectType<Equal<typeof data, string | Buffer>>() })
+
+// @ts-expect-error unknown event name
+app.sessions.on('open', () => {})
+// @ts-expect-error the reason must be a string
+app.sessions.close('sid', 4000, 42)
+// @ts-expect-error sameSite is a closed set
+const badSameSite: GlueOptions = { cookie: { sameSite: 'loose' } }
+// @ts-expect-error heartbeatInterval is a number
+const badInterval: GlueOptions = { heartbeatInterval: '30s' }
+app.post('/', async (request) => {
+  // @ts-expect-error request.sessionId is data, not a function
+  request.sessionId()
+  // @ts-expect-error request.sessionId may be null
+  app.sessions.send(request.sessionId, 'x')
+})
+
+const code: 'FST_WSGLUE_INVALID_OPTION' = new errors.FST_WSGLUE_INVALID_OPTION('x').code
+export { badSameSite, badInterval, code }
