@@ -135,6 +135,14 @@ test('writes the configured cookie attributes', async (t) => {
   t.match(client.setCookie[0], /^app_session=[^;]+; Max-Age=3600; Domain=127\.0\.0\.1; Path=\/; HttpOnly; Secure; SameSite=Strict$/)
 })
 
+test('writes SameSite=None with Secure for cross-site embedding', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { cookie: { sameSite: 'none', secure: true } } })
+  t.teardown(() => app.close())
+  const client = await openSocket(wsUrl)
+  t.teardown(() => client.socket.terminate())
+  t.match(client.setCookie[0], /; Path=\/; HttpOnly; Secure; SameSite=None$/)
+})
+
 test('supports a __Host- cookie name', async (t) => {
   const { app, wsUrl } = await startApp({ glue: { cookie: { name: '__Host-sid', secure: true } } })
   t.teardown(() => app.close())
@@ -190,4 +198,16 @@ test('never logs a session id in clear', async (t) => {
   t.ok(logs.lines.some((line) => typeof line.session === 'string'), 'logs carry a session tag')
   t.notOk(text.includes(id), 'no id in logs')
   t.notOk(text.includes(encodeURIComponent(cookiePair(client.setCookie[0]))), 'no cookie in logs')
+})
+
+test('works through app.injectWS without a network socket', async (t) => {
+  const { app } = await startApp()
+  t.teardown(() => app.close())
+  const socket = await app.injectWS('/ws')
+  t.equal(app.sessions.size, 1)
+  const [session] = [...app.sessions]
+  const message = new Promise((resolve) => socket.once('message', (data) => resolve(data.toString())))
+  app.sessions.send(session?.id as string, 'injected')
+  t.equal(await message, 'injected')
+  socket.terminate()
 })

@@ -32,6 +32,12 @@ test('resolves defaults, keeping a 0 as 0, and freezes the result', async (t) =>
   t.same([...(resolveOptions({ allowedOrigins: ['HTTPS://App.Example'] }).allowedOrigins as Set<string>)], ['https://app.example'])
 })
 
+function circular (): Record<string, unknown> {
+  const value: Record<string, unknown> = {}
+  value.self = value
+  return value
+}
+
 const invalid: Array<[string, unknown, RegExp]> = [
   ['options', 'nope', /expected `options` to be an object, got `"nope"` \(string\)/],
   ['path', 'ws', /`path` to be a URL path starting with "\/".*got `"ws"`/],
@@ -54,6 +60,8 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['allowedOrigins', 'https://a.example', /`allowedOrigins` to be an array of origins or a function/],
   ['allowedOrigins', ['https://a.example/path'], /origins of the form "scheme:\/\/host\[:port\]", got `"https:\/\/a.example\/path"`/],
   ['allowedOrigins', [42], /`allowedOrigins`/],
+  ['allowedOrigins', ['not a url'], /got `"not a url"`/],
+  ['allowedOrigins', circular(), /got `\[unserialisable\]` \(object\)/],
   ['client', true, /`client` to be an object or false/],
   ['client.prefix', 'glue', /`client.prefix`/],
   ['onConnect', 'fn', /`onConnect` to be a function/],
