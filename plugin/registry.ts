@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws'
 import type { EncodedData } from './encode.js'
+import { CoalescingWriter, directTransport, frameOf, inspectSocket } from './frame.js'
 
 /** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
 export interface Session {
@@ -24,6 +25,7 @@ class LiveSession implements Session {
 /** Maps session ids to their open sockets, and delivers to them. */
 export class SessionRegistry {
   #sessions = new Map<string, LiveSession>()
+  #writer = new CoalescingWriter()
 
   /** Adds a socket to its session, creating the session when it is its first socket. */
   join (sessionId: string, socket: WebSocket): Session {
@@ -32,6 +34,7 @@ export class SessionRegistry {
       session = new LiveSession(sessionId)
       this.#sessions.set(sessionId, session)
     }
+    inspectSocket(socket)
     session.sockets.add(socket)
     return session
   }
@@ -61,16 +64,31 @@ export class SessionRegistry {
   }
 
   /** Sends to every open socket of a session; returns how many sockets it was written to. */
-  send (sessionId: string, frame: EncodedData): number {
+  send (sessionId: string, data: EncodedData): number {
     const session = this.#sessions.get(sessionId)
-    return session === undefined ? 0 : sendToSession(session, frame)
+    return session === undefined ? 0 : this.#deliver(session, data, frameOf(data))
   }
 
   /** Sends to every open socket of every session but `except`; returns how many sockets. */
-  broadcast (frame: EncodedData, except: string | undefined): number {
+  broadcast (data: EncodedData, except: string | undefined): number {
+    // Framed once for every recipient: no per-socket encoding or header building.
+    const frame = frameOf(data)
     let count = 0
     for (const session of this.#sessions.values()) {
-      if (session.id !== except) count += sendToSession(session, frame)
+      if (session.id !== except) count += this.#deliver(session, data, frame)
+    }
+    return count
+  }
+
+  #deliver (session: LiveSession, data: EncodedData, frame: Buffer): number {
+    let count = 0
+    for (const socket of session.sockets) {
+      // A socket stays in its session until 'close'; skip it once the closing handshake started.
+      if (socket.readyState !== OPEN) continue
+      const transport = directTransport(socket)
+      if (transport !== null) this.#writer.write(transport, frame)
+      else socket.send(data.payload, { binary: data.binary })
+      count++
     }
     return count
   }
@@ -93,16 +111,4 @@ export class SessionRegistry {
   * sockets (): IterableIterator<WebSocket> {
     for (const session of this.#sessions.values()) yield * session.sockets
   }
-}
-
-function sendToSession (session: LiveSession, frame: EncodedData): number {
-  let count = 0
-  for (const socket of session.sockets) {
-    // A socket stays in its session until 'close'; skip it once the closing handshake started.
-    if (socket.readyState === OPEN) {
-      socket.send(frame.payload, { binary: frame.binary })
-      count++
-    }
-  }
-  return count
 }

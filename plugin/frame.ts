@@ -1,0 +1,77 @@
+import type { Duplex } from 'node:stream'
+import type { WebSocket } from 'ws'
+import type { EncodedData } from './encode.js'
+
+// RFC 6455 §5.2 opcodes, with the FIN bit set: every message we send is a single frame.
+const FIN_TEXT = 0x81
+const FIN_BINARY = 0x82
+
+/** The ws internals the fast path relies on, with a fallback to send() when they are missing. */
+interface WsInternals {
+  _socket?: Duplex | null
+  _sender?: { _queue?: unknown[], _state?: number } | null
+  [kPlain]?: boolean
+}
+
+const kPlain = Symbol('fastify-websocket-glue.plain')
+
+/** Records, once per socket, whether it negotiated no extension (extensions never change later). */
+export function inspectSocket (socket: WebSocket): void {
+  (socket as unknown as WsInternals)[kPlain] = socket.extensions === ''
+}
+
+/**
+ * Builds a complete unmasked server frame (header and payload in one Buffer), so a broadcast is
+ * framed once and written to every socket as is.
+ */
+export function frameOf (data: EncodedData): Buffer {
+  const length = data.payload.length
+  const header = length < 126 ? 2 : length <= 0xffff ? 4 : 10
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = data.binary ? FIN_BINARY : FIN_TEXT
+  if (header === 2) {
+    frame[1] = length
+  } else if (header === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeBigUInt64BE(BigInt(length), 2)
+  }
+  data.payload.copy(frame, header)
+  return frame
+}
+
+/**
+ * Returns the socket's transport when a pre-built frame may be written to it directly: no
+ * extension (permessage-deflate would need per-socket compression) and nothing queued in ws's sender.
+ */
+export function directTransport (socket: WebSocket): Duplex | null {
+  const internals = socket as unknown as WsInternals
+  const transport = internals._socket
+  const sender = internals._sender
+  if (transport == null || sender == null || internals[kPlain] !== true) return null
+  if (sender._state !== 0 || (sender._queue?.length ?? 1) !== 0) return null
+  return transport
+}
+
+/**
+ * Coalesces every frame written to one transport during the current tick into a single write:
+ * a burst of N messages costs one syscall per socket, not N.
+ */
+export class CoalescingWriter {
+  #corked: Duplex[] = []
+  #flush = (): void => {
+    const corked = this.#corked
+    this.#corked = []
+    for (const transport of corked) transport.uncork()
+  }
+
+  write (transport: Duplex, frame: Buffer): void {
+    if (transport.writableCorked === 0) {
+      transport.cork()
+      if (this.#corked.push(transport) === 1) process.nextTick(this.#flush)
+    }
+    transport.write(frame)
+  }
+}
