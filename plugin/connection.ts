@@ -4,7 +4,9 @@ import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG } from './constants.js'
 import type { SessionEvents } from './events.js'
 import type { Heartbeat } from './heartbeat.js'
 import { sessionTag } from './identity.js'
-import type { Session, SessionRegistry } from './registry.js'
+import type { InboundContext } from './inbound.js'
+import { createInboundHandler } from './inbound.js'
+import { isEnveloped, type Session, type SessionRegistry } from './registry.js'
 
 const kSession = Symbol('fastify-websocket-glue.session')
 const kPending = Symbol('fastify-websocket-glue.pending')
@@ -12,15 +14,15 @@ const kConnecting = Symbol('fastify-websocket-glue.connecting')
 
 type GlueSocket = WebSocket & {
   [kSession]: Session
-  /** Messages that arrived while async connect listeners were still running. */
-  [kPending]?: Array<string | Buffer>
+  /** Frames that arrived while async connect listeners were still running. */
+  [kPending]?: Array<[Buffer, boolean]>
   [kConnecting]?: Promise<void>
 }
 
 const OPEN = 1
 
 /** What a connection needs from the plugin instance. */
-export interface ConnectionContext {
+export interface ConnectionContext extends InboundContext {
   readonly registry: SessionRegistry
   readonly events: SessionEvents
   readonly heartbeat: Heartbeat
@@ -34,6 +36,15 @@ export interface ConnectionContext {
  */
 export function createConnectionHandler (context: ConnectionContext): (socket: WebSocket, request: FastifyRequest) => void {
   const { registry, events, heartbeat, maxPayload, log } = context
+  const dispatchEnvelope = createInboundHandler(context)
+
+  function dispatch (socket: GlueSocket, buffer: Buffer, isBinary: boolean): void {
+    if (isEnveloped(socket)) {
+      dispatchEnvelope(socket[kSession], socket, buffer, isBinary)
+    } else if (events.has('message')) {
+      events.emit('message', [socket[kSession], isBinary ? buffer : buffer.toString('utf8'), socket])
+    }
+  }
 
   function onMessage (this: WebSocket, raw: RawData, isBinary: boolean): void {
     const socket = this as GlueSocket
@@ -45,13 +56,8 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
       socket.close(CLOSE_MESSAGE_TOO_BIG, 'message too big')
       return
     }
-    if (!events.has('message')) return
-    const data = isBinary ? buffer : buffer.toString('utf8')
-    if (socket[kPending] !== undefined) {
-      socket[kPending].push(data)
-    } else {
-      events.emit('message', [socket[kSession], data, socket])
-    }
+    if (socket[kPending] !== undefined) socket[kPending].push([buffer, isBinary])
+    else dispatch(socket, buffer, isBinary)
   }
 
   function onClose (this: WebSocket, code: number, reason: Buffer): void {
@@ -96,7 +102,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
           failConnect(glueSocket)
           return
         }
-        for (const data of pending) events.emit('message', [session, data, glueSocket])
+        for (const [buffer, isBinary] of pending) dispatch(glueSocket, buffer, isBinary)
       })
     }
   }

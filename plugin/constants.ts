@@ -28,3 +28,9 @@ export const SHUTDOWN_GRACE = 1000
 export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
 /** Socket marker for the heartbeat: false once pinged and not answered yet. */
 export const kAlive = Symbol('fastify-websocket-glue.alive')
+/** Close code for a glue.v1 envelope that is not valid JSON (RFC 6455: inconsistent data). */
+export const CLOSE_INVALID_PAYLOAD = 1007
+/** Close code for a glue.v1 envelope that breaks the protocol's rules. */
+export const CLOSE_POLICY_VIOLATION = 1008
+/** Topic names are at most 255 UTF-8 bytes: binary topic envelopes store the length in one byte. */
+export const TOPIC_MAX_BYTES = 255

@@ -4,6 +4,10 @@ import { describe, FST_WSGLUE_INVALID_DATA } from './errors.js'
 export interface EncodedData {
   readonly payload: Buffer
   readonly binary: boolean
+  /** The JSON text of the value, for glue.v1 envelopes (a string's JSON is computed on demand). */
+  readonly json: string | undefined
+  /** The original string, when the data was one. */
+  readonly text: string | undefined
 }
 
 /**
@@ -13,18 +17,25 @@ export interface EncodedData {
  */
 export function encodeData (data: unknown): EncodedData {
   // Encoding the string once here spares ws a Buffer.from per recipient.
-  if (typeof data === 'string') return { payload: Buffer.from(data, 'utf8'), binary: false }
-  if (Buffer.isBuffer(data)) return { payload: data, binary: true }
-  if (data instanceof ArrayBuffer) return { payload: Buffer.from(data), binary: true }
-  if (ArrayBuffer.isView(data)) {
-    return { payload: Buffer.from(data.buffer, data.byteOffset, data.byteLength), binary: true }
-  }
-  let text: string | undefined
+  if (typeof data === 'string') return { payload: Buffer.from(data, 'utf8'), binary: false, json: undefined, text: data }
+  if (Buffer.isBuffer(data)) return binary(data)
+  if (data instanceof ArrayBuffer) return binary(Buffer.from(data))
+  if (ArrayBuffer.isView(data)) return binary(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  let json: string | undefined
   try {
-    text = JSON.stringify(data)
+    json = JSON.stringify(data)
   } catch (err) {
     throw new FST_WSGLUE_INVALID_DATA(`JSON.stringify failed: ${(err as Error).message}`)
   }
-  if (text === undefined) throw new FST_WSGLUE_INVALID_DATA(`got ${describe(data)}`)
-  return { payload: Buffer.from(text, 'utf8'), binary: false }
+  if (json === undefined) throw new FST_WSGLUE_INVALID_DATA(`got ${describe(data)}`)
+  return { payload: Buffer.from(json, 'utf8'), binary: false, json, text: undefined }
+}
+
+function binary (payload: Buffer): EncodedData {
+  return { payload, binary: true, json: undefined, text: undefined }
+}
+
+/** The JSON text of a text payload: the value's JSON, or the string as a JSON string. */
+export function jsonOf (data: EncodedData): string {
+  return data.json ?? JSON.stringify(data.text ?? data.payload.toString('utf8'))
 }

@@ -50,6 +50,14 @@ export const FST_WSGLUE_INVALID_SESSION_ID = createError<'FST_WSGLUE_INVALID_SES
   TypeError
 )
 
+/** A topic argument is not a non-empty string of at most 255 UTF-8 bytes. */
+export const FST_WSGLUE_INVALID_TOPIC = createError<'FST_WSGLUE_INVALID_TOPIC', [string]>(
+  'FST_WSGLUE_INVALID_TOPIC',
+  'Invalid topic: expected a non-empty string of at most 255 UTF-8 bytes, got %s',
+  500,
+  TypeError
+)
+
 /** `sessions.on()`/`off()` got an unknown event name or a listener that is not a function. */
 export const FST_WSGLUE_INVALID_LISTENER = createError<'FST_WSGLUE_INVALID_LISTENER', [string]>(
   'FST_WSGLUE_INVALID_LISTENER',
@@ -66,6 +74,7 @@ export const errors = Object.freeze({
   FST_WSGLUE_INVALID_CLOSE_REASON,
   FST_WSGLUE_INVALID_DATA,
   FST_WSGLUE_INVALID_SESSION_ID,
+  FST_WSGLUE_INVALID_TOPIC,
   FST_WSGLUE_INVALID_LISTENER
 })
 

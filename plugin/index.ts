@@ -15,6 +15,7 @@ import { createHeartbeat } from './heartbeat.js'
 import { createCookieSigner, createSessionId, readIdentity, serializeSessionCookie, type CookieSigner } from './identity.js'
 import { resolveOptions, type GlueOptions, type ResolvedGlueOptions } from './options.js'
 import { isOriginAllowed } from './origin.js'
+import { GLUE_PROTOCOL } from './protocol.js'
 import { SessionRegistry } from './registry.js'
 import { createSessions, type Sessions } from './sessions.js'
 
@@ -74,7 +75,11 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   }
   if (!fastify.hasDecorator('websocketServer')) {
     await fastify.register(fastifyWebsocket, {
-      options: { maxPayload: options.maxPayload },
+      options: {
+        maxPayload: options.maxPayload,
+        // Select glue.v1 when offered; any other client gets no subprotocol and raw frames.
+        handleProtocols: (protocols) => protocols.has(GLUE_PROTOCOL) ? GLUE_PROTOCOL : false
+      },
       // ws has already sent the close frame (1002, 1007, 1009); terminating here could cut it off.
       errorHandler (error, _socket, request) {
         request.log.info({ err: error }, 'websocket peer error')
@@ -152,7 +157,13 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   }
 
   fastify.get(options.path, { websocket: true, onRequest: admitHandshake }, createConnectionHandler({
-    registry, events, heartbeat, maxPayload: options.maxPayload, log: fastify.log
+    registry,
+    events,
+    heartbeat,
+    maxPayload: options.maxPayload,
+    log: fastify.log,
+    onRequest: options.onRequest,
+    authorizeSubscribe: options.authorizeSubscribe
   }))
 
   if (options.client !== false) {
@@ -195,4 +206,6 @@ export type { GlueOptions, GlueCookieOptions, GlueClientOptions, OriginCheck } f
 export type { Sessions, BroadcastOptions } from './sessions.js'
 export type { Session } from './registry.js'
 export type { ConnectListener, MessageListener, CloseListener, SessionEventMap, SessionEventName } from './events.js'
+export type { RequestHandler, SubscribeAuthorizer } from './inbound.js'
+export { GLUE_PROTOCOL } from './protocol.js'
 export type { WebSocket }

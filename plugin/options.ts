@@ -9,6 +9,7 @@ import {
 } from './constants.js'
 import { describe, FST_WSGLUE_INVALID_OPTION } from './errors.js'
 import type { CloseListener, ConnectListener, MessageListener } from './events.js'
+import type { RequestHandler, SubscribeAuthorizer } from './inbound.js'
 
 /** Decides whether a handshake's `Origin` may connect. Throwing counts as a refusal. */
 export type OriginCheck = (origin: string, request: FastifyRequest) => boolean
@@ -106,6 +107,16 @@ export interface GlueOptions {
   onMessage?: MessageListener
   /** Runs when a socket of a session has closed, with the close code and reason. */
   onClose?: CloseListener
+  /**
+   * Answers `client.request(data)` from glue.v1 clients; the (resolved) return value is the reply.
+   * Without it, requests are answered with `GLUE_NO_HANDLER`.
+   */
+  onRequest?: RequestHandler
+  /**
+   * Allows or refuses a subscription asked for by a glue.v1 client. May be async. Without it every
+   * client-initiated subscription is refused (server-side `sessions.subscribe()` is not affected).
+   */
+  authorizeSubscribe?: SubscribeAuthorizer
 }
 
 /** Validated cookie options. */
@@ -131,6 +142,8 @@ export interface ResolvedGlueOptions {
   readonly onConnect: ConnectListener | undefined
   readonly onMessage: MessageListener | undefined
   readonly onClose: CloseListener | undefined
+  readonly onRequest: RequestHandler | undefined
+  readonly authorizeSubscribe: SubscribeAuthorizer | undefined
 }
 
 /** Default values of every optional option. */
@@ -293,6 +306,8 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     client: resolveClient(options.client),
     onConnect: readHook<ConnectListener>('onConnect', options.onConnect),
     onMessage: readHook<MessageListener>('onMessage', options.onMessage),
-    onClose: readHook<CloseListener>('onClose', options.onClose)
+    onClose: readHook<CloseListener>('onClose', options.onClose),
+    onRequest: readHook<RequestHandler>('onRequest', options.onRequest),
+    authorizeSubscribe: readHook<SubscribeAuthorizer>('authorizeSubscribe', options.authorizeSubscribe)
   })
 }

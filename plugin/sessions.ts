@@ -5,14 +5,16 @@ import {
   FST_WSGLUE_INVALID_CLOSE_CODE,
   FST_WSGLUE_INVALID_CLOSE_REASON,
   FST_WSGLUE_INVALID_LISTENER,
-  FST_WSGLUE_INVALID_SESSION_ID
+  FST_WSGLUE_INVALID_SESSION_ID,
+  FST_WSGLUE_INVALID_TOPIC
 } from './errors.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
+import { isTopic } from './protocol.js'
 import type { Session, SessionRegistry } from './registry.js'
 
-/** Options of `sessions.broadcast()`. */
+/** Options of `sessions.broadcast()` and `sessions.publish()`. */
 export interface BroadcastOptions {
-  /** A session id whose sockets do not receive this broadcast (typically the sender's). */
+  /** A session id whose sockets do not receive this message (typically the sender's). */
   except?: string
 }
 
@@ -39,6 +41,28 @@ export interface Sessions extends Iterable<Session> {
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_CLOSE_CODE, FST_WSGLUE_INVALID_CLOSE_REASON
    */
   close (sessionId: string, code?: number, reason?: string): number
+  /**
+   * Subscribes a session (all its tabs) to a topic. Membership ends with the session.
+   * @returns false when the session has no open socket.
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC
+   */
+  subscribe (sessionId: string, topic: string): boolean
+  /**
+   * Unsubscribes a session from a topic.
+   * @returns false when it was not subscribed.
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC
+   */
+  unsubscribe (sessionId: string, topic: string): boolean
+  /**
+   * Sends `data` to every socket of every session subscribed to `topic`, encoded once.
+   * @returns how many sockets it was written to.
+   * @throws FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`)
+   */
+  publish (topic: string, data: unknown, options?: BroadcastOptions): number
+  /** The topics a session is subscribed to. */
+  topicsOf (sessionId: string): string[]
+  /** How many sessions are subscribed to a topic. */
+  subscriberCount (topic: string): number
   /** Whether the session has at least one open socket on this node. */
   has (sessionId: string): boolean
   /** The session with its open sockets, or undefined. */
@@ -53,6 +77,10 @@ export interface Sessions extends Iterable<Session> {
 
 function assertSessionId (sessionId: unknown): asserts sessionId is string {
   if (typeof sessionId !== 'string' || sessionId === '') throw new FST_WSGLUE_INVALID_SESSION_ID(describe(sessionId))
+}
+
+function assertTopic (topic: unknown): asserts topic is string {
+  if (!isTopic(topic)) throw new FST_WSGLUE_INVALID_TOPIC(describe(topic))
 }
 
 function assertCloseCode (code: number): void {
@@ -88,6 +116,28 @@ export function createSessions (registry: SessionRegistry, events: SessionEvents
       const except = options?.except
       if (except !== undefined) assertSessionId(except)
       return registry.broadcast(encodeData(data), except)
+    },
+    subscribe (sessionId, topic) {
+      assertSessionId(sessionId)
+      assertTopic(topic)
+      return registry.subscribe(sessionId, topic)
+    },
+    unsubscribe (sessionId, topic) {
+      assertSessionId(sessionId)
+      assertTopic(topic)
+      return registry.unsubscribe(sessionId, topic)
+    },
+    publish (topic, data, options) {
+      assertTopic(topic)
+      const except = options?.except
+      if (except !== undefined) assertSessionId(except)
+      return registry.publish(topic, encodeData(data), except)
+    },
+    topicsOf (sessionId) {
+      return registry.topicsOf(sessionId)
+    },
+    subscriberCount (topic) {
+      return registry.subscriberCount(topic)
     },
     close (sessionId, code = CLOSE_NORMAL, reason = '') {
       assertSessionId(sessionId)

@@ -14,7 +14,7 @@ test('import by package name gives the plugin as default and as `glue`, with err
   t.equal(module.default[Symbol.for('plugin-meta') as unknown as keyof typeof module.default]?.name, 'fastify-websocket-glue')
   t.same(Object.keys(module.errors).sort(), [
     'FST_WSGLUE_INVALID_CLOSE_CODE', 'FST_WSGLUE_INVALID_CLOSE_REASON', 'FST_WSGLUE_INVALID_DATA',
-    'FST_WSGLUE_INVALID_LISTENER', 'FST_WSGLUE_INVALID_OPTION', 'FST_WSGLUE_INVALID_SESSION_ID',
+    'FST_WSGLUE_INVALID_LISTENER', 'FST_WSGLUE_INVALID_OPTION', 'FST_WSGLUE_INVALID_SESSION_ID', 'FST_WSGLUE_INVALID_TOPIC',
     'FST_WSGLUE_MISSING_SECRET'
   ])
   const app = Fastify()

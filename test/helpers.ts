@@ -103,8 +103,8 @@ export interface OpenedSocket {
 }
 
 /** Opens a ws client and resolves once it is open. */
-export async function openSocket (url: string, options: WebSocket.ClientOptions = {}): Promise<OpenedSocket> {
-  const socket = new WebSocket(url, { ...options })
+export async function openSocket (url: string, options: WebSocket.ClientOptions = {}, protocols?: string | string[]): Promise<OpenedSocket> {
+  const socket = protocols === undefined ? new WebSocket(url, { ...options }) : new WebSocket(url, protocols, { ...options })
   const received: Array<string | Buffer> = []
   let consumed = 0
   const waiters: Array<(data: string | Buffer) => void> = []
@@ -218,4 +218,25 @@ export function closeCodeOf (bytes: Buffer): number | undefined {
     offset += header + length
   }
   return undefined
+}
+
+/** A glue.v1 client speaking raw envelopes, for protocol tests. */
+export interface GlueSocket extends OpenedSocket {
+  /** Sends an envelope as JSON text. */
+  sendEnvelope (envelope: unknown[]): void
+  /** Resolves with the next text frame, parsed. */
+  nextEnvelope (): Promise<unknown[]>
+}
+
+export async function openGlueSocket (url: string, options: WebSocket.ClientOptions = {}): Promise<GlueSocket> {
+  const opened = await openSocket(url, options, 'glue.v1')
+  return {
+    ...opened,
+    sendEnvelope (envelope) { opened.socket.send(JSON.stringify(envelope)) },
+    async nextEnvelope () {
+      const message = await opened.nextMessage()
+      if (typeof message !== 'string') throw new Error('expected a text envelope')
+      return JSON.parse(message) as unknown[]
+    }
+  }
 }

@@ -1,0 +1,138 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { SessionEvents } from './events.js'
+import { sessionTag } from './identity.js'
+import { parseInbound, replyEnvelope, type ReplyError, type RequestId } from './protocol.js'
+import type { Session, SessionRegistry } from './registry.js'
+
+/**
+ * Decides whether a client may subscribe its session to a topic. May be async. Without one, every
+ * client-initiated subscription is refused.
+ */
+export type SubscribeAuthorizer = (session: Session, topic: string, socket: WebSocket) => boolean | Promise<boolean>
+
+/**
+ * Answers a `client.request(data)`: the return value (or resolved value) is the reply. A thrown
+ * error rejects the client's promise with `{ code, message }` only when it has `expose: true`;
+ * anything else is logged and reported as `GLUE_REQUEST_FAILED`.
+ */
+export type RequestHandler = (session: Session, data: unknown, socket: WebSocket) => unknown
+
+/** Reply error codes a glue.v1 client can receive (docs/protocol.md). */
+export const REPLY_ERRORS = Object.freeze({
+  noHandler: { code: 'GLUE_NO_HANDLER', message: 'this server answers no requests' },
+  requestFailed: { code: 'GLUE_REQUEST_FAILED', message: 'request failed' },
+  refused: { code: 'GLUE_SUBSCRIBE_REFUSED', message: 'subscription refused' },
+  authorizerFailed: { code: 'GLUE_SUBSCRIBE_FAILED', message: 'subscription check failed' },
+  unknownKind: { code: 'GLUE_UNKNOWN_KIND', message: 'unknown envelope kind' },
+  badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' }
+} satisfies Record<string, ReplyError>)
+
+/** What the glue.v1 dispatcher needs from the plugin instance. */
+export interface InboundContext {
+  readonly registry: SessionRegistry
+  readonly events: SessionEvents
+  readonly log: FastifyBaseLogger
+  readonly authorizeSubscribe: SubscribeAuthorizer | undefined
+  readonly onRequest: RequestHandler | undefined
+}
+
+interface ExposedError { expose?: unknown, code?: unknown, message?: unknown }
+
+function isThenable (value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
+}
+
+/** Creates the dispatcher of client envelopes: messages, requests and subscriptions. */
+export function createInboundHandler (context: InboundContext): (session: Session, socket: WebSocket, raw: Buffer, isBinary: boolean) => void {
+  const { registry, events, log } = context
+
+  function reply (socket: WebSocket, id: RequestId, error: ReplyError | null, value?: unknown): void {
+    let envelope
+    try {
+      envelope = replyEnvelope(id, error, value)
+    } catch (err) {
+      log.error({ err }, 'request reply is not serialisable')
+      envelope = replyEnvelope(id, REPLY_ERRORS.requestFailed)
+    }
+    registry.sendTo(socket, envelope)
+  }
+
+  // Settles a sync or async result, so sync handlers reply in the same tick.
+  function settle (result: unknown, onValue: (value: unknown) => void, onError: (err: unknown) => void): void {
+    if (isThenable(result)) Promise.resolve(result).then(onValue, onError)
+    else onValue(result)
+  }
+
+  function handleRequest (session: Session, socket: WebSocket, id: RequestId, data: unknown): void {
+    const handler = context.onRequest
+    if (handler === undefined) {
+      reply(socket, id, REPLY_ERRORS.noHandler)
+      return
+    }
+    const fail = (err: unknown): void => {
+      const exposed = err as ExposedError | null
+      if (exposed?.expose === true && typeof exposed.message === 'string') {
+        reply(socket, id, { code: typeof exposed.code === 'string' ? exposed.code : REPLY_ERRORS.requestFailed.code, message: exposed.message })
+        return
+      }
+      log.error({ err, session: sessionTag(session.id) }, 'request handler failed')
+      reply(socket, id, REPLY_ERRORS.requestFailed)
+    }
+    try {
+      settle(handler(session, data, socket), (value) => { reply(socket, id, null, value) }, fail)
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  function handleSubscribe (session: Session, socket: WebSocket, id: RequestId, topic: string): void {
+    const authorize = context.authorizeSubscribe
+    if (authorize === undefined) {
+      reply(socket, id, REPLY_ERRORS.refused)
+      return
+    }
+    const fail = (err: unknown): void => {
+      log.error({ err, session: sessionTag(session.id), topic }, 'subscription check failed')
+      reply(socket, id, REPLY_ERRORS.authorizerFailed)
+    }
+    const decide = (allowed: unknown): void => {
+      // The session may have ended while an async check ran; then there is nobody to reply to.
+      if (allowed === true && registry.subscribe(session.id, topic)) reply(socket, id, null, topic)
+      else reply(socket, id, REPLY_ERRORS.refused)
+    }
+    try {
+      settle(authorize(session, topic, socket), decide, fail)
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  return function dispatch (session, socket, raw, isBinary) {
+    const envelope = parseInbound(raw, isBinary)
+    switch (envelope.kind) {
+      case 'message':
+        events.emit('message', [session, envelope.data, socket])
+        return
+      case 'request':
+        handleRequest(session, socket, envelope.id, envelope.data)
+        return
+      case 'subscribe':
+        handleSubscribe(session, socket, envelope.id, envelope.topic)
+        return
+      case 'unsubscribe':
+        reply(socket, envelope.id, null, registry.unsubscribe(session.id, envelope.topic))
+        return
+      case 'invalid':
+        log.info({ session: sessionTag(session.id), reason: envelope.reason }, 'invalid glue envelope')
+        // An envelope with a usable id gets an error reply, so a newer client can probe; others end the socket.
+        if (envelope.id !== undefined) {
+          reply(socket, envelope.id, envelope.unknownKind
+            ? REPLY_ERRORS.unknownKind
+            : { code: REPLY_ERRORS.badEnvelope.code, message: envelope.reason })
+        } else {
+          socket.close(envelope.code, envelope.reason)
+        }
+    }
+  }
+}

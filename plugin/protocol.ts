@@ -1,0 +1,116 @@
+import { CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, TOPIC_MAX_BYTES } from './constants.js'
+import { jsonOf, type EncodedData } from './encode.js'
+
+/** The websocket subprotocol of the shipped client; see docs/protocol.md. */
+export const GLUE_PROTOCOL = 'glue.v1'
+
+// Envelope kinds, the first element of every text envelope (docs/protocol.md).
+const MESSAGE = 'm'
+const TOPIC = 't'
+const REQUEST = 'q'
+const REPLY = 'r'
+const SUBSCRIBE = 's'
+const UNSUBSCRIBE = 'u'
+
+// First byte of a binary envelope.
+const BINARY_MESSAGE = 0x00
+const BINARY_TOPIC = 0x01
+
+/** A request id: a client-chosen integer, echoed in the reply. */
+export type RequestId = number
+
+/** A decoded client envelope. */
+export type InboundEnvelope =
+  | { readonly kind: 'message', readonly data: string | Buffer }
+  | { readonly kind: 'request', readonly id: RequestId, readonly data: unknown }
+  | { readonly kind: 'subscribe' | 'unsubscribe', readonly id: RequestId, readonly topic: string }
+
+/** A client envelope that cannot be processed: a close code and reason, or an error reply when it has an id. */
+export interface InvalidEnvelope {
+  readonly kind: 'invalid'
+  readonly code: number
+  readonly reason: string
+  readonly id: RequestId | undefined
+  /** True for a well-formed envelope of a kind this server does not know (a newer client). */
+  readonly unknownKind: boolean
+}
+
+/** A reply error as the client sees it. */
+export interface ReplyError {
+  readonly code: string
+  readonly message: string
+}
+
+function invalid (code: number, reason: string, id?: RequestId, unknownKind = false): InvalidEnvelope {
+  return { kind: 'invalid', code, reason, id, unknownKind }
+}
+
+function isRequestId (value: unknown): value is RequestId {
+  return Number.isSafeInteger(value) && (value as number) >= 0
+}
+
+/** Whether a topic name is valid: a non-empty string of at most 255 UTF-8 bytes. */
+export function isTopic (value: unknown): value is string {
+  return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= TOPIC_MAX_BYTES
+}
+
+/** Decodes one client frame of a glue.v1 socket. */
+export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope | InvalidEnvelope {
+  if (isBinary) {
+    if (raw.length === 0 || raw[0] !== BINARY_MESSAGE) return invalid(CLOSE_POLICY_VIOLATION, 'unknown binary envelope')
+    return { kind: 'message', data: raw.subarray(1) }
+  }
+  let envelope: unknown
+  try {
+    envelope = JSON.parse(raw.toString('utf8'))
+  } catch {
+    return invalid(CLOSE_INVALID_PAYLOAD, 'envelope is not JSON')
+  }
+  if (!Array.isArray(envelope)) return invalid(CLOSE_INVALID_PAYLOAD, 'envelope is not an array')
+  const [kind, first, second] = envelope as unknown[]
+  switch (kind) {
+    case MESSAGE:
+      if (envelope.length !== 2) return invalid(CLOSE_POLICY_VIOLATION, 'message envelope takes 1 field')
+      return { kind: 'message', data: typeof first === 'string' ? first : JSON.stringify(first) }
+    case REQUEST:
+      if (!isRequestId(first) || envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data')
+      return { kind: 'request', id: first, data: second }
+    case SUBSCRIBE:
+    case UNSUBSCRIBE:
+      if (!isRequestId(first) || envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic')
+      if (!isTopic(second)) return invalid(CLOSE_POLICY_VIOLATION, 'invalid topic', first)
+      return { kind: kind === SUBSCRIBE ? 'subscribe' : 'unsubscribe', id: first, topic: second }
+    default:
+      return invalid(CLOSE_POLICY_VIOLATION, 'unknown envelope kind', isRequestId(first) ? first : undefined, true)
+  }
+}
+
+/** `["m", data]`, or a binary frame `0x00 payload`. */
+export function messageEnvelope (data: EncodedData): EncodedData {
+  if (data.binary) return binaryEnvelope(Buffer.from([BINARY_MESSAGE]), data.payload)
+  return textEnvelope(`["${MESSAGE}",${jsonOf(data)}]`)
+}
+
+/** `["t", topic, data]`, or a binary frame `0x01 len topic payload`. */
+export function topicEnvelope (topic: string, data: EncodedData): EncodedData {
+  if (data.binary) {
+    const name = Buffer.from(topic, 'utf8')
+    return binaryEnvelope(Buffer.concat([Buffer.from([BINARY_TOPIC, name.length]), name]), data.payload)
+  }
+  return textEnvelope(`["${TOPIC}",${JSON.stringify(topic)},${jsonOf(data)}]`)
+}
+
+/** `["r", id, 1, value]` for a success, `["r", id, 0, { code, message }]` for an error. */
+export function replyEnvelope (id: RequestId, error: ReplyError | null, value?: unknown): EncodedData {
+  // JSON.stringify gives undefined for functions and symbols: those become null, like in arrays.
+  const body = error === null ? `1,${JSON.stringify(value) ?? 'null'}` : `0,${JSON.stringify(error)}`
+  return textEnvelope(`["${REPLY}",${id},${body}]`)
+}
+
+function textEnvelope (json: string): EncodedData {
+  return { payload: Buffer.from(json, 'utf8'), binary: false, json, text: undefined }
+}
+
+function binaryEnvelope (header: Buffer, payload: Buffer): EncodedData {
+  return { payload: Buffer.concat([header, payload]), binary: true, json: undefined, text: undefined }
+}
