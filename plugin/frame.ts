@@ -21,25 +21,29 @@ export function inspectSocket (socket: WebSocket): void {
 }
 
 /**
- * Builds a complete unmasked server frame (header and payload in one Buffer), so a broadcast is
- * framed once and written to every socket as is.
+ * Builds the head of an unmasked server frame carrying `length` payload bytes, followed by
+ * `prefix` (the first `prefix.length` of those bytes): the rest of the payload is written after it.
  */
-export function frameOf (data: EncodedData): Buffer {
-  const length = data.payload.length
-  const header = length < 126 ? 2 : length <= 0xffff ? 4 : 10
-  const frame = Buffer.allocUnsafe(header + length)
-  frame[0] = data.binary ? FIN_BINARY : FIN_TEXT
-  if (header === 2) {
-    frame[1] = length
-  } else if (header === 4) {
-    frame[1] = 126
-    frame.writeUInt16BE(length, 2)
+export function frameHead (length: number, binary: boolean, prefix?: Buffer): Buffer {
+  const size = length < 126 ? 2 : length <= 0xffff ? 4 : 10
+  const head = Buffer.allocUnsafe(size + (prefix?.length ?? 0))
+  head[0] = binary ? FIN_BINARY : FIN_TEXT
+  if (size === 2) {
+    head[1] = length
+  } else if (size === 4) {
+    head[1] = 126
+    head.writeUInt16BE(length, 2)
   } else {
-    frame[1] = 127
-    frame.writeBigUInt64BE(BigInt(length), 2)
+    head[1] = 127
+    head.writeBigUInt64BE(BigInt(length), 2)
   }
-  data.payload.copy(frame, header)
-  return frame
+  prefix?.copy(head, size)
+  return head
+}
+
+/** A complete frame in one Buffer, so a broadcast is framed once and written to every socket as is. */
+export function frameOf (data: EncodedData): Buffer {
+  return Buffer.concat([frameHead(data.payload.length, data.binary), data.payload])
 }
 
 /**

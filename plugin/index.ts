@@ -202,7 +202,7 @@ const plugin = fp(glue, { fastify: '5.x', name: 'fastify-websocket-glue' })
 export default plugin
 export { plugin as glue, errors }
 export { createSessionId } from './identity.js'
-export type { GlueOptions, GlueCookieOptions, GlueClientOptions, OriginCheck } from './options.js'
+export type { GlueOptions, GlueCookieOptions, GlueClientAssetsOptions, OriginCheck } from './options.js'
 export type { Sessions, BroadcastOptions } from './sessions.js'
 export type { Session } from './registry.js'
 export type { ConnectListener, MessageListener, CloseListener, SessionEventMap, SessionEventName } from './events.js'

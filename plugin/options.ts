@@ -1,5 +1,4 @@
 import type { FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
 import {
   DEFAULT_CLIENT_PREFIX,
   DEFAULT_COOKIE_NAME,
@@ -61,7 +60,7 @@ export interface GlueCookieOptions {
 }
 
 /** Options of the browser client that the plugin serves. */
-export interface GlueClientOptions {
+export interface GlueClientAssetsOptions {
   /**
    * URL prefix the client files are served under (`glue-client.js`, `glue-client.global.js`).
    * @default '/_glue/'
@@ -100,7 +99,7 @@ export interface GlueOptions {
    * Serve the browser client through @fastify/static, or `false` to not serve it.
    * @default { prefix: '/_glue/' }
    */
-  client?: GlueClientOptions | false
+  client?: GlueClientAssetsOptions | false
   /** Runs when a socket has joined its session. Throwing or rejecting closes that socket with 1011. */
   onConnect?: ConnectListener
   /** Runs for every inbound message: `data` is a string for text frames, a Buffer for binary frames. */

@@ -1,34 +1,42 @@
 import type { EncodedData } from './encode.js'
-import { frameOf } from './frame.js'
+import { frameHead, frameOf } from './frame.js'
+import { envelopeBody, envelopePrefix } from './protocol.js'
+
+/** The bytes of one message for one glue.v1 session: a per-session head and the shared body. */
+export interface EnvelopeFrame {
+  /** The websocket frame header followed by the envelope's per-session prefix. */
+  readonly head: Buffer
+  /** The envelope's per-session prefix alone (for sockets that ws must frame itself). */
+  readonly prefix: Buffer
+  readonly body: Buffer
+  readonly binary: boolean
+}
 
 /**
  * One outgoing message in the two shapes a socket may need: raw (plain websocket clients) and as a
- * glue.v1 envelope. Each shape is encoded and framed at most once, whatever the number of recipients.
+ * glue.v1 envelope. The payload is encoded once and the shared parts are built at most once,
+ * whatever the number of recipients; only the small sequence-numbered head differs per session.
  */
 export class Outbound {
   readonly raw: EncodedData
-  #toEnvelope: (data: EncodedData) => EncodedData
-  #envelope: EncodedData | undefined
+  readonly topic: string | undefined
   #rawFrame: Buffer | undefined
-  #envelopeFrame: Buffer | undefined
+  #body: Buffer | undefined
 
-  constructor (raw: EncodedData, toEnvelope: (data: EncodedData) => EncodedData) {
+  constructor (raw: EncodedData, topic?: string) {
     this.raw = raw
-    this.#toEnvelope = toEnvelope
+    this.topic = topic
   }
 
-  data (enveloped: boolean): EncodedData {
-    if (!enveloped) return this.raw
-    this.#envelope ??= this.#toEnvelope(this.raw)
-    return this.#envelope
+  rawFrame (): Buffer {
+    this.#rawFrame ??= frameOf(this.raw)
+    return this.#rawFrame
   }
 
-  frame (enveloped: boolean): Buffer {
-    if (!enveloped) {
-      this.#rawFrame ??= frameOf(this.raw)
-      return this.#rawFrame
-    }
-    this.#envelopeFrame ??= frameOf(this.data(true))
-    return this.#envelopeFrame
+  envelope (seq: number): EnvelopeFrame {
+    this.#body ??= envelopeBody(this.topic, this.raw)
+    const prefix = envelopePrefix(this.topic !== undefined, seq, this.raw.binary)
+    const head = frameHead(prefix.length + this.#body.length, this.raw.binary, prefix)
+    return { head, prefix, body: this.#body, binary: this.raw.binary }
   }
 }

@@ -12,6 +12,9 @@ const REPLY = 'r'
 const SUBSCRIBE = 's'
 const UNSUBSCRIBE = 'u'
 
+// Sequence numbers in binary envelopes: 48 bits, the most writeUIntBE handles.
+const SEQ_BYTES = 6
+
 // First byte of a binary envelope.
 const BINARY_MESSAGE = 0x00
 const BINARY_TOPIC = 0x01
@@ -85,19 +88,27 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
   }
 }
 
-/** `["m", data]`, or a binary frame `0x00 payload`. */
-export function messageEnvelope (data: EncodedData): EncodedData {
-  if (data.binary) return binaryEnvelope(Buffer.from([BINARY_MESSAGE]), data.payload)
-  return textEnvelope(`["${MESSAGE}",${jsonOf(data)}]`)
+/** The part of a `m`/`t` envelope shared by every recipient: everything after the sequence number. */
+export function envelopeBody (topic: string | undefined, data: EncodedData): Buffer {
+  if (data.binary) {
+    if (topic === undefined) return data.payload
+    const name = Buffer.from(topic, 'utf8')
+    return Buffer.concat([Buffer.from([name.length]), name, data.payload])
+  }
+  const topicField = topic === undefined ? '' : JSON.stringify(topic) + ','
+  return Buffer.from(`${topicField}${jsonOf(data)}]`, 'utf8')
 }
 
-/** `["t", topic, data]`, or a binary frame `0x01 len topic payload`. */
-export function topicEnvelope (topic: string, data: EncodedData): EncodedData {
-  if (data.binary) {
-    const name = Buffer.from(topic, 'utf8')
-    return binaryEnvelope(Buffer.concat([Buffer.from([BINARY_TOPIC, name.length]), name]), data.payload)
-  }
-  return textEnvelope(`["${TOPIC}",${JSON.stringify(topic)},${jsonOf(data)}]`)
+/**
+ * The per-session start of a `m`/`t` envelope: `["m",seq,` / `["t",seq,` for text, the type byte
+ * and a 6-byte big-endian sequence number for binary.
+ */
+export function envelopePrefix (topic: boolean, seq: number, binary: boolean): Buffer {
+  if (!binary) return Buffer.from(`["${topic ? TOPIC : MESSAGE}",${seq},`, 'latin1')
+  const prefix = Buffer.allocUnsafe(1 + SEQ_BYTES)
+  prefix[0] = topic ? BINARY_TOPIC : BINARY_MESSAGE
+  prefix.writeUIntBE(seq, 1, SEQ_BYTES)
+  return prefix
 }
 
 /** `["r", id, 1, value]` for a success, `["r", id, 0, { code, message }]` for an error. */
@@ -109,8 +120,4 @@ export function replyEnvelope (id: RequestId, error: ReplyError | null, value?: 
 
 function textEnvelope (json: string): EncodedData {
   return { payload: Buffer.from(json, 'utf8'), binary: false, json, text: undefined }
-}
-
-function binaryEnvelope (header: Buffer, payload: Buffer): EncodedData {
-  return { payload: Buffer.concat([header, payload]), binary: true, json: undefined, text: undefined }
 }

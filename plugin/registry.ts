@@ -1,8 +1,8 @@
 import type { WebSocket } from 'ws'
 import type { EncodedData } from './encode.js'
-import { CoalescingWriter, directTransport, inspectSocket } from './frame.js'
-import { Outbound } from './outbound.js'
-import { GLUE_PROTOCOL, messageEnvelope, topicEnvelope } from './protocol.js'
+import { CoalescingWriter, directTransport, frameOf, inspectSocket } from './frame.js'
+import { Outbound, type EnvelopeFrame } from './outbound.js'
+import { GLUE_PROTOCOL } from './protocol.js'
 
 /** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
 export interface Session {
@@ -23,6 +23,8 @@ class LiveSession implements Session {
   readonly sockets = new Set<RegisteredSocket>()
   /** Created on first subscription: most sessions never subscribe. */
   topics: Set<string> | undefined
+  /** Sequence number of the last message delivered to this session (glue.v1 clients see it). */
+  seq = 0
 
   constructor (id: string) {
     this.id = id
@@ -83,24 +85,27 @@ export class SessionRegistry {
   /** Sends to every open socket of a session; returns how many sockets it was written to. */
   send (sessionId: string, data: EncodedData): number {
     const session = this.#sessions.get(sessionId)
-    return session === undefined ? 0 : this.#deliver(session, new Outbound(data, messageEnvelope))
+    return session === undefined ? 0 : this.#deliver(session, new Outbound(data))
   }
 
   /** Sends to every open socket of every session but `except`; returns how many sockets. */
   broadcast (data: EncodedData, except: string | undefined): number {
-    return this.#deliverAll(this.#sessions.values(), new Outbound(data, messageEnvelope), except)
+    return this.#deliverAll(this.#sessions.values(), new Outbound(data), except)
   }
 
   /** Sends to every open socket of every session subscribed to `topic` but `except`. */
   publish (topic: string, data: EncodedData, except: string | undefined): number {
     const members = this.#topics.get(topic)
     if (members === undefined) return 0
-    return this.#deliverAll(members.values(), new Outbound(data, (raw) => topicEnvelope(topic, raw)), except)
+    return this.#deliverAll(members.values(), new Outbound(data, topic), except)
   }
 
   /** Sends a glue.v1 envelope to one socket, in order with everything else written to it. */
   sendTo (socket: WebSocket, envelope: EncodedData): void {
-    if (socket.readyState === OPEN) this.#write(socket, new Outbound(envelope, (data) => data), false)
+    if (socket.readyState !== OPEN) return
+    const transport = directTransport(socket)
+    if (transport !== null) this.#writer.write(transport, frameOf(envelope))
+    else socket.send(envelope.payload, { binary: envelope.binary })
   }
 
   /** Subscribes a session to a topic; false when the session has no open socket here. */
@@ -168,23 +173,28 @@ export class SessionRegistry {
   }
 
   #deliver (session: LiveSession, outbound: Outbound): number {
+    const seq = ++session.seq
+    let envelope: EnvelopeFrame | undefined
     let count = 0
     for (const socket of session.sockets) {
       // A socket stays in its session until 'close'; skip it once the closing handshake started.
       if (socket.readyState !== OPEN) continue
-      this.#write(socket, outbound, socket[kEnveloped] === true)
       count++
+      const transport = directTransport(socket)
+      if (socket[kEnveloped] !== true) {
+        if (transport !== null) this.#writer.write(transport, outbound.rawFrame())
+        else socket.send(outbound.raw.payload, { binary: outbound.raw.binary })
+        continue
+      }
+      envelope ??= outbound.envelope(seq)
+      if (transport !== null) {
+        this.#writer.write(transport, envelope.head)
+        this.#writer.write(transport, envelope.body)
+      } else {
+        // ws frames (and compresses) this one itself.
+        socket.send(Buffer.concat([envelope.prefix, envelope.body]), { binary: envelope.binary })
+      }
     }
     return count
-  }
-
-  #write (socket: WebSocket, outbound: Outbound, enveloped: boolean): void {
-    const transport = directTransport(socket)
-    if (transport !== null) {
-      this.#writer.write(transport, outbound.frame(enveloped))
-    } else {
-      const data = outbound.data(enveloped)
-      socket.send(data.payload, { binary: data.binary })
-    }
   }
 }

@@ -11,7 +11,8 @@ test('import by package name gives the plugin as default and as `glue`, with err
   const module = await import('fastify-websocket-glue')
   t.equal(typeof module.default, 'function')
   t.equal(module.glue, module.default)
-  t.equal(module.default[Symbol.for('plugin-meta') as unknown as keyof typeof module.default]?.name, 'fastify-websocket-glue')
+  const meta = (module.default as unknown as Record<symbol, { name?: string } | undefined>)[Symbol.for('plugin-meta')]
+  t.equal(meta?.name, 'fastify-websocket-glue')
   t.same(Object.keys(module.errors).sort(), [
     'FST_WSGLUE_INVALID_CLOSE_CODE', 'FST_WSGLUE_INVALID_CLOSE_REASON', 'FST_WSGLUE_INVALID_DATA',
     'FST_WSGLUE_INVALID_LISTENER', 'FST_WSGLUE_INVALID_OPTION', 'FST_WSGLUE_INVALID_SESSION_ID', 'FST_WSGLUE_INVALID_TOPIC',

@@ -104,7 +104,7 @@ test('fails to boot without a secret when @fastify/cookie has none', async (t) =
   const app = Fastify()
   await app.register(fastifyCookie)
   app.register(glue)
-  await t.rejects(app.ready(), { code: 'FST_WSGLUE_MISSING_SECRET' })
+  await t.rejects(async () => { await app.ready() }, { code: 'FST_WSGLUE_MISSING_SECRET' })
   await app.close()
 })
 

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { openGlueSocket, openSocket, startApp, until } from './helpers.js'
+import { cookiePair, openGlueSocket, openSocket, startApp, until } from './helpers.js'
 
 test('the server selects glue.v1 when offered and no subprotocol otherwise', async (t) => {
   const { app, wsUrl } = await startApp()
@@ -22,12 +22,35 @@ test('sends are enveloped for glue.v1 clients and raw for plain clients, in one 
   app.sessions.broadcast('text')
   app.sessions.broadcast({ n: 1 })
   app.sessions.broadcast(Buffer.from([5, 6]))
-  t.same(await glue.nextEnvelope(), ['m', 'text'])
-  t.same(await glue.nextEnvelope(), ['m', { n: 1 }])
-  t.same(await glue.nextMessage(), Buffer.from([0, 5, 6]))
+  t.same(await glue.nextEnvelope(), ['m', 1, 'text'])
+  t.same(await glue.nextEnvelope(), ['m', 2, { n: 1 }])
+  t.same(await glue.nextMessage(), Buffer.from([0, 0, 0, 0, 0, 0, 3, 5, 6]), 'type byte, 48-bit sequence, payload')
   t.equal(await raw.nextMessage(), 'text')
   t.equal(await raw.nextMessage(), '{"n":1}')
   t.same(await raw.nextMessage(), Buffer.from([5, 6]))
+})
+
+test('every message to a session carries the next sequence number, shared by its tabs', async (t) => {
+  const { app, wsUrl } = await startApp()
+  t.teardown(() => app.close())
+  const first = await openGlueSocket(wsUrl)
+  const second = await openGlueSocket(wsUrl, { headers: { cookie: cookiePair(first.setCookie[0]) } })
+  const other = await openGlueSocket(wsUrl)
+  t.teardown(() => { first.socket.terminate(); second.socket.terminate(); other.socket.terminate() })
+  const [session] = [...app.sessions].filter((entry) => entry.sockets.size === 2)
+  const id = session?.id as string
+  app.sessions.send(id, 'a')
+  app.sessions.subscribe(id, 'news')
+  app.sessions.publish('news', 'b')
+  app.sessions.broadcast('c')
+  app.sessions.send(id, 'x'.repeat(70_000))
+  for (const tab of [first, second]) {
+    t.same(await tab.nextEnvelope(), ['m', 1, 'a'])
+    t.same(await tab.nextEnvelope(), ['t', 2, 'news', 'b'])
+    t.same(await tab.nextEnvelope(), ['m', 3, 'c'])
+    t.same(await tab.nextEnvelope(), ['m', 4, 'x'.repeat(70_000)], 'large frames too')
+  }
+  t.same(await other.nextEnvelope(), ['m', 1, 'c'], 'each session counts on its own')
 })
 
 test('client message envelopes reach onMessage as strings, JSON text or Buffers', async (t) => {

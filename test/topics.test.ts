@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { cookiePair, openGlueSocket, openSocket, startApp, until, type StartOptions } from './helpers.js'
+import { cookiePair, openGlueSocket, openSocket, startApp, until, type GlueSocket, type StartOptions } from './helpers.js'
 
 async function startTracked (options: StartOptions = {}) {
   const ids: string[] = []
@@ -17,7 +17,7 @@ test('publish fans out to every tab of every subscribed session, once, and not t
   const { app, wsUrl, ids } = await startTracked()
   t.teardown(() => app.close())
   const sessions = 20
-  const clients = []
+  const clients: GlueSocket[][] = []
   for (let i = 0; i < sessions; i++) {
     const first = await openGlueSocket(wsUrl)
     const second = await openGlueSocket(wsUrl, { headers: { cookie: cookiePair(first.setCookie[0]) } })
@@ -31,8 +31,8 @@ test('publish fans out to every tab of every subscribed session, once, and not t
   app.sessions.broadcast('marker')
   for (const [i, pair] of clients.entries()) {
     for (const client of pair) {
-      if (i % 2 === 0) t.same(await client.nextEnvelope(), ['t', 'news', { headline: 'one' }])
-      t.same(await client.nextEnvelope(), ['m', 'marker'], 'nothing else before the marker')
+      if (i % 2 === 0) t.same(await client.nextEnvelope(), ['t', 1, 'news', { headline: 'one' }])
+      t.same(await client.nextEnvelope(), ['m', i % 2 === 0 ? 2 : 1, 'marker'], 'nothing else before the marker; both tabs share the sequence')
     }
   }
 })
@@ -47,12 +47,12 @@ test('publish skips the session named in except and a raw socket gets raw data',
   for (const id of ids) app.sessions.subscribe(id, 'room')
   t.equal(app.sessions.publish('room', 'hello', { except: ids[2] }), 2)
   app.sessions.publish('room', Buffer.from([1, 2]), { except: ids[2] })
-  t.same(await glue.nextEnvelope(), ['t', 'room', 'hello'])
-  t.same(await glue.nextMessage(), Buffer.from([0x01, 4, ...Buffer.from('room'), 1, 2]), 'binary topic envelope')
+  t.same(await glue.nextEnvelope(), ['t', 1, 'room', 'hello'])
+  t.same(await glue.nextMessage(), Buffer.from([0x01, 0, 0, 0, 0, 0, 2, 4, ...Buffer.from('room'), 1, 2]), 'binary topic envelope')
   t.equal(await raw.nextMessage(), 'hello', 'raw clients get the data as is')
   t.same(await raw.nextMessage(), Buffer.from([1, 2]))
   app.sessions.send(ids[2] as string, 'marker')
-  t.same(await sender.nextEnvelope(), ['m', 'marker'], 'the excepted session got nothing before')
+  t.same(await sender.nextEnvelope(), ['m', 1, 'marker'], 'the excepted session got nothing before')
 })
 
 test('unsubscribe, topicsOf and membership ending with the session', async (t) => {
@@ -126,7 +126,7 @@ test('an async authorizer sees the session and topic and decides', async (t) => 
   t.same(seen, [`${ids[0]}:public:news`, `${ids[0]}:private:admin`])
   t.same(app.sessions.topicsOf(ids[0] as string), ['public:news'])
   app.sessions.publish('public:news', 'hi')
-  t.same(await client.nextEnvelope(), ['t', 'public:news', 'hi'])
+  t.same(await client.nextEnvelope(), ['t', 1, 'public:news', 'hi'])
   client.sendEnvelope(['u', 3, 'public:news'])
   t.same(await client.nextEnvelope(), ['r', 3, 1, true])
   client.sendEnvelope(['u', 4, 'public:news'])

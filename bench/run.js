@@ -1,0 +1,430 @@
+// Side-by-side benchmark of fastify-websocket-glue against raw ws, bare @fastify/websocket and socket.io.
+// Usage: npm run bench -- [flags]   (see bench/README.md, or --help)
+import { fork } from 'node:child_process'
+import { loadavg } from 'node:os'
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { createCaller } from './lib/rpc.js'
+import { median, summariseLatencies } from './lib/stats.js'
+import { METRICS, GOALS, renderMarkdown } from './lib/report.js'
+
+const here = dirname(fileURLToPath(import.meta.url))
+const ALL_TARGETS = ['glue', 'ws', 'fastify-ws', 'socketio']
+const ALL_SCENARIOS = ['connect', 'broadcast', 'targeted', 'echo']
+const MAX_SOCKETS_PER_CLIENT = 15_000
+
+const DEFAULTS = {
+  targets: ALL_TARGETS.join(','),
+  scenarios: ALL_SCENARIOS.join(','),
+  connections: 2000,
+  twoTabRatio: 0.1,
+  reps: 3,
+  clients: 0,
+  concurrency: 50,
+  messages: 100,
+  batch: 10,
+  size: 64,
+  rate: 2000,
+  duration: 2000,
+  echoSockets: 100,
+  echoDuration: 2000,
+  timeout: 120_000,
+  host: '127.0.0.1',
+  out: join(here, 'results'),
+  cpuProf: '',
+  sourceAddresses: 1,
+  label: ''
+}
+
+const HELP = `Usage: node bench/run.js [flags]
+  --targets a,b        targets to run (default ${DEFAULTS.targets})
+  --scenarios a,b      scenarios to run (default ${DEFAULTS.scenarios})
+  --connections N      sockets per scenario, about 10% of sessions hold two (default ${DEFAULTS.connections})
+  --two-tab-ratio R    share of sessions with two tabs (default ${DEFAULTS.twoTabRatio})
+  --reps N             repetitions; the table reports the median (default ${DEFAULTS.reps})
+  --clients N          client processes (default: one per ${MAX_SOCKETS_PER_CLIENT} sockets)
+  --concurrency N      sessions connecting at once per client process (default ${DEFAULTS.concurrency})
+  --messages N         broadcasts per broadcast run (default ${DEFAULTS.messages})
+  --batch N            broadcasts per event-loop turn (default ${DEFAULTS.batch})
+  --size N             padding bytes per message (default ${DEFAULTS.size})
+  --rate N             targeted sends per second (default ${DEFAULTS.rate})
+  --duration MS        targeted-send duration (default ${DEFAULTS.duration})
+  --echo-sockets N     sockets running the echo loop (default ${DEFAULTS.echoSockets})
+  --echo-duration MS   echo duration (default ${DEFAULTS.echoDuration})
+  --timeout MS         limit for one scenario run of one target (default ${DEFAULTS.timeout})
+  --source-addresses N loopback source addresses for the client processes, 0 lets the kernel pick
+                       127.0.0.1 (default ${DEFAULTS.sourceAddresses}; client k uses address k mod N)
+  --cpu-prof a,b       CPU-profile these targets' servers during the measured phase (<out>/prof)
+  --out DIR            results directory (default bench/results)
+  --label NAME         suffix for the result file names`
+
+function parseArgs (argv) {
+  const opts = { ...DEFAULTS }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    if (arg === '--help' || arg === '-h') { console.log(HELP); process.exit(0) }
+    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}`)
+    let [key, value] = arg.slice(2).split('=', 2)
+    if (value === undefined) value = argv[++i]
+    const name = key.replace(/-([a-z])/g, (_, c) => c.toUpperCase())
+    if (!(name in DEFAULTS)) throw new Error(`unknown flag --${key}\n${HELP}`)
+    if (value === undefined) throw new Error(`flag --${key} needs a value`)
+    if (typeof DEFAULTS[name] === 'number') {
+      const n = Number(value)
+      if (!Number.isFinite(n) || n < 0) throw new Error(`--${key} must be a non-negative number, received ${value}`)
+      opts[name] = n
+    } else {
+      opts[name] = value
+    }
+  }
+  opts.targets = opts.targets.split(',').filter(Boolean)
+  opts.scenarios = opts.scenarios.split(',').filter(Boolean)
+  opts.cpuProf = opts.cpuProf.split(',').filter(Boolean)
+  for (const t of opts.targets) if (!ALL_TARGETS.includes(t)) throw new Error(`unknown target ${t}`)
+  for (const s of opts.scenarios) if (!ALL_SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}`)
+  if (opts.clients === 0) opts.clients = Math.max(1, Math.ceil(opts.connections / MAX_SOCKETS_PER_CLIENT))
+  opts.out = resolve(opts.out)
+  return opts
+}
+
+// The session model shared by every target: `connections` sockets, a `ratio` share of sessions with two
+// tabs spread evenly, sessions dealt round robin to client processes (a session's tabs stay together).
+function sessionPlan (connections, ratio, clients) {
+  const sessions = Math.max(1, Math.round(connections / (1 + ratio)))
+  const twoTab = Math.min(sessions, connections - sessions)
+  const perClient = Array.from({ length: clients }, () => [])
+  for (let i = 0; i < sessions; i++) {
+    const tabs = Math.floor(((i + 1) * twoTab) / sessions) > Math.floor((i * twoTab) / sessions) ? 2 : 1
+    perClient[i % clients].push(tabs)
+  }
+  return { sessions, twoTab, perClient }
+}
+
+const sum = (xs) => xs.reduce((a, b) => a + b, 0)
+const big = (s) => BigInt(s)
+
+function withTimeout (promise, ms, what) {
+  let timer
+  return Promise.race([
+    promise,
+    new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms) })
+  ]).finally(() => clearTimeout(timer))
+}
+
+function spawnServer (target, opts) {
+  const child = fork(join(here, 'servers', 'host.js'), [target], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return { child, call: createCaller(child) }
+}
+
+// With --cpu-prof, the server profiles only the measured phase of a scenario (not start-up or shutdown).
+const profiled = { scenario: '', target: '', rep: 0 }
+async function phaseStart (server, opts) {
+  if (opts.cpuProf.includes(profiled.target)) await server.call('profileStart')
+}
+async function phaseEnd (server, opts) {
+  if (!opts.cpuProf.includes(profiled.target)) return
+  mkdirSync(join(opts.out, 'prof'), { recursive: true })
+  const { scenario, target, rep } = profiled
+  const { file } = await server.call('profileStop', { file: join(opts.out, 'prof', `${scenario}-${target}-rep${rep + 1}-${Date.now()}.cpuprofile`) })
+  console.log(`  profile written to ${file}`)
+}
+
+function spawnClient () {
+  const child = fork(join(here, 'client.js'), [], { execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  return { child, call: createCaller(child) }
+}
+
+// Each client process binds to its own loopback source address, which gives it its own ephemeral ports.
+// The third octet moves on with every run: bind() gets slow on an address whose ports are held by
+// TIME_WAIT sockets of an earlier run.
+let runIndex = 0
+function sourceAddress (k, opts) {
+  if (opts.sourceAddresses === 0) return undefined
+  return `127.0.${1 + (runIndex % 250)}.${2 + (k % opts.sourceAddresses)}`
+}
+
+async function connectAll (clients, target, base, plans, opts) {
+  const results = await Promise.all(clients.map((c, k) => c.call('connect', {
+    target,
+    base,
+    plan: plans[k],
+    concurrency: opts.concurrency,
+    localAddress: sourceAddress(k, opts),
+    timeoutMs: 15_000
+  })))
+  const startNs = results.reduce((m, r) => (big(r.startNs) < m ? big(r.startNs) : m), big(results[0].startNs))
+  const endNs = results.reduce((m, r) => (big(r.endNs) > m ? big(r.endNs) : m), big(results[0].endNs))
+  const open = sum(results.map((r) => r.open))
+  if (open === 0) throw new Error(`no connection opened: ${results.flatMap((r) => r.errors).slice(0, 2).join('; ')}`)
+  return {
+    open: sum(results.map((r) => r.open)),
+    failed: sum(results.map((r) => r.failed)),
+    mismatched: sum(results.map((r) => r.mismatched)),
+    errors: results.flatMap((r) => r.errors).slice(0, 5),
+    seconds: Number(endNs - startNs) / 1e9
+  }
+}
+
+const cpuMicros = (a, b) => ({ user: b.user - a.user, system: b.system - a.system, total: b.user - a.user + b.system - a.system })
+
+// Polls the clients until `done(counts)` holds or nothing arrived for `quietMs`.
+async function waitForDelivery (clients, done, quietMs, limitMs) {
+  const deadline = Date.now() + limitMs
+  let last = -1
+  let lastChange = Date.now()
+  for (;;) {
+    const counts = await Promise.all(clients.map((c) => c.call('counts')))
+    const total = sum(counts.map((x) => x.broadcastReceived + x.targetedReceived))
+    if (done(counts)) return counts
+    if (total !== last) { last = total; lastChange = Date.now() }
+    if (Date.now() - lastChange > quietMs || Date.now() > deadline) return counts
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+}
+
+const SCENARIOS = {
+  // Handshakes/s and memory per connection. A warm-up tenth of the connections opens first so one-time
+  // costs (JIT, lazily built objects) are not charged to the nine tenths being measured.
+  async connect ({ server, clients, target, base, opts }) {
+    const warmCount = Math.max(1, Math.round(opts.connections / 10))
+    const warmPlan = sessionPlan(warmCount, opts.twoTabRatio, clients.length)
+    const warm = await connectAll(clients, target, base, warmPlan.perClient, opts)
+    const mem0 = await server.call('mem')
+    await phaseStart(server, opts)
+    const cpu0 = await server.call('cpu')
+    const plan = sessionPlan(Math.max(1, opts.connections - warmCount), opts.twoTabRatio, clients.length)
+    const main = await connectAll(clients, target, base, plan.perClient, opts)
+    const cpu1 = await server.call('cpu')
+    await phaseEnd(server, opts)
+    const mem1 = await server.call('mem')
+    const n = main.open
+    const cpu = cpuMicros(cpu0, cpu1)
+    return {
+      connections: n,
+      sessions: plan.sessions,
+      failed: main.failed + warm.failed,
+      sessionMismatches: main.mismatched + warm.mismatched,
+      errors: [...warm.errors, ...main.errors],
+      handshakesPerSec: n / main.seconds,
+      serverCpuPerHandshakeUs: cpu.total / n,
+      heapPerConnBytes: (mem1.heapUsed - mem0.heapUsed) / n,
+      rssPerConnBytes: (mem1.rss - mem0.rss) / n,
+      externalPerConnBytes: (mem1.external - mem0.external) / n,
+      heapPerSessionBytes: (mem1.heapUsed - mem0.heapUsed) / plan.sessions,
+      totalHeapBytes: mem1.heapUsed,
+      totalRssBytes: mem1.rss
+    }
+  },
+
+  // Fan-out: every socket receives every broadcast. Server CPU is measured from the first broadcast until
+  // the last client has its last message, so queued writes are charged too.
+  async broadcast ({ server, clients, target, base, opts }) {
+    const plan = sessionPlan(opts.connections, opts.twoTabRatio, clients.length)
+    const conn = await connectAll(clients, target, base, plan.perClient, opts)
+    await Promise.all(clients.map((c) => c.call('reset')))
+    await phaseStart(server, opts)
+    const cpu0 = await server.call('cpu')
+    const sent = await server.call('broadcast', { messages: opts.messages, batch: opts.batch, size: opts.size, maxMs: opts.timeout / 2 })
+    const expected = sent.sent * conn.open
+    const counts = await waitForDelivery(clients, (cs) => sum(cs.map((x) => x.broadcastReceived)) >= expected, 3000, opts.timeout / 3)
+    const cpu1 = await server.call('cpu')
+    await phaseEnd(server, opts)
+    const delivered = sum(counts.map((x) => x.broadcastReceived))
+    const lastNs = counts.reduce((m, x) => (big(x.lastReceiveNs) > m ? big(x.lastReceiveNs) : m), 0n)
+    const cpu = cpuMicros(cpu0, cpu1)
+    return {
+      connections: conn.open,
+      failed: conn.failed,
+      sessionMismatches: conn.mismatched,
+      errors: conn.errors,
+      broadcasts: sent.sent,
+      expected,
+      delivered,
+      lost: expected - delivered,
+      deliveriesPerSec: delivered / (Number(lastNs - big(sent.startNs)) / 1e9),
+      serverCpuPerDeliveryUs: cpu.total / delivered,
+      serverUserPerDeliveryUs: cpu.user / delivered,
+      serverSystemPerDeliveryUs: cpu.system / delivered
+    }
+  },
+
+  // Server-initiated sends to one session at a fixed rate, round robin over all sessions. Latency is the
+  // client's receive time minus the send time stamped in the payload: process.hrtime is CLOCK_MONOTONIC,
+  // which is system-wide on Linux, so two processes on one machine share it.
+  async targeted ({ server, clients, target, base, opts }) {
+    const plan = sessionPlan(opts.connections, opts.twoTabRatio, clients.length)
+    const conn = await connectAll(clients, target, base, plan.perClient, opts)
+    const sessions = (await Promise.all(clients.map((c) => c.call('sessions')))).flat()
+    await Promise.all(clients.map((c) => c.call('reset')))
+    if (sessions.length === 0) throw new Error('no session connected')
+    const sessionIds = sessions.map((s) => s.sessionId)
+    await phaseStart(server, opts)
+    const sent = await server.call('targeted', { sessionIds, rate: opts.rate, durationMs: opts.duration, size: opts.size })
+    let expected = 0
+    for (let k = 0; k < sent.sent; k++) expected += sessions[k % sessions.length].tabs
+    const counts = await waitForDelivery(clients, (cs) => sum(cs.map((x) => x.targetedReceived)) >= expected, 2000, opts.timeout / 3)
+    await phaseEnd(server, opts)
+    const delivered = sum(counts.map((x) => x.targetedReceived))
+    const lat = summariseLatencies((await Promise.all(clients.map((c) => c.call('latencies')))).map((l) => l.samples))
+    return {
+      connections: conn.open,
+      failed: conn.failed,
+      sessionMismatches: conn.mismatched,
+      errors: conn.errors,
+      sends: sent.sent,
+      achievedRate: sent.sent / (sent.elapsedMs / 1000),
+      expected,
+      delivered,
+      deliveredRatio: expected === 0 ? null : delivered / expected,
+      targetedP50Us: lat.p50,
+      targetedP99Us: lat.p99,
+      targetedMaxUs: lat.max
+    }
+  },
+
+  // Closed-loop echo, one message in flight per socket, on `echoSockets` sockets with all others idle.
+  async echo ({ server, clients, target, base, opts }) {
+    const plan = sessionPlan(opts.connections, opts.twoTabRatio, clients.length)
+    const conn = await connectAll(clients, target, base, plan.perClient, opts)
+    const per = Math.ceil(opts.echoSockets / clients.length)
+    await phaseStart(server, opts)
+    const results = await Promise.all(clients.map((c) => c.call('echo', {
+      count: per, durationMs: opts.echoDuration, maxPerSocket: 1_000_000, size: opts.size
+    })))
+    await phaseEnd(server, opts)
+    const roundTrips = sum(results.map((r) => r.roundTrips))
+    const seconds = Math.max(...results.map((r) => r.elapsedMs)) / 1000
+    const lat = summariseLatencies(results.map((r) => r.samples))
+    return {
+      connections: conn.open,
+      failed: conn.failed,
+      sessionMismatches: conn.mismatched,
+      errors: conn.errors,
+      echoSockets: per * clients.length,
+      stalled: sum(results.map((r) => r.stalled)),
+      echoPerSec: roundTrips / seconds,
+      echoP50Us: lat.p50,
+      echoP99Us: lat.p99
+    }
+  }
+}
+
+async function runOne (scenario, target, opts) {
+  runIndex++
+  const server = spawnServer(target, opts)
+  const clients = Array.from({ length: opts.clients }, spawnClient)
+  const children = [server.child, ...clients.map((c) => c.child)]
+  try {
+    return await withTimeout((async () => {
+      const { port } = await server.call('start', { host: opts.host })
+      const base = target === 'socketio' ? `http://${opts.host}:${port}` : `ws://${opts.host}:${port}`
+      const result = await SCENARIOS[scenario]({ server, clients, target, base, opts })
+      // The server closes first, so TIME_WAIT lands on its side and not on the clients' source ports.
+      // A clean stop also lets --cpu-prof write its profile.
+      await withTimeout(server.call('stop'), 10_000, 'server stop').catch(() => {})
+      await Promise.all(clients.map((c) => c.call('close')))
+      return result
+    })(), opts.timeout, `${scenario}/${target}`)
+  } catch (err) {
+    return { error: String(err?.message ?? err).split('\n')[0] }
+  } finally {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    for (const child of children) {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+    }
+  }
+}
+
+function summarise (runs, opts) {
+  const summary = {}
+  for (const scenario of opts.scenarios) {
+    summary[scenario] = {}
+    for (const target of opts.targets) {
+      const reps = runs.filter((r) => r.scenario === scenario && r.target === target)
+      const ok = reps.filter((r) => r.result.error === undefined)
+      const medians = {}
+      for (const metric of METRICS.filter((m) => m.scenario === scenario)) {
+        medians[metric.key] = median(ok.map((r) => r.result[metric.key]))
+      }
+      for (const key of ['lost', 'failed', 'sessionMismatches', 'stalled']) {
+        const vals = ok.map((r) => r.result[key]).filter((v) => typeof v === 'number')
+        if (vals.length > 0) medians[`max_${key}`] = Math.max(...vals)
+      }
+      medians.errors = reps.filter((r) => r.result.error !== undefined).map((r) => r.result.error)
+      summary[scenario][target] = medians
+    }
+  }
+  // Ratios to raw ws from the same run.
+  const ratios = {}
+  for (const scenario of opts.scenarios) {
+    ratios[scenario] = {}
+    const floor = summary[scenario].ws
+    for (const target of opts.targets) {
+      ratios[scenario][target] = {}
+      for (const metric of METRICS.filter((m) => m.scenario === scenario)) {
+        const v = summary[scenario][target][metric.key]
+        const w = floor?.[metric.key]
+        ratios[scenario][target][metric.key] = (typeof v === 'number' && typeof w === 'number' && w !== 0) ? v / w : null
+      }
+    }
+  }
+  return { summary, ratios }
+}
+
+async function main () {
+  const opts = parseArgs(process.argv.slice(2))
+  if (opts.targets.includes('glue') && !existsSync(join(here, '..', 'dist', 'plugin', 'index.js'))) {
+    console.log('dist/plugin/index.js is missing (run npm run build); skipping the glue target')
+    opts.targets = opts.targets.filter((t) => t !== 'glue')
+  }
+  mkdirSync(opts.out, { recursive: true })
+  const started = new Date()
+  const loadBefore = loadavg()[0]
+  console.log(`bench: targets ${opts.targets.join(', ')}; scenarios ${opts.scenarios.join(', ')}; ` +
+    `${opts.connections} connections, ${opts.reps} reps, ${opts.clients} client process(es)`)
+
+  const runs = []
+  for (const scenario of opts.scenarios) {
+    for (let rep = 0; rep < opts.reps; rep++) {
+      // Rotate the order each repetition so no target always runs first (cold caches) or last.
+      const order = opts.targets.map((_, i) => opts.targets[(i + rep) % opts.targets.length])
+      for (const target of order) {
+        const t0 = Date.now()
+        Object.assign(profiled, { scenario, target, rep })
+        const result = await runOne(scenario, target, opts)
+        runs.push({ scenario, target, rep, ms: Date.now() - t0, result })
+        const brief = result.error ?? METRICS.filter((m) => m.scenario === scenario)
+          .map((m) => `${m.short}=${m.format(result[m.key])}`).join(' ')
+        console.log(`  ${scenario.padEnd(9)} rep ${rep + 1} ${target.padEnd(10)} ${brief}`)
+      }
+    }
+  }
+
+  const { summary, ratios } = summarise(runs, opts)
+  const meta = {
+    started: started.toISOString(),
+    seconds: (Date.now() - started.getTime()) / 1000,
+    node: process.version,
+    platform: `${process.platform} ${process.arch}`,
+    // Other work on the machine skews every figure; a high load average here means rerun on a quiet box.
+    loadAverage1m: { before: loadBefore, after: loadavg()[0] },
+    options: { ...opts, out: undefined }
+  }
+  const stamp = started.toISOString().replace(/[:.]/g, '-')
+  const suffix = opts.label ? `-${opts.label}` : ''
+  const json = { meta, goals: GOALS, summary, ratios, runs }
+  const markdown = renderMarkdown({ meta, summary, ratios, opts })
+  const files = [`bench-${stamp}${suffix}.json`, `bench-${stamp}${suffix}.md`, `latest${suffix}.json`, `latest${suffix}.md`]
+  writeFileSync(join(opts.out, files[0]), JSON.stringify(json, null, 2))
+  writeFileSync(join(opts.out, files[1]), markdown)
+  writeFileSync(join(opts.out, files[2]), JSON.stringify(json, null, 2))
+  writeFileSync(join(opts.out, files[3]), markdown)
+  console.log('\n' + markdown)
+  console.log(`results: ${files.slice(0, 2).map((f) => join(opts.out, f)).join(', ')}`)
+}
+
+main().catch((err) => {
+  console.error(err?.stack ?? err)
+  process.exit(1)
+})

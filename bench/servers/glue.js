@@ -1,0 +1,34 @@
+// This plugin, through its public API only: signed-cookie sessions and app.sessions.
+// The session id is assigned by the plugin; the hello message tells the client which one it got.
+import Fastify from 'fastify'
+import glue from '../../dist/plugin/index.js'
+import { COOKIE_SECRET } from '../lib/protocol.js'
+
+export async function start ({ host }) {
+  const app = Fastify({ logger: false })
+  await app.register(glue, {
+    path: '/ws',
+    cookie: { secret: COOKIE_SECRET },
+    heartbeatInterval: 30000,
+    onConnect (session, socket) {
+      socket.send(`h|${session.id}`)
+    },
+    onMessage (session, data, socket) {
+      socket.send(data)
+    }
+  })
+
+  await app.listen({ port: 0, host })
+  return {
+    port: app.server.address().port,
+    broadcast (data) {
+      app.sessions.broadcast(data)
+    },
+    send (sessionId, data) {
+      app.sessions.send(sessionId, data)
+    },
+    async close () {
+      await app.close()
+    }
+  }
+}

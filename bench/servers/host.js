@@ -1,0 +1,103 @@
+// One target server in its own process, driven by the orchestrator over IPC.
+// Usage (forked by run.js): node --expose-gc bench/servers/host.js <target>
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { serve } from '../lib/rpc.js'
+import { padding } from '../lib/protocol.js'
+
+const name = process.argv[2]
+const { start } = await import(`./${name}.js`)
+let target = null
+let profiler = null
+const post = (method, params = {}) => new Promise((resolve, reject) => {
+  profiler.post(method, params, (err, result) => (err ? reject(err) : resolve(result)))
+})
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+async function collect () {
+  if (typeof globalThis.gc !== 'function') throw new Error('run servers with --expose-gc')
+  // Several passes with turns of the loop in between, so weak callbacks and finalizers settle.
+  for (let i = 0; i < 4; i++) {
+    globalThis.gc()
+    await tick()
+    await sleep(20)
+  }
+}
+
+serve({
+  async start ({ host }) {
+    target = await start({ host })
+    return { port: target.port, pid: process.pid }
+  },
+  async mem () {
+    await collect()
+    const m = process.memoryUsage()
+    return { heapUsed: m.heapUsed, rss: m.rss, external: m.external, arrayBuffers: m.arrayBuffers }
+  },
+  // A heap snapshot after a forced GC, for bench/heap-diff.js.
+  async snapshot () {
+    await collect()
+    const { writeHeapSnapshot } = await import('node:v8')
+    return { file: writeHeapSnapshot(join(tmpdir(), `bench-${name}-${process.pid}-${Date.now()}.heapsnapshot`)) }
+  },
+  // CPU profile of the measured phase only (--cpu-prof), written as a .cpuprofile file.
+  async profileStart () {
+    const { Session } = await import('node:inspector')
+    profiler = new Session()
+    profiler.connect()
+    await post('Profiler.enable')
+    await post('Profiler.setSamplingInterval', { interval: 100 })
+    await post('Profiler.start')
+    return true
+  },
+  async profileStop ({ file }) {
+    const { profile } = await post('Profiler.stop')
+    profiler.disconnect()
+    profiler = null
+    const { writeFileSync } = await import('node:fs')
+    writeFileSync(file, JSON.stringify(profile))
+    return { file }
+  },
+  cpu () {
+    const c = process.cpuUsage()
+    return { user: c.user, system: c.system, ns: process.hrtime.bigint().toString() }
+  },
+  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop.
+  async broadcast ({ messages, batch, size, maxMs }) {
+    const pad = padding(size)
+    const startNs = process.hrtime.bigint()
+    const deadline = Date.now() + maxMs
+    let seq = 0
+    while (seq < messages && Date.now() < deadline) {
+      const end = Math.min(messages, seq + batch)
+      for (; seq < end; seq++) target.broadcast(`b|${seq}|${pad}`)
+      await tick()
+    }
+    return { sent: seq, startNs: startNs.toString(), endNs: process.hrtime.bigint().toString() }
+  },
+  // Targeted sends at a fixed rate, round robin over `sessionIds`; each payload carries the send time.
+  async targeted ({ sessionIds, rate, durationMs, size }) {
+    const pad = padding(size)
+    const n = sessionIds.length
+    const total = Math.floor((rate * durationMs) / 1000)
+    const t0 = process.hrtime.bigint()
+    let sent = 0
+    while (sent < total) {
+      const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6
+      if (elapsedMs > durationMs * 2 + 1000) break
+      const due = Math.min(total, Math.floor((elapsedMs * rate) / 1000) + 1)
+      for (; sent < due; sent++) {
+        target.send(sessionIds[sent % n], `t|${process.hrtime.bigint()}|${pad}`)
+      }
+      await sleep(1)
+    }
+    return { sent, elapsedMs: Number(process.hrtime.bigint() - t0) / 1e6 }
+  },
+  async stop () {
+    if (target !== null) await target.close()
+    setImmediate(() => process.exit(0))
+    return true
+  }
+})

@@ -1,0 +1,83 @@
+import { createHash } from 'node:crypto'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import glue from 'fastify-websocket-glue'
+import { PAGE } from './page.js'
+
+/** The secret the example signs cookies with unless SESSION_SECRET is set. Fine for a demo, never for production. */
+export const DEV_SECRET = 'fastify-websocket-glue example secret, dev only!!'
+
+/** Options of {@link buildApp}. */
+export interface ExampleOptions {
+  /**
+   * Cookie signing secret.
+   * @default process.env.SESSION_SECRET, else DEV_SECRET (with a warning)
+   */
+  secret?: string
+  /**
+   * Milliseconds between server broadcasts; 0 turns them off.
+   * @default process.env.BROADCAST_INTERVAL, else 3000
+   */
+  broadcastInterval?: number
+  /**
+   * Fastify's logger option.
+   * @default true
+   */
+  logger?: FastifyServerOptions['logger']
+}
+
+/** A short, stable tag of a session id, safe to show on the page (the id itself stays in the HttpOnly cookie). */
+export function sessionTag (sessionId: string): string {
+  return createHash('sha256').update(sessionId).digest('base64url').slice(0, 12)
+}
+
+function readInterval (value: string | undefined): number {
+  if (value === undefined || value === '') return 3000
+  const interval = Number(value)
+  if (!Number.isInteger(interval) || interval < 0) {
+    throw new RangeError(`Expected BROADCAST_INTERVAL to be an integer >= 0 (milliseconds), got "${value}"`)
+  }
+  return interval
+}
+
+/** Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast and `POST /notify`. */
+export async function buildApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({ logger: options.logger ?? true })
+  const secret = options.secret ?? process.env.SESSION_SECRET ?? DEV_SECRET
+  if (secret === DEV_SECRET) app.log.warn('using the built-in development secret: set SESSION_SECRET outside local development')
+  const broadcastInterval = options.broadcastInterval ?? readInterval(process.env.BROADCAST_INTERVAL)
+
+  await app.register(glue, {
+    path: '/ws',
+    cookie: { secret },
+    onConnect (session, socket) {
+      socket.send(`welcome ${sessionTag(session.id)}`)
+    },
+    onMessage (_session, data, socket) {
+      socket.send(data === 'ping' ? 'pong' : 'ok')
+    }
+  })
+
+  app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
+
+  app.post('/notify', async (request, reply) => {
+    if (request.sessionId === null) {
+      return reply.code(401).send({ error: 'No session: open the page first, it sets the session cookie', code: 'NO_SESSION' })
+    }
+    const sockets = app.sessions.send(request.sessionId, `notify: hello ${sessionTag(request.sessionId)}, this came from POST /notify`)
+    return { sockets }
+  })
+
+  if (broadcastInterval > 0) {
+    let timer: NodeJS.Timeout | undefined
+    let count = 0
+    app.addHook('onReady', async () => {
+      timer = setInterval(() => {
+        count += 1
+        app.sessions.broadcast(`broadcast #${count} at ${new Date().toISOString()}`)
+      }, broadcastInterval)
+    })
+    app.addHook('preClose', async () => { clearInterval(timer) })
+  }
+
+  return app
+}

@@ -1,0 +1,81 @@
+/** The example page: loads the classic client build from the plugin's URL and drives it with buttons. */
+export const PAGE = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>fastify-websocket-glue example</title>
+<link rel="icon" href="data:,">
+<style>
+  body { font: 15px/1.4 system-ui, sans-serif; max-width: 44rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
+  h1 { font-size: 1.3rem; }
+  .row { display: flex; gap: .5rem; margin: .6rem 0; align-items: center; flex-wrap: wrap; }
+  input { flex: 1; min-width: 12rem; padding: .35rem .5rem; font: inherit; }
+  button { padding: .35rem .8rem; font: inherit; cursor: pointer; }
+  #state { font-weight: 600; padding: .1rem .5rem; border-radius: .3rem; background: #eee; }
+  #state[data-state="open"] { background: #c8f0c8; }
+  #state[data-state="connecting"], #state[data-state="reconnecting"] { background: #fbe7b2; }
+  #state[data-state="closed"] { background: #f4c7c7; }
+  #log { list-style: none; padding: .5rem; margin: 0; height: 22rem; overflow-y: auto; background: #f6f6f6;
+    border: 1px solid #ddd; font: 13px/1.45 ui-monospace, monospace; }
+  #log .in { color: #05540a; } #log .out { color: #123f8c; } #log .info { color: #666; } #log .error { color: #a00; }
+</style>
+</head>
+<body>
+<h1>fastify-websocket-glue example</h1>
+<div class="row">State: <span id="state" data-state="closed">closed</span> Session: <code id="session">none yet</code></div>
+<div class="row">
+  <button id="connect">Connect</button>
+  <button id="disconnect">Disconnect</button>
+  <button id="notify" title="POST /notify: the server pushes to this browser's session">Notify</button>
+</div>
+<div class="row">
+  <input id="message" value="ping" aria-label="Message">
+  <button id="send">Send</button>
+</div>
+<ul id="log" aria-live="polite"></ul>
+<script src="/_glue/glue-client.global.js"></script>
+<script>
+  const $ = (id) => document.getElementById(id)
+  const log = (kind, text) => {
+    const item = document.createElement('li')
+    item.className = kind
+    item.textContent = new Date().toLocaleTimeString() + '  ' + text
+    $('log').append(item)
+    $('log').scrollTop = $('log').scrollHeight
+  }
+
+  const glue = new GlueClient({ autoConnect: false })
+  glue.on('statechange', ({ state }) => {
+    $('state').textContent = state
+    $('state').dataset.state = state
+  })
+  glue.on('open', () => log('info', 'open ' + glue.url))
+  glue.on('message', ({ data }) => {
+    const text = typeof data === 'string' ? data : '[binary ' + data.byteLength + ' bytes]'
+    if (text.startsWith('welcome ')) $('session').textContent = text.slice('welcome '.length)
+    log('in', '\\u2190 ' + text)
+  })
+  glue.on('close', ({ code, reason, willReconnect }) => {
+    log('info', 'close ' + code + (reason ? ' ' + reason : '') + (willReconnect ? ', will reconnect' : ''))
+  })
+  glue.on('reconnecting', ({ attempt, delay }) => log('info', 'reconnecting: attempt ' + attempt + ' in ' + delay + ' ms'))
+  glue.on('error', (err) => log('error', err.code + ': ' + err.message))
+
+  $('connect').onclick = () => glue.connect()
+  $('disconnect').onclick = () => glue.close()
+  const send = () => {
+    const text = $('message').value
+    if (glue.send(text)) log('out', '\\u2192 ' + text + (glue.state === 'open' ? '' : ' (queued)'))
+  }
+  $('send').onclick = send
+  $('message').onkeydown = (event) => { if (event.key === 'Enter') send() }
+  $('notify').onclick = async () => {
+    const response = await fetch('/notify', { method: 'POST' })
+    const body = await response.json()
+    log(response.ok ? 'info' : 'error', 'POST /notify ' + response.status + ' ' + JSON.stringify(body))
+  }
+</script>
+</body>
+</html>
+`

@@ -1,0 +1,126 @@
+import { existsSync } from 'node:fs'
+import { mkdir } from 'node:fs/promises'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { chromium, type Page } from 'playwright-core'
+import { test } from 'tap'
+import { buildApp } from '../example/app.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SECRET = 'e2e-test-secret-that-is-long-enough-0123456'
+const SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example.png', import.meta.url))
+const STEP_TIMEOUT = 20_000
+
+async function startExample (port = 0): Promise<{ app: FastifyInstance, url: string, port: number }> {
+  const app = await buildApp({ logger: false, secret: SECRET, broadcastInterval: 300 })
+  const url = await app.listen({ port, host: '127.0.0.1' })
+  return { app, url, port: Number(new URL(url).port) }
+}
+
+/** Waits until `count` lines of the page's output log contain `text`, and returns how many do. */
+async function seeInLog (page: Page, text: string | RegExp, count = 1): Promise<number> {
+  const lines = page.locator('#log li', { hasText: text })
+  await lines.nth(count - 1).waitFor({ timeout: STEP_TIMEOUT })
+  return lines.count()
+}
+
+async function waitForState (page: Page, state: string): Promise<void> {
+  await page.locator(`#state[data-state="${state}"]`).waitFor({ timeout: STEP_TIMEOUT })
+}
+
+const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
+
+// Locally a missing browser skips with a reason; in CI it fails, so a broken image cannot pass green.
+test('chromium is installed in CI', { skip: inCI ? false : 'only checked in CI' }, async (t) => {
+  t.equal(missing, false, missing === false ? 'found ' + CHROMIUM : missing)
+})
+
+test('the example page works end to end in headless chromium, across a server restart', { skip: inCI ? false : missing }, async (t) => {
+  let server = await startExample()
+  t.teardown(() => server.app.close())
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run']
+  })
+  t.teardown(() => browser.close())
+  const context = await browser.newContext({ viewport: { width: 900, height: 760 } })
+  const page = await context.newPage()
+  page.setDefaultTimeout(STEP_TIMEOUT)
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => { pageErrors.push(err.message) })
+  page.on('console', (message) => {
+    // Chromium itself logs each refused connection while the server is down; that is expected.
+    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) pageErrors.push(message.text())
+  })
+
+  t.comment('load the page')
+  await page.goto(server.url + '/')
+  await waitForState(page, 'closed')
+  t.equal(await page.evaluate('typeof window.GlueClient'), 'function',
+    'the classic client build defines window.GlueClient')
+
+  t.comment('connect')
+  await page.click('#connect')
+  await waitForState(page, 'open')
+  await seeInLog(page, '← welcome ')
+  const sessionTag = (await page.textContent('#session')) ?? ''
+  t.match(sessionTag, /^[\w-]{12}$/, 'the page shows its session tag')
+
+  t.comment('send ping, see pong')
+  await page.fill('#message', 'ping')
+  await page.click('#send')
+  t.equal(await seeInLog(page, '← pong'), 1)
+  await page.fill('#message', 'hello there')
+  await page.press('#message', 'Enter')
+  await seeInLog(page, '← ok')
+
+  t.comment('see a server broadcast')
+  await seeInLog(page, '← broadcast #')
+
+  t.comment('the session cookie is HttpOnly')
+  const documentCookie = await page.evaluate<string>('document.cookie')
+  t.notMatch(documentCookie, /(^|; )sid=/, 'document.cookie does not expose the session cookie')
+  const cookies = await context.cookies(server.url)
+  const sid = cookies.find((cookie) => cookie.name === 'sid')
+  t.ok(sid, 'the browser holds the session cookie')
+  t.equal(sid?.httpOnly, true)
+  t.equal(sid?.sameSite, 'Lax')
+
+  t.comment('press notify, see the pushed message')
+  await page.click('#notify')
+  await seeInLog(page, `← notify: hello ${sessionTag}`)
+  await seeInLog(page, 'POST /notify 200 {"sockets":1}')
+
+  t.comment('stop the server: the page starts reconnecting by itself')
+  const port = server.port
+  await server.app.close()
+  await waitForState(page, 'reconnecting')
+  await seeInLog(page, 'close 1001')
+  await seeInLog(page, 'reconnecting: attempt 1')
+
+  t.comment('start it again on the same port: the page comes back in the same session')
+  server = await startExample(port)
+  t.equal(server.port, port)
+  await waitForState(page, 'open')
+  t.equal(await seeInLog(page, '← welcome ', 2), 2, 'a second welcome arrived')
+  t.equal(await page.textContent('#session'), sessionTag, 'same session id after the restart')
+  const welcomes = await page.locator('#log li', { hasText: '← welcome ' }).allTextContents()
+  t.ok(welcomes.every((line) => line.endsWith(`welcome ${sessionTag}`)), 'both welcomes carry the same session tag')
+
+  t.comment('send again on the new connection, see the new server broadcast, then disconnect')
+  const broadcastsBefore = await page.locator('#log li', { hasText: '← broadcast #' }).count()
+  await page.fill('#message', 'ping')
+  await page.click('#send')
+  await seeInLog(page, '← pong', 2)
+  await seeInLog(page, '← broadcast #', broadcastsBefore + 1)
+
+  await mkdir(fileURLToPath(new URL('../test-output/', import.meta.url)), { recursive: true })
+  await page.screenshot({ path: SCREENSHOT, fullPage: true })
+  t.ok(existsSync(SCREENSHOT), `screenshot saved to ${SCREENSHOT}`)
+
+  await page.click('#disconnect')
+  await waitForState(page, 'closed')
+  t.same(pageErrors, [], 'no errors on the page')
+})

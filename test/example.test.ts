@@ -1,0 +1,203 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { test } from 'tap'
+import { buildApp, DEV_SECRET, sessionTag, type ExampleOptions } from '../example/app.js'
+import { closeSocket, openSocket } from './client-helpers.js'
+
+const SECRET = 'example-test-secret-that-is-long-enough-0123'
+
+interface Started {
+  readonly app: FastifyInstance
+  readonly http: string
+  readonly ws: string
+}
+
+async function start (options: ExampleOptions = {}): Promise<Started> {
+  const app = await buildApp({ logger: false, secret: SECRET, broadcastInterval: 0, ...options })
+  const http = await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, http, ws: http.replace('http:', 'ws:') + '/ws' }
+}
+
+/** Loads the page as a browser would and returns the session cookie it set (`name=value`). */
+async function pageCookie (http: string): Promise<string> {
+  const response = await fetch(http + '/', { headers: { accept: 'text/html' } })
+  await response.text()
+  const header = response.headers.get('set-cookie') ?? ''
+  return header.split(';', 1)[0] ?? ''
+}
+
+test('serves the page, which loads the client from the plugin url and sets an HttpOnly session cookie', async (t) => {
+  const { app, http } = await start()
+  t.teardown(() => app.close())
+  const page = await fetch(http + '/', { headers: { accept: 'text/html' } })
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /^text\/html/)
+  t.match(page.headers.get('set-cookie'), /^sid=[^;]+; .*HttpOnly/)
+  const html = await page.text()
+  t.match(html, '<script src="/_glue/glue-client.global.js"></script>')
+  for (const id of ['connect', 'disconnect', 'message', 'send', 'notify', 'log', 'state']) t.match(html, `id="${id}"`)
+
+  const script = await fetch(http + '/_glue/glue-client.global.js')
+  t.equal(script.status, 200)
+  t.match(script.headers.get('content-type'), /javascript/)
+  t.match(await script.text(), 'GlueClient')
+  const esm = await fetch(http + '/_glue/glue-client.js')
+  t.equal(esm.status, 200)
+  t.match(await esm.text(), 'export class GlueClient')
+})
+
+test('greets with a session tag, answers ping with pong and any other text with ok', async (t) => {
+  const { app, ws } = await start()
+  t.teardown(() => app.close())
+  const { socket, frames } = await openSocket(ws)
+  t.teardown(() => closeSocket(socket))
+  t.match(await frames.next(), /^welcome [\w-]{12}$/)
+  socket.send('ping')
+  t.equal(await frames.next(), 'pong')
+  socket.send('hello')
+  t.equal(await frames.next(), 'ok')
+  socket.send('PING')
+  t.equal(await frames.next(), 'ok', 'only the exact text "ping" gets pong')
+  socket.send(Buffer.from('ping'), { binary: true })
+  t.equal(await frames.next(), 'ok', 'a binary frame is not the text "ping"')
+})
+
+test('broadcasts periodically to every connected socket', async (t) => {
+  const { app, ws } = await start({ broadcastInterval: 30 })
+  t.teardown(() => app.close())
+  const first = await openSocket(ws)
+  const second = await openSocket(ws)
+  t.teardown(() => Promise.all([closeSocket(first.socket), closeSocket(second.socket)]))
+  const [a, b] = await Promise.all([first.frames.next(/^broadcast #/), second.frames.next(/^broadcast #/)])
+  t.match(a, /^broadcast #\d+ at \d{4}-\d\d-\d\dT/)
+  t.match(b, /^broadcast #\d+ at /)
+})
+
+test('reads BROADCAST_INTERVAL from the environment and rejects a bad one', async (t) => {
+  const saved = process.env.BROADCAST_INTERVAL
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.BROADCAST_INTERVAL
+    else process.env.BROADCAST_INTERVAL = saved
+  })
+  process.env.BROADCAST_INTERVAL = 'soon'
+  await t.rejects(buildApp({ logger: false, secret: SECRET }), { name: 'RangeError', message: /BROADCAST_INTERVAL.*"soon"/ })
+
+  process.env.BROADCAST_INTERVAL = '25'
+  const app = await buildApp({ logger: false, secret: SECRET })
+  t.teardown(() => app.close())
+  const http = await app.listen({ port: 0, host: '127.0.0.1' })
+  const { socket, frames } = await openSocket(http.replace('http:', 'ws:') + '/ws')
+  t.teardown(() => closeSocket(socket))
+  t.match(await frames.next(/^broadcast/), /^broadcast #\d+ /)
+})
+
+test('POST /notify pushes to the sockets of the caller\'s own session only', async (t) => {
+  const { app, http, ws } = await start()
+  t.teardown(() => app.close())
+  const cookie = await pageCookie(http)
+  t.match(cookie, /^sid=/)
+  const mine = await openSocket(ws, { cookie })
+  const myOtherTab = await openSocket(ws, { cookie })
+  const stranger = await openSocket(ws)
+  t.teardown(() => Promise.all([mine, myOtherTab, stranger].map(({ socket }) => closeSocket(socket))))
+  const frames = [mine.frames, myOtherTab.frames, stranger.frames] as const
+  const [myWelcome, otherTabWelcome, strangerWelcome] = await Promise.all(frames.map((f) => f.next(/^welcome /)))
+  t.equal(otherTabWelcome, myWelcome, 'both tabs share the session the page cookie names')
+  t.not(strangerWelcome, myWelcome)
+
+  const response = await fetch(http + '/notify', { method: 'POST', headers: { cookie } })
+  t.equal(response.status, 200)
+  t.same(await response.json(), { sockets: 2 })
+  const [a, b] = await Promise.all([frames[0].next(/^notify/), frames[1].next(/^notify/)])
+  t.match(a, /^notify: hello [\w-]{12}, this came from POST \/notify$/)
+  t.equal(b, a)
+  t.equal(myWelcome, `welcome ${a.split(' ')[2]?.replace(',', '')}`, 'the notify names the same session tag')
+  // The stranger's next frame is its own ping answer, so nothing from /notify came in between.
+  stranger.socket.send('ping')
+  t.equal(await frames[2].next(), 'pong')
+  t.equal(frames[2].all.some((text) => text.startsWith('notify')), false)
+})
+
+test('POST /notify answers 0 sockets for a session with no open socket', async (t) => {
+  const { app, http } = await start()
+  t.teardown(() => app.close())
+  const cookie = await pageCookie(http)
+  const response = await app.inject({ method: 'POST', url: '/notify', headers: { cookie } })
+  t.equal(response.statusCode, 200)
+  t.same(response.json(), { sockets: 0 })
+})
+
+test('POST /notify without a session answers 401 with a JSON error', async (t) => {
+  const { app } = await start()
+  t.teardown(() => app.close())
+  const response = await app.inject({ method: 'POST', url: '/notify' })
+  t.equal(response.statusCode, 401)
+  t.match(response.headers['content-type'], /^application\/json/)
+  t.match(response.json(), { code: 'NO_SESSION', error: /open the page first/ })
+
+  const forged = await app.inject({ method: 'POST', url: '/notify', headers: { cookie: 'sid=forged.value' } })
+  t.equal(forged.statusCode, 401, 'a forged cookie is no session')
+})
+
+test('warns once when the built-in development secret is used', async (t) => {
+  const saved = process.env.SESSION_SECRET
+  delete process.env.SESSION_SECRET
+  t.teardown(() => { if (saved !== undefined) process.env.SESSION_SECRET = saved })
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n')) if (text !== '') lines.push(JSON.parse(text))
+      callback()
+    }
+  })
+  const dev = await buildApp({ logger: { stream }, broadcastInterval: 0 })
+  await dev.close()
+  t.same(lines.filter((line) => /development secret/.test(line.msg)).map((line) => line.level), [40])
+
+  lines.length = 0
+  process.env.SESSION_SECRET = SECRET
+  const configured = await buildApp({ logger: { stream }, broadcastInterval: 0 })
+  await configured.close()
+  t.equal(lines.some((line) => /development secret/.test(line.msg)), false, 'SESSION_SECRET silences it')
+  t.ok(DEV_SECRET.length >= 32, 'the dev secret itself is not weak')
+})
+
+test('the session tag is short and stable and does not reveal the id', async (t) => {
+  t.equal(sessionTag('abc'), sessionTag('abc'))
+  t.not(sessionTag('abc'), sessionTag('abd'))
+  t.equal(sessionTag('abc').length, 12)
+  t.notMatch(sessionTag('abcdefghijklmnop'), 'abcdef')
+})
+
+test('the example server listens on PORT and HOST, logs its url and stops on SIGTERM', async (t) => {
+  const server = fileURLToPath(new URL('../dist/example/server.js', import.meta.url))
+  const child = spawn(process.execPath, [server], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', BROADCAST_INTERVAL: '0', SESSION_SECRET: SECRET },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const exited = once(child, 'exit')
+  t.teardown(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  let url = ''
+  for await (const text of createInterface({ input: child.stdout })) {
+    const line = JSON.parse(text) as { msg: string, url?: string }
+    if (line.url !== undefined) {
+      url = line.url
+      t.match(line.msg, /example listening/)
+      break
+    }
+  }
+  t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  const page = await fetch(url + '/', { headers: { accept: 'text/html' } })
+  t.equal(page.status, 200)
+  await page.text()
+  child.kill('SIGTERM')
+  const [code] = await exited
+  t.equal(code, 0, 'exits cleanly')
+})
