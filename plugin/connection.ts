@@ -1,12 +1,15 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG } from './constants.js'
+import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION } from './constants.js'
 import type { SessionEvents } from './events.js'
 import type { Heartbeat } from './heartbeat.js'
 import { sessionTag } from './identity.js'
 import type { InboundContext } from './inbound.js'
 import { createInboundHandler } from './inbound.js'
+import { parseResume, RESUME_PARAM } from './protocol.js'
+import type { RateLimiter } from './rate-limit.js'
 import { isEnveloped, type Session, type SessionRegistry } from './registry.js'
+import type { SessionStats } from './stats.js'
 
 const kSession = Symbol('fastify-websocket-glue.session')
 const kPending = Symbol('fastify-websocket-glue.pending')
@@ -28,6 +31,8 @@ export interface ConnectionContext extends InboundContext {
   readonly heartbeat: Heartbeat
   readonly maxPayload: number
   readonly log: FastifyBaseLogger
+  readonly rateLimiter: RateLimiter
+  readonly stats: SessionStats
 }
 
 /**
@@ -35,7 +40,7 @@ export interface ConnectionContext extends InboundContext {
  * session through a Symbol, so a connection costs no closures.
  */
 export function createConnectionHandler (context: ConnectionContext): (socket: WebSocket, request: FastifyRequest) => void {
-  const { registry, events, heartbeat, maxPayload, log } = context
+  const { registry, events, heartbeat, maxPayload, log, rateLimiter, stats } = context
   const dispatchEnvelope = createInboundHandler(context)
 
   function dispatch (socket: GlueSocket, buffer: Buffer, isBinary: boolean): void {
@@ -56,6 +61,16 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
       socket.close(CLOSE_MESSAGE_TOO_BIG, 'message too big')
       return
     }
+    if (!rateLimiter(socket, Date.now())) {
+      // ws still emits messages while the close handshake runs; they are dropped here.
+      if (socket.readyState === OPEN) {
+        stats.rateLimitCloses++
+        log.info({ session: sessionTag(socket[kSession].id) }, 'websocket rate limit exceeded')
+        socket.close(CLOSE_POLICY_VIOLATION, 'rate limit exceeded')
+      }
+      return
+    }
+    stats.messagesIn++
     if (socket[kPending] !== undefined) socket[kPending].push([buffer, isBinary])
     else dispatch(socket, buffer, isBinary)
   }
@@ -82,7 +97,8 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
   return function onSocket (socket: WebSocket, request: FastifyRequest): void {
     const glueSocket = socket as GlueSocket
     // admitHandshake guarantees the id; listeners are attached before any await, so no message is missed.
-    const session = registry.join(request.sessionId as string, glueSocket)
+    const resume = parseResume((request.query as Record<string, unknown> | undefined)?.[RESUME_PARAM])
+    const session = registry.join(request.sessionId as string, glueSocket, request.ip, resume)
     glueSocket[kSession] = session
     glueSocket.on('message', onMessage)
     glueSocket.on('close', onClose)

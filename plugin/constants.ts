@@ -34,3 +34,16 @@ export const CLOSE_INVALID_PAYLOAD = 1007
 export const CLOSE_POLICY_VIOLATION = 1008
 /** Topic names are at most 255 UTF-8 bytes: binary topic envelopes store the length in one byte. */
 export const TOPIC_MAX_BYTES = 255
+/** Close code for a slow consumer: its client should come back and resume (RFC 6455 §7.4.1 "Try Again Later"). */
+export const CLOSE_TRY_AGAIN_LATER = 1013
+/** How long a slow consumer closed with 1013 may take to finish closing before it is terminated. */
+export const SLOW_CONSUMER_GRACE = 2000
+/** Longest pause between two sweeps of detached sessions and outboxes. */
+export const MAX_SWEEP_INTERVAL = 1000
+
+export const DEFAULT_OUTBOX_LIMIT = 500
+export const DEFAULT_OUTBOX_MAX_AGE = 120_000
+export const DEFAULT_SESSION_GRACE = 60_000
+export const DEFAULT_SEND_HIGH_WATER_MARK = 1024 * 1024
+export const DEFAULT_RATE_LIMIT = Object.freeze({ messagesPerSecond: 100, burst: 200 })
+export const DEFAULT_MAX_SOCKETS_PER_SESSION = 32

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandle
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { createConnectionHandler } from './connection.js'
-import { CLOSE_GOING_AWAY, kSetCookie, SHUTDOWN_GRACE, WEAK_SECRET_LENGTH } from './constants.js'
+import { CLOSE_GOING_AWAY, kSetCookie, MAX_SWEEP_INTERVAL, SHUTDOWN_GRACE, WEAK_SECRET_LENGTH } from './constants.js'
 import { errors, FST_WSGLUE_MISSING_SECRET } from './errors.js'
 import { SessionEvents } from './events.js'
 import { createHeartbeat } from './heartbeat.js'
@@ -16,7 +16,9 @@ import { createCookieSigner, createSessionId, readIdentity, serializeSessionCook
 import { resolveOptions, type GlueOptions, type ResolvedGlueOptions } from './options.js'
 import { isOriginAllowed } from './origin.js'
 import { GLUE_PROTOCOL } from './protocol.js'
+import { createRateLimiter } from './rate-limit.js'
 import { SessionRegistry } from './registry.js'
+import { createStats } from './stats.js'
 import { createSessions, type Sessions } from './sessions.js'
 
 declare module 'fastify' {
@@ -33,6 +35,8 @@ declare module 'fastify' {
 type HandshakeRequest = IncomingMessage & { [kSetCookie]?: string }
 
 const FORBIDDEN_ORIGIN = 'FST_WSGLUE_FORBIDDEN_ORIGIN'
+const TOO_MANY_SESSION_SOCKETS = 'FST_WSGLUE_TOO_MANY_SESSION_SOCKETS'
+const TOO_MANY_ADDRESS_SOCKETS = 'FST_WSGLUE_TOO_MANY_ADDRESS_SOCKETS'
 
 /** Picks the signer: ours when a secret was given, else the one @fastify/cookie was registered with. */
 function chooseSigner (fastify: FastifyInstance, options: ResolvedGlueOptions): CookieSigner {
@@ -92,14 +96,15 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     })
   }
 
-  const registry = new SessionRegistry()
+  const stats = createStats()
+  const registry = new SessionRegistry(options, stats)
   const events = new SessionEvents(fastify.log)
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
   const heartbeat = createHeartbeat(options.heartbeatInterval)
 
-  fastify.decorate('sessions', createSessions(registry, events))
+  fastify.decorate('sessions', createSessions(registry, events, stats))
   fastify.decorateRequest('sessionId', null)
 
   const setCookieHeader = (request: FastifyRequest, sessionId: string): string =>
@@ -145,6 +150,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
       allowed = false
     }
     if (!allowed) {
+      stats.refusedHandshakes++
       request.log.warn({ origin }, 'refused websocket origin')
       reply.code(403).send({ statusCode: 403, code: FORBIDDEN_ORIGIN, error: 'Forbidden', message: 'Origin not allowed' })
       return
@@ -152,8 +158,21 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     if (request.sessionId === null) {
       request.sessionId = createSessionId()
       issue(request, reply, request.sessionId)
+    } else if (registry.socketCount(request.sessionId) >= options.maxSocketsPerSession) {
+      refuseTooMany(request, reply, TOO_MANY_SESSION_SOCKETS, 'Too many sockets for this session')
+      return
+    }
+    if (options.maxSocketsPerAddress > 0 && registry.addressCount(request.ip) >= options.maxSocketsPerAddress) {
+      refuseTooMany(request, reply, TOO_MANY_ADDRESS_SOCKETS, 'Too many sockets from this address')
+      return
     }
     done()
+  }
+
+  function refuseTooMany (request: FastifyRequest, reply: FastifyReply, code: string, message: string): void {
+    stats.refusedHandshakes++
+    request.log.warn({ code }, 'refused websocket handshake')
+    reply.code(429).send({ statusCode: 429, code, error: 'Too Many Requests', message })
   }
 
   fastify.get(options.path, { websocket: true, onRequest: admitHandshake }, createConnectionHandler({
@@ -163,8 +182,15 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     maxPayload: options.maxPayload,
     log: fastify.log,
     onRequest: options.onRequest,
-    authorizeSubscribe: options.authorizeSubscribe
+    authorizeSubscribe: options.authorizeSubscribe,
+    rateLimiter: createRateLimiter(options.rateLimit),
+    stats
   }))
+
+  // One timer for every session's grace period, outbox age and slow-consumer deadline.
+  const sweepInterval = Math.max(10, Math.min(MAX_SWEEP_INTERVAL, Math.floor(Math.min(options.sessionGrace || Infinity, options.outboxMaxAge) / 4)))
+  const sweeper = setInterval(() => { registry.sweep(Date.now()) }, sweepInterval)
+  sweeper.unref()
 
   if (options.client !== false) {
     const prefix = options.client.prefix
@@ -176,6 +202,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
 
   fastify.addHook('preClose', async function closeSockets () {
     heartbeat.stop()
+    clearInterval(sweeper)
     const closing: Array<Promise<void>> = []
     for (const socket of registry.sockets()) {
       closing.push(new Promise((resolve) => { socket.once('close', () => resolve()) }))
@@ -202,8 +229,9 @@ const plugin = fp(glue, { fastify: '5.x', name: 'fastify-websocket-glue' })
 export default plugin
 export { plugin as glue, errors }
 export { createSessionId } from './identity.js'
-export type { GlueOptions, GlueCookieOptions, GlueClientAssetsOptions, OriginCheck } from './options.js'
-export type { Sessions, BroadcastOptions } from './sessions.js'
+export type { GlueOptions, GlueCookieOptions, GlueClientAssetsOptions, OriginCheck, RateLimitOptions } from './options.js'
+export type { Sessions, BroadcastOptions, SendOptions } from './sessions.js'
+export type { SessionStats } from './stats.js'
 export type { Session } from './registry.js'
 export type { ConnectListener, MessageListener, CloseListener, SessionEventMap, SessionEventName } from './events.js'
 export type { RequestHandler, SubscribeAuthorizer } from './inbound.js'

@@ -1,6 +1,12 @@
 import type { FastifyRequest } from 'fastify'
 import {
   DEFAULT_CLIENT_PREFIX,
+  DEFAULT_MAX_SOCKETS_PER_SESSION,
+  DEFAULT_OUTBOX_LIMIT,
+  DEFAULT_OUTBOX_MAX_AGE,
+  DEFAULT_RATE_LIMIT,
+  DEFAULT_SEND_HIGH_WATER_MARK,
+  DEFAULT_SESSION_GRACE,
   DEFAULT_COOKIE_NAME,
   DEFAULT_HEARTBEAT_INTERVAL,
   DEFAULT_MAX_PAYLOAD,
@@ -68,6 +74,20 @@ export interface GlueClientAssetsOptions {
   prefix?: string
 }
 
+/** Inbound message rate limit of each socket: a token bucket. */
+export interface RateLimitOptions {
+  /**
+   * Sustained messages per second.
+   * @default 100
+   */
+  messagesPerSecond?: number
+  /**
+   * Messages that may arrive at once above the sustained rate.
+   * @default 200
+   */
+  burst?: number
+}
+
 /** Options of `app.register(glue, options)`. */
 export interface GlueOptions {
   /**
@@ -100,6 +120,44 @@ export interface GlueOptions {
    * @default { prefix: '/_glue/' }
    */
   client?: GlueClientAssetsOptions | false
+  /**
+   * Messages kept per session for resuming glue.v1 clients. 0 disables resume.
+   * @default 500
+   */
+  outboxLimit?: number
+  /**
+   * Milliseconds a message stays in an outbox.
+   * @default 120000
+   */
+  outboxMaxAge?: number
+  /**
+   * Milliseconds a session that spoke glue.v1 stays known after its last socket closed; messages
+   * sent to it meanwhile wait in its outbox. 0 releases it at once.
+   * @default 60000
+   */
+  sessionGrace?: number
+  /**
+   * Unsent bytes above which a socket counts as a slow consumer and is closed with 1013 (its client
+   * resumes from the outbox); volatile messages are dropped for it instead.
+   * @default 1048576
+   */
+  sendHighWaterMark?: number
+  /**
+   * Inbound message rate limit per socket; a client over it is closed with 1008. `false` disables it.
+   * @default { messagesPerSecond: 100, burst: 200 }
+   */
+  rateLimit?: RateLimitOptions | false
+  /**
+   * Open sockets per session; further handshakes get HTTP 429.
+   * @default 32
+   */
+  maxSocketsPerSession?: number
+  /**
+   * Open sockets per remote address (`request.ip`: set Fastify's `trustProxy` behind a proxy);
+   * further handshakes get HTTP 429. 0 disables the limit.
+   * @default 0
+   */
+  maxSocketsPerAddress?: number
   /** Runs when a socket has joined its session. Throwing or rejecting closes that socket with 1011. */
   onConnect?: ConnectListener
   /** Runs for every inbound message: `data` is a string for text frames, a Buffer for binary frames. */
@@ -138,6 +196,13 @@ export interface ResolvedGlueOptions {
   readonly heartbeatInterval: number
   readonly maxPayload: number
   readonly client: { readonly prefix: string } | false
+  readonly outboxLimit: number
+  readonly outboxMaxAge: number
+  readonly sessionGrace: number
+  readonly sendHighWaterMark: number
+  readonly rateLimit: { readonly messagesPerSecond: number, readonly burst: number } | false
+  readonly maxSocketsPerSession: number
+  readonly maxSocketsPerAddress: number
   readonly onConnect: ConnectListener | undefined
   readonly onMessage: MessageListener | undefined
   readonly onClose: CloseListener | undefined
@@ -155,7 +220,14 @@ export const DEFAULTS = Object.freeze({
   issueOnPages: true,
   heartbeatInterval: DEFAULT_HEARTBEAT_INTERVAL,
   maxPayload: DEFAULT_MAX_PAYLOAD,
-  clientPrefix: DEFAULT_CLIENT_PREFIX
+  clientPrefix: DEFAULT_CLIENT_PREFIX,
+  outboxLimit: DEFAULT_OUTBOX_LIMIT,
+  outboxMaxAge: DEFAULT_OUTBOX_MAX_AGE,
+  sessionGrace: DEFAULT_SESSION_GRACE,
+  sendHighWaterMark: DEFAULT_SEND_HIGH_WATER_MARK,
+  rateLimit: DEFAULT_RATE_LIMIT,
+  maxSocketsPerSession: DEFAULT_MAX_SOCKETS_PER_SESSION,
+  maxSocketsPerAddress: 0
 } as const)
 
 // RFC 6265 token characters: no separators, controls or whitespace.
@@ -281,6 +353,14 @@ function isSerialisedOrigin (value: string): boolean {
   }
 }
 
+function resolveRateLimit (value: unknown): ResolvedGlueOptions['rateLimit'] {
+  if (value === false) return false
+  if (value !== undefined && !isPlainObject(value)) throw invalid('rateLimit', 'an object or false', value)
+  const messagesPerSecond = readInteger('rateLimit.messagesPerSecond', value?.messagesPerSecond, DEFAULTS.rateLimit.messagesPerSecond, 1)
+  const burst = readInteger('rateLimit.burst', value?.burst, DEFAULTS.rateLimit.burst, 1)
+  return Object.freeze({ messagesPerSecond, burst })
+}
+
 function resolveClient (value: unknown): { readonly prefix: string } | false {
   if (value === false) return false
   if (value !== undefined && !isPlainObject(value)) throw invalid('client', 'an object or false', value)
@@ -303,6 +383,13 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     heartbeatInterval: readInteger('heartbeatInterval', options.heartbeatInterval, DEFAULTS.heartbeatInterval, 0),
     maxPayload: readInteger('maxPayload', options.maxPayload, DEFAULTS.maxPayload, 1),
     client: resolveClient(options.client),
+    outboxLimit: readInteger('outboxLimit', options.outboxLimit, DEFAULTS.outboxLimit, 0),
+    outboxMaxAge: readInteger('outboxMaxAge', options.outboxMaxAge, DEFAULTS.outboxMaxAge, 1),
+    sessionGrace: readInteger('sessionGrace', options.sessionGrace, DEFAULTS.sessionGrace, 0),
+    sendHighWaterMark: readInteger('sendHighWaterMark', options.sendHighWaterMark, DEFAULTS.sendHighWaterMark, 1),
+    rateLimit: resolveRateLimit(options.rateLimit),
+    maxSocketsPerSession: readInteger('maxSocketsPerSession', options.maxSocketsPerSession, DEFAULTS.maxSocketsPerSession, 1),
+    maxSocketsPerAddress: readInteger('maxSocketsPerAddress', options.maxSocketsPerAddress, DEFAULTS.maxSocketsPerAddress, 0),
     onConnect: readHook<ConnectListener>('onConnect', options.onConnect),
     onMessage: readHook<MessageListener>('onMessage', options.onMessage),
     onClose: readHook<CloseListener>('onClose', options.onClose),

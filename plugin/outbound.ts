@@ -12,6 +12,20 @@ export interface EnvelopeFrame {
   readonly binary: boolean
 }
 
+/** What an outbox keeps of a message: only the shared envelope body, not the caller's data. */
+export interface StoredMessage {
+  readonly body: Buffer
+  readonly topic: boolean
+  readonly binary: boolean
+}
+
+/** Frames a stored message for a session, with its sequence number. */
+export function envelopeFrame (message: StoredMessage, seq: number): EnvelopeFrame {
+  const prefix = envelopePrefix(message.topic, seq, message.binary)
+  const head = frameHead(prefix.length + message.body.length, message.binary, prefix)
+  return { head, prefix, body: message.body, binary: message.binary }
+}
+
 /**
  * One outgoing message in the two shapes a socket may need: raw (plain websocket clients) and as a
  * glue.v1 envelope. The payload is encoded once and the shared parts are built at most once,
@@ -21,7 +35,7 @@ export class Outbound {
   readonly raw: EncodedData
   readonly topic: string | undefined
   #rawFrame: Buffer | undefined
-  #body: Buffer | undefined
+  #stored: StoredMessage | undefined
 
   constructor (raw: EncodedData, topic?: string) {
     this.raw = raw
@@ -33,10 +47,12 @@ export class Outbound {
     return this.#rawFrame
   }
 
+  stored (): StoredMessage {
+    this.#stored ??= { body: envelopeBody(this.topic, this.raw), topic: this.topic !== undefined, binary: this.raw.binary }
+    return this.#stored
+  }
+
   envelope (seq: number): EnvelopeFrame {
-    this.#body ??= envelopeBody(this.topic, this.raw)
-    const prefix = envelopePrefix(this.topic !== undefined, seq, this.raw.binary)
-    const head = frameHead(prefix.length + this.#body.length, this.raw.binary, prefix)
-    return { head, prefix, body: this.#body, binary: this.raw.binary }
+    return envelopeFrame(this.stored(), seq)
   }
 }

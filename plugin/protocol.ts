@@ -11,6 +11,8 @@ const REQUEST = 'q'
 const REPLY = 'r'
 const SUBSCRIBE = 's'
 const UNSUBSCRIBE = 'u'
+const WELCOME = 'w'
+const GAP = 'g'
 
 // Sequence numbers in binary envelopes: 48 bits, the most writeUIntBE handles.
 const SEQ_BYTES = 6
@@ -88,15 +90,24 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
   }
 }
 
-/** The part of a `m`/`t` envelope shared by every recipient: everything after the sequence number. */
+/**
+ * The part of a `m`/`t` envelope shared by every recipient: everything after the sequence number.
+ * Outboxes keep it, so it gets its own memory: a slice of Node's shared pool would pin a whole slab.
+ */
 export function envelopeBody (topic: string | undefined, data: EncodedData): Buffer {
   if (data.binary) {
     if (topic === undefined) return data.payload
-    const name = Buffer.from(topic, 'utf8')
-    return Buffer.concat([Buffer.from([name.length]), name, data.payload])
+    const length = Buffer.byteLength(topic)
+    const body = Buffer.allocUnsafeSlow(1 + length + data.payload.length)
+    body[0] = length
+    body.write(topic, 1, 'utf8')
+    data.payload.copy(body, 1 + length)
+    return body
   }
-  const topicField = topic === undefined ? '' : JSON.stringify(topic) + ','
-  return Buffer.from(`${topicField}${jsonOf(data)}]`, 'utf8')
+  const text = `${topic === undefined ? '' : JSON.stringify(topic) + ','}${jsonOf(data)}]`
+  const body = Buffer.allocUnsafeSlow(Buffer.byteLength(text))
+  body.write(text, 0, 'utf8')
+  return body
 }
 
 /**
@@ -120,4 +131,33 @@ export function replyEnvelope (id: RequestId, error: ReplyError | null, value?: 
 
 function textEnvelope (json: string): EncodedData {
   return { payload: Buffer.from(json, 'utf8'), binary: false, json, text: undefined }
+}
+
+/** Where a reconnecting client left off: the delivery epoch it knew and the last sequence it processed. */
+export interface ResumePoint {
+  readonly epoch: string
+  readonly seq: number
+}
+
+/** The query parameter a glue.v1 client sets on reconnect: `glue_resume=<epoch>.<seq>`. */
+export const RESUME_PARAM = 'glue_resume'
+
+const RESUME_RE = /^([A-Za-z0-9_-]{1,32})\.(\d{1,15})$/
+
+/** Reads `glue_resume`; anything malformed counts as no resume point (the client then starts from now). */
+export function parseResume (value: unknown): ResumePoint | undefined {
+  if (typeof value !== 'string') return undefined
+  const match = RESUME_RE.exec(value)
+  if (match === null) return undefined
+  return { epoch: match[1] as string, seq: Number(match[2]) }
+}
+
+/** `["w", epoch, seq]`: the first envelope of every glue.v1 socket; messages after `seq` follow. */
+export function welcomeEnvelope (epoch: string, seq: number): EncodedData {
+  return textEnvelope(`["${WELCOME}",${JSON.stringify(epoch)},${seq}]`)
+}
+
+/** `["g", missed]`: messages were lost; `missed` is their number, or null when unknown. */
+export function gapEnvelope (missed: number | null): EncodedData {
+  return textEnvelope(`["${GAP}",${missed === null ? 'null' : missed}]`)
 }

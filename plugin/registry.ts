@@ -1,8 +1,13 @@
+import { randomBytes } from 'node:crypto'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
+import { CLOSE_TRY_AGAIN_LATER, SLOW_CONSUMER_GRACE } from './constants.js'
 import type { EncodedData } from './encode.js'
 import { CoalescingWriter, directTransport, frameOf, inspectSocket } from './frame.js'
-import { Outbound, type EnvelopeFrame } from './outbound.js'
-import { GLUE_PROTOCOL } from './protocol.js'
+import { envelopeFrame, Outbound, type EnvelopeFrame, type StoredMessage } from './outbound.js'
+import { Outbox } from './outbox.js'
+import { gapEnvelope, GLUE_PROTOCOL, welcomeEnvelope, type ResumePoint } from './protocol.js'
+import type { SessionStats } from './stats.js'
 
 /** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
 export interface Session {
@@ -12,19 +17,37 @@ export interface Session {
   readonly sockets: ReadonlySet<WebSocket>
 }
 
+/** Delivery limits, from the resolved options. */
+export interface DeliveryOptions {
+  readonly outboxLimit: number
+  readonly outboxMaxAge: number
+  readonly sessionGrace: number
+  readonly sendHighWaterMark: number
+}
+
 // ws exposes readyState constants on the class; the numeric value is part of the WebSocket spec.
 const OPEN = 1
+// Volatile messages carry sequence number 0: never stored, never replayed, never a gap.
+const VOLATILE_SEQ = 0
 
 const kEnveloped = Symbol('fastify-websocket-glue.enveloped')
-type RegisteredSocket = WebSocket & { [kEnveloped]?: boolean }
+const kAddress = Symbol('fastify-websocket-glue.address')
+/** Next sequence number a resuming socket reads from the outbox; undefined once it is live. */
+const kCursor = Symbol('fastify-websocket-glue.cursor')
+type RegisteredSocket = WebSocket & { [kEnveloped]?: boolean, [kAddress]?: string, [kCursor]?: number }
 
 class LiveSession implements Session {
   readonly id: string
   readonly sockets = new Set<RegisteredSocket>()
   /** Created on first subscription: most sessions never subscribe. */
   topics: Set<string> | undefined
-  /** Sequence number of the last message delivered to this session (glue.v1 clients see it). */
+  /** Sequence number of the last message delivered to this session. */
   seq = 0
+  /** Identifies this delivery state; set once a glue.v1 socket joins (the session becomes resumable). */
+  epoch: string | undefined
+  outbox: Outbox | undefined
+  /** When a detached session is released (ms, Date.now clock); 0 while it has sockets. */
+  releaseAt = 0
 
   constructor (id: string) {
     this.id = id
@@ -36,68 +59,121 @@ export function isEnveloped (socket: WebSocket): boolean {
   return (socket as RegisteredSocket)[kEnveloped] === true
 }
 
-/** Maps session ids to their open sockets and topics, and delivers to them. */
+/**
+ * Maps session ids to their open sockets, topics and delivery state, and delivers to them.
+ * Sessions that spoke glue.v1 outlive their last socket for the grace period, keeping an outbox.
+ */
 export class SessionRegistry {
   #sessions = new Map<string, LiveSession>()
   #topics = new Map<string, Set<LiveSession>>()
+  #addresses = new Map<string, number>()
+  /** Sockets closed with 1013, terminated if still open at the deadline. */
+  #slowClosing = new Map<WebSocket, number>()
   #writer = new CoalescingWriter()
+  #options: DeliveryOptions
+  #stats: SessionStats
 
-  /** Adds a socket to its session, creating the session when it is its first socket. */
-  join (sessionId: string, socket: WebSocket): Session {
+  constructor (options: DeliveryOptions, stats: SessionStats) {
+    this.#options = options
+    this.#stats = stats
+  }
+
+  /**
+   * Adds a socket to its session, creating the session when needed. A glue.v1 socket first gets
+   * its welcome, then whatever it missed since `resume`, before anything else is written to it.
+   */
+  join (sessionId: string, socket: WebSocket, address: string, resume: ResumePoint | undefined): Session {
     let session = this.#sessions.get(sessionId)
     if (session === undefined) {
       session = new LiveSession(sessionId)
       this.#sessions.set(sessionId, session)
+    } else if (session.releaseAt !== 0) {
+      session.releaseAt = 0
+      this.#stats.detachedSessions--
     }
+    if (session.sockets.size === 0) this.#stats.sessions++
+    this.#stats.sockets++
+    this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
+
     const registered = socket as RegisteredSocket
+    registered[kAddress] = address
     registered[kEnveloped] = socket.protocol === GLUE_PROTOCOL
     inspectSocket(socket)
     session.sockets.add(registered)
+    if (registered[kEnveloped]) this.#welcome(session, registered, resume)
     return session
   }
 
-  /** Removes a socket; a session without sockets is forgotten, with its topic memberships. */
+  /** Removes a socket; a session without sockets is detached for the grace period or forgotten. */
   leave (session: Session, socket: WebSocket): void {
     const live = this.#sessions.get(session.id)
-    if (live === undefined) return
-    live.sockets.delete(socket)
+    if (live === undefined || !live.sockets.delete(socket)) return
+    this.#stats.sockets--
+    this.#slowClosing.delete(socket)
+    const address = (socket as RegisteredSocket)[kAddress] as string
+    const count = (this.#addresses.get(address) ?? 1) - 1
+    if (count === 0) this.#addresses.delete(address)
+    else this.#addresses.set(address, count)
     if (live.sockets.size > 0) return
-    this.#sessions.delete(session.id)
-    for (const topic of live.topics ?? []) this.#removeMember(topic, live)
+    this.#stats.sessions--
+    if (live.epoch !== undefined && this.#options.sessionGrace > 0) {
+      live.releaseAt = Date.now() + this.#options.sessionGrace
+      this.#stats.detachedSessions++
+    } else {
+      this.#release(live)
+    }
+  }
+
+  /** Open sockets of a session on this node (0 for unknown or detached sessions). */
+  socketCount (sessionId: string): number {
+    return this.#sessions.get(sessionId)?.sockets.size ?? 0
+  }
+
+  /** Open sockets from one remote address. */
+  addressCount (address: string): number {
+    return this.#addresses.get(address) ?? 0
   }
 
   get (sessionId: string): Session | undefined {
-    return this.#sessions.get(sessionId)
+    const session = this.#sessions.get(sessionId)
+    return session !== undefined && session.sockets.size > 0 ? session : undefined
   }
 
   has (sessionId: string): boolean {
+    return this.get(sessionId) !== undefined
+  }
+
+  /** Whether the session is known here: connected, or detached within its grace period. */
+  isKnown (sessionId: string): boolean {
     return this.#sessions.has(sessionId)
   }
 
   get size (): number {
-    return this.#sessions.size
+    return this.#stats.sessions
   }
 
-  values (): IterableIterator<Session> {
-    return this.#sessions.values()
+  * values (): IterableIterator<Session> {
+    for (const session of this.#sessions.values()) {
+      if (session.sockets.size > 0) yield session
+    }
   }
 
-  /** Sends to every open socket of a session; returns how many sockets it was written to. */
-  send (sessionId: string, data: EncodedData): number {
+  /** Sends to every open socket of a session, or keeps it for a detached one; returns how many sockets. */
+  send (sessionId: string, data: EncodedData, volatile: boolean): number {
     const session = this.#sessions.get(sessionId)
-    return session === undefined ? 0 : this.#deliver(session, new Outbound(data))
+    return session === undefined ? 0 : this.#deliver(session, new Outbound(data), volatile, Date.now())
   }
 
-  /** Sends to every open socket of every session but `except`; returns how many sockets. */
-  broadcast (data: EncodedData, except: string | undefined): number {
-    return this.#deliverAll(this.#sessions.values(), new Outbound(data), except)
+  /** Sends to every session but `except`; returns how many sockets. */
+  broadcast (data: EncodedData, except: string | undefined, volatile: boolean): number {
+    return this.#deliverAll(this.#sessions.values(), new Outbound(data), except, volatile)
   }
 
-  /** Sends to every open socket of every session subscribed to `topic` but `except`. */
-  publish (topic: string, data: EncodedData, except: string | undefined): number {
+  /** Sends to every session subscribed to `topic` but `except`. */
+  publish (topic: string, data: EncodedData, except: string | undefined, volatile: boolean): number {
     const members = this.#topics.get(topic)
     if (members === undefined) return 0
-    return this.#deliverAll(members.values(), new Outbound(data, topic), except)
+    return this.#deliverAll(members.values(), new Outbound(data, topic), except, volatile)
   }
 
   /** Sends a glue.v1 envelope to one socket, in order with everything else written to it. */
@@ -108,7 +184,7 @@ export class SessionRegistry {
     else socket.send(envelope.payload, { binary: envelope.binary })
   }
 
-  /** Subscribes a session to a topic; false when the session has no open socket here. */
+  /** Subscribes a session to a topic; false when the session is not known here. */
   subscribe (sessionId: string, topic: string): boolean {
     const session = this.#sessions.get(sessionId)
     if (session === undefined) return false
@@ -158,43 +234,166 @@ export class SessionRegistry {
     for (const session of this.#sessions.values()) yield * session.sockets
   }
 
+  /**
+   * Periodic upkeep: releases detached sessions past their grace, drops outbox messages past their
+   * age, and terminates slow consumers that did not finish closing.
+   */
+  sweep (now: number): void {
+    const cutoff = now - this.#options.outboxMaxAge
+    for (const session of this.#sessions.values()) {
+      if (session.releaseAt !== 0 && session.releaseAt <= now) {
+        this.#stats.detachedSessions--
+        this.#release(session)
+      } else {
+        session.outbox?.trimBefore(cutoff)
+      }
+    }
+    for (const [socket, deadline] of this.#slowClosing) {
+      if (deadline <= now) {
+        this.#slowClosing.delete(socket)
+        socket.terminate()
+      }
+    }
+  }
+
+  #release (session: LiveSession): void {
+    this.#sessions.delete(session.id)
+    for (const topic of session.topics ?? []) this.#removeMember(topic, session)
+  }
+
   #removeMember (topic: string, session: LiveSession): void {
     const members = this.#topics.get(topic)
     members?.delete(session)
     if (members?.size === 0) this.#topics.delete(topic)
   }
 
-  #deliverAll (sessions: Iterable<LiveSession>, outbound: Outbound, except: string | undefined): number {
+  #welcome (session: LiveSession, socket: RegisteredSocket, resume: ResumePoint | undefined): void {
+    if (session.epoch === undefined) {
+      session.epoch = randomBytes(6).toString('base64url')
+      if (this.#options.outboxLimit > 0) session.outbox = new Outbox(this.#options.outboxLimit)
+    }
+    const nextSeq = session.seq + 1
+    // New tabs start from now; a resume from another epoch (restart, expiry) or from the future cannot be filled.
+    if (resume === undefined || resume.epoch !== session.epoch || resume.seq >= nextSeq) {
+      this.sendTo(socket, welcomeEnvelope(session.epoch, session.seq))
+      if (resume !== undefined && (resume.epoch !== session.epoch || resume.seq >= nextSeq)) {
+        this.#stats.gaps++
+        this.sendTo(socket, gapEnvelope(null))
+      }
+      return
+    }
+    session.outbox?.trimBefore(Date.now() - this.#options.outboxMaxAge)
+    const oldest = session.outbox?.oldestSeq(nextSeq) ?? nextSeq
+    this.sendTo(socket, welcomeEnvelope(session.epoch, Math.max(resume.seq, oldest - 1)))
+    socket[kCursor] = resume.seq + 1
+    this.#catchUp(session, socket)
+  }
+
+  /**
+   * Replays a resuming socket from the outbox, as fast as it reads: it stops at the high-water mark
+   * and goes on at 'drain'. Meanwhile live messages skip the socket (they are in the outbox too),
+   * so a long backlog neither floods memory nor is overtaken by new messages.
+   */
+  #catchUp (session: LiveSession, socket: RegisteredSocket): void {
+    const transport = directTransport(socket)
+    let cursor = socket[kCursor] as number
+    while (cursor <= session.seq && socket.readyState === OPEN) {
+      if (transport !== null && transport.writableLength > this.#options.sendHighWaterMark) {
+        socket[kCursor] = cursor
+        transport.once('drain', () => { if (this.#sessions.get(session.id) === session) this.#catchUp(session, socket) })
+        return
+      }
+      const oldest = session.outbox?.oldestSeq(session.seq + 1) ?? session.seq + 1
+      if (cursor < oldest) {
+        // Trimmed before this client got to it (limit or age): say how much is gone, never skip silently.
+        this.#stats.gaps++
+        this.sendTo(socket, gapEnvelope(oldest - cursor))
+        cursor = oldest
+        continue
+      }
+      const message = session.outbox?.get(cursor) as StoredMessage
+      this.#stats.replayed++
+      this.#stats.messagesOut++
+      this.#writeFrame(socket, transport, envelopeFrame(message, cursor))
+      cursor++
+    }
+    socket[kCursor] = undefined
+  }
+
+  #deliverAll (sessions: Iterable<LiveSession>, outbound: Outbound, except: string | undefined, volatile: boolean): number {
+    const now = Date.now()
     let count = 0
     for (const session of sessions) {
-      if (session.id !== except) count += this.#deliver(session, outbound)
+      if (session.id !== except) count += this.#deliver(session, outbound, volatile, now)
     }
     return count
   }
 
-  #deliver (session: LiveSession, outbound: Outbound): number {
-    const seq = ++session.seq
+  #deliver (session: LiveSession, outbound: Outbound, volatile: boolean, now: number): number {
+    let seq = VOLATILE_SEQ
+    if (!volatile) {
+      seq = ++session.seq
+      session.outbox?.push(seq, outbound.stored(), now)
+    }
     let envelope: EnvelopeFrame | undefined
     let count = 0
     for (const socket of session.sockets) {
       // A socket stays in its session until 'close'; skip it once the closing handshake started.
       if (socket.readyState !== OPEN) continue
-      count++
-      const transport = directTransport(socket)
       if (socket[kEnveloped] !== true) {
-        if (transport !== null) this.#writer.write(transport, outbound.rawFrame())
-        else socket.send(outbound.raw.payload, { binary: outbound.raw.binary })
+        if (this.#writeRaw(socket, outbound, volatile)) count++
         continue
       }
+      // A resuming socket reads this message from the outbox when its turn comes.
+      if (socket[kCursor] !== undefined) continue
       envelope ??= outbound.envelope(seq)
-      if (transport !== null) {
-        this.#writer.write(transport, envelope.head)
-        this.#writer.write(transport, envelope.body)
-      } else {
-        // ws frames (and compresses) this one itself.
-        socket.send(Buffer.concat([envelope.prefix, envelope.body]), { binary: envelope.binary })
-      }
+      if (this.#writeEnvelope(socket, envelope, volatile)) count++
     }
     return count
+  }
+
+  #writeRaw (socket: WebSocket, outbound: Outbound, volatile: boolean): boolean {
+    const transport = directTransport(socket)
+    if (!this.#admit(socket, transport, volatile)) return false
+    if (transport !== null) this.#writer.write(transport, outbound.rawFrame())
+    else socket.send(outbound.raw.payload, { binary: outbound.raw.binary })
+    this.#stats.messagesOut++
+    return true
+  }
+
+  #writeEnvelope (socket: WebSocket, envelope: EnvelopeFrame, volatile: boolean): boolean {
+    const transport = directTransport(socket)
+    if (!this.#admit(socket, transport, volatile)) return false
+    this.#writeFrame(socket, transport, envelope)
+    this.#stats.messagesOut++
+    return true
+  }
+
+  #writeFrame (socket: WebSocket, transport: Duplex | null, envelope: EnvelopeFrame): void {
+    if (transport !== null) {
+      this.#writer.write(transport, envelope.head)
+      this.#writer.write(transport, envelope.body)
+    } else {
+      // ws frames (and compresses) this one itself.
+      socket.send(Buffer.concat([envelope.prefix, envelope.body]), { binary: envelope.binary })
+    }
+  }
+
+  /**
+   * The slow-consumer policy: a socket whose unsent bytes exceed the high-water mark is closed with
+   * 1013 (its client resumes from the outbox), or, for a volatile message, just skipped.
+   */
+  #admit (socket: WebSocket, transport: Duplex | null, volatile: boolean): boolean {
+    const buffered = transport !== null ? transport.writableLength : socket.bufferedAmount
+    if (buffered <= this.#options.sendHighWaterMark) return true
+    if (volatile) {
+      this.#stats.volatileDropped++
+      return false
+    }
+    this.#stats.slowConsumerCloses++
+    socket.close(CLOSE_TRY_AGAIN_LATER, 'slow consumer')
+    // A stalled reader never reads the close frame queued behind its backlog.
+    this.#slowClosing.set(socket, Date.now() + SLOW_CONSUMER_GRACE)
+    return false
   }
 }

@@ -11,9 +11,20 @@ import {
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
 import { isTopic } from './protocol.js'
 import type { Session, SessionRegistry } from './registry.js'
+import type { SessionStats } from './stats.js'
+
+/** Options of `sessions.send()`. */
+export interface SendOptions {
+  /**
+   * A volatile message is not sequenced, not kept for resume, and dropped (rather than closing the
+   * socket) for a slow consumer: for data that is stale by the time it could be replayed.
+   * @default false
+   */
+  volatile?: boolean
+}
 
 /** Options of `sessions.broadcast()` and `sessions.publish()`. */
-export interface BroadcastOptions {
+export interface BroadcastOptions extends SendOptions {
   /** A session id whose sockets do not receive this message (typically the sender's). */
   except?: string
 }
@@ -23,10 +34,11 @@ export interface Sessions extends Iterable<Session> {
   /**
    * Sends `data` to every open socket of a session: a string as a text frame, a Buffer or
    * ArrayBuffer view as a binary frame, anything else as JSON text.
-   * @returns how many sockets it was written to; 0 for an unknown session (not an error).
+   * A session that spoke glue.v1 and is within its grace period keeps the message for its client.
+   * @returns how many sockets it was written to; 0 for an unknown or detached session (not an error).
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_DATA
    */
-  send (sessionId: string, data: unknown): number
+  send (sessionId: string, data: unknown, options?: SendOptions): number
   /**
    * Sends `data` to every open socket of every session, encoded once.
    * @returns how many sockets it was written to.
@@ -63,6 +75,10 @@ export interface Sessions extends Iterable<Session> {
   topicsOf (sessionId: string): string[]
   /** How many sessions are subscribed to a topic. */
   subscriberCount (topic: string): number
+  /** Whether the session is known on this node: connected, or detached within its grace period. */
+  isKnown (sessionId: string): boolean
+  /** A snapshot of the counters (sockets, sessions, messages in and out, replays, gaps, closes). */
+  stats (): SessionStats
   /** Whether the session has at least one open socket on this node. */
   has (sessionId: string): boolean
   /** The session with its open sockets, or undefined. */
@@ -106,16 +122,16 @@ function assertListener (event: unknown, listener: unknown): void {
 }
 
 /** Builds the `app.sessions` facade: validates arguments, then hands work to the registry. */
-export function createSessions (registry: SessionRegistry, events: SessionEvents): Sessions {
+export function createSessions (registry: SessionRegistry, events: SessionEvents, stats: SessionStats): Sessions {
   const sessions: Sessions = {
-    send (sessionId, data) {
+    send (sessionId, data, options) {
       assertSessionId(sessionId)
-      return registry.send(sessionId, encodeData(data))
+      return registry.send(sessionId, encodeData(data), options?.volatile === true)
     },
     broadcast (data, options) {
       const except = options?.except
       if (except !== undefined) assertSessionId(except)
-      return registry.broadcast(encodeData(data), except)
+      return registry.broadcast(encodeData(data), except, options?.volatile === true)
     },
     subscribe (sessionId, topic) {
       assertSessionId(sessionId)
@@ -131,7 +147,7 @@ export function createSessions (registry: SessionRegistry, events: SessionEvents
       assertTopic(topic)
       const except = options?.except
       if (except !== undefined) assertSessionId(except)
-      return registry.publish(topic, encodeData(data), except)
+      return registry.publish(topic, encodeData(data), except, options?.volatile === true)
     },
     topicsOf (sessionId) {
       return registry.topicsOf(sessionId)
@@ -147,6 +163,12 @@ export function createSessions (registry: SessionRegistry, events: SessionEvents
     },
     has (sessionId) {
       return registry.has(sessionId)
+    },
+    isKnown (sessionId) {
+      return registry.isKnown(sessionId)
+    },
+    stats () {
+      return { ...stats }
     },
     get (sessionId) {
       return registry.get(sessionId)

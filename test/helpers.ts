@@ -222,6 +222,8 @@ export function closeCodeOf (bytes: Buffer): number | undefined {
 
 /** A glue.v1 client speaking raw envelopes, for protocol tests. */
 export interface GlueSocket extends OpenedSocket {
+  /** The `["w", epoch, seq]` envelope every glue.v1 socket receives first. */
+  readonly welcome: { epoch: string, seq: number }
   /** Sends an envelope as JSON text. */
   sendEnvelope (envelope: unknown[]): void
   /** Resolves with the next text frame, parsed. */
@@ -230,8 +232,12 @@ export interface GlueSocket extends OpenedSocket {
 
 export async function openGlueSocket (url: string, options: WebSocket.ClientOptions = {}): Promise<GlueSocket> {
   const opened = await openSocket(url, options, 'glue.v1')
+  const first = await opened.nextMessage()
+  const welcome = typeof first === 'string' ? JSON.parse(first) as unknown[] : []
+  if (welcome[0] !== 'w') throw new Error(`expected a welcome envelope first, got ${String(first)}`)
   return {
     ...opened,
+    welcome: { epoch: welcome[1] as string, seq: welcome[2] as number },
     sendEnvelope (envelope) { opened.socket.send(JSON.stringify(envelope)) },
     async nextEnvelope () {
       const message = await opened.nextMessage()

@@ -56,7 +56,8 @@ test('publish skips the session named in except and a raw socket gets raw data',
 })
 
 test('unsubscribe, topicsOf and membership ending with the session', async (t) => {
-  const { app, wsUrl, ids } = await startTracked()
+  // No grace period: the session ends with its last socket (delivery.test.ts covers the grace).
+  const { app, wsUrl, ids } = await startTracked({ glue: { sessionGrace: 0 } })
   t.teardown(() => app.close())
   const a = await openGlueSocket(wsUrl)
   const b = await openGlueSocket(wsUrl)

@@ -1,0 +1,42 @@
+/** Counters an operator needs, readable through `app.sessions.stats()`. */
+export interface SessionStats {
+  /** Open sockets. */
+  sockets: number
+  /** Sessions with at least one open socket. */
+  sessions: number
+  /** Sessions without sockets, kept for their grace period so their clients can resume. */
+  detachedSessions: number
+  /** Messages received from clients. */
+  messagesIn: number
+  /** Messages written to sockets (one per socket: a broadcast to 10 sockets counts 10). */
+  messagesOut: number
+  /** Messages written again to resuming clients. */
+  replayed: number
+  /** Resumes that could not be filled completely (the client got a gap event). */
+  gaps: number
+  /** Sockets closed with 1013 for not reading fast enough. */
+  slowConsumerCloses: number
+  /** Sockets closed with 1008 for sending faster than the rate limit. */
+  rateLimitCloses: number
+  /** Volatile messages dropped for sockets above the high-water mark. */
+  volatileDropped: number
+  /** Handshakes refused (origin, socket limits). */
+  refusedHandshakes: number
+}
+
+/** Creates zeroed counters; the plugin's modules update them in place. */
+export function createStats (): SessionStats {
+  return {
+    sockets: 0,
+    sessions: 0,
+    detachedSessions: 0,
+    messagesIn: 0,
+    messagesOut: 0,
+    replayed: 0,
+    gaps: 0,
+    slowConsumerCloses: 0,
+    rateLimitCloses: 0,
+    volatileDropped: 0,
+    refusedHandshakes: 0
+  }
+}
