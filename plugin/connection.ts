@@ -33,6 +33,13 @@ export interface ConnectionContext extends InboundContext {
   readonly log: FastifyBaseLogger
   readonly rateLimiter: RateLimiter
   readonly stats: SessionStats
+  /** True when the plugin registered @fastify/websocket itself, so its error handler is ours to replace. */
+  readonly ownsWebsocket: boolean
+}
+
+/** The parts of Node's net.Socket that tie an upgraded socket to its HTTP exchange. */
+interface UpgradedTransport {
+  _httpMessage?: { detachSocket?: (socket: unknown) => void } | null
 }
 
 /**
@@ -90,6 +97,25 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     }
   }
 
+  function onError (this: WebSocket, err: Error): void {
+    // ws has already sent the close frame (1002, 1007, 1009); terminating here could cut it off.
+    log.info({ err, session: sessionTag((this as GlueSocket)[kSession].id) }, 'websocket peer error')
+  }
+
+  /**
+   * Lets go of the HTTP exchange once the socket is upgraded: @fastify/websocket leaves the
+   * ServerResponse (and through it the request and its headers) on the net socket, and its error
+   * listener closes over the Fastify request and reply, about 3 KB per connection in all.
+   */
+  function releaseHandshake (socket: WebSocket): void {
+    const transport = (socket as unknown as { _socket?: UpgradedTransport })._socket
+    transport?._httpMessage?.detachSocket?.(transport)
+    if (context.ownsWebsocket) {
+      socket.removeAllListeners('error')
+      socket.on('error', onError)
+    }
+  }
+
   function failConnect (socket: GlueSocket): void {
     if (socket.readyState === OPEN) socket.close(CLOSE_INTERNAL_ERROR, 'connect listener failed')
   }
@@ -102,6 +128,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     glueSocket[kSession] = session
     glueSocket.on('message', onMessage)
     glueSocket.on('close', onClose)
+    releaseHandshake(glueSocket)
     heartbeat.add(glueSocket)
     request.log.debug({ session: sessionTag(session.id) }, 'websocket connected')
 

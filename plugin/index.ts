@@ -77,7 +77,8 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (!fastify.hasDecorator('parseCookie')) {
     await fastify.register(fastifyCookie, { secret: cookie.secrets === null ? undefined : [...cookie.secrets] })
   }
-  if (!fastify.hasDecorator('websocketServer')) {
+  const ownsWebsocket = !fastify.hasDecorator('websocketServer')
+  if (ownsWebsocket) {
     await fastify.register(fastifyWebsocket, {
       options: {
         maxPayload: options.maxPayload,
@@ -184,7 +185,8 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     onRequest: options.onRequest,
     authorizeSubscribe: options.authorizeSubscribe,
     rateLimiter: createRateLimiter(options.rateLimit),
-    stats
+    stats,
+    ownsWebsocket
   }))
 
   // One timer for every session's grace period, outbox age and slow-consumer deadline.
