@@ -21,6 +21,7 @@ let latencies = []
 let latencySeen = 0
 let lastReceiveNs = 0n
 let unexpectedCloses = 0
+const closeReasons = new Set()
 
 function record (us) {
   latencySeen++
@@ -40,7 +41,7 @@ function stampOf (text) {
 // One connection, whatever the target. `onText` receives every server message as a string.
 function open ({ target, base, sessionId, cookie, localAddress, timeoutMs }) {
   return new Promise((resolve, reject) => {
-    const conn = { sessionId: null, cookie: null, send: null, close: null, echo: null }
+    const conn = { sessionId: null, cookie: null, send: null, close: null, echo: null, onClose: null }
     let settled = false
     const timer = setTimeout(() => fail(new Error('connect timeout')), timeoutMs)
     function fail (err) {
@@ -84,7 +85,10 @@ function open ({ target, base, sessionId, cookie, localAddress, timeoutMs }) {
       conn.close = () => socket.disconnect()
       socket.on('m', onText)
       socket.on('connect_error', (err) => fail(err))
-      socket.on('disconnect', () => { if (settled) unexpectedCloses++ })
+      socket.on('disconnect', () => {
+        if (settled) unexpectedCloses++
+        conn.onClose?.()
+      })
       return
     }
 
@@ -105,7 +109,11 @@ function open ({ target, base, sessionId, cookie, localAddress, timeoutMs }) {
     socket.on('message', (data, isBinary) => onText(isBinary ? '' : data.toString()))
     socket.on('error', (err) => fail(err))
     socket.on('unexpected-response', (req, res) => fail(new Error(`unexpected response ${res.statusCode}`)))
-    socket.on('close', () => { if (settled) unexpectedCloses++ })
+    socket.on('close', (code, reason) => {
+      if (settled) unexpectedCloses++
+      if (closeReasons.size < 5) closeReasons.add(`${code} ${reason}`)
+      conn.onClose?.()
+    })
   })
 }
 
@@ -178,8 +186,16 @@ serve({
     const samples = []
     const t0 = process.hrtime.bigint()
     let stalled = 0
+    let closed = 0
     const all = Promise.all(used.map((conn) => new Promise((resolve) => {
       let n = 0
+      // A socket the server closes mid-loop is counted, not waited for.
+      conn.onClose = () => {
+        if (conn.echo === null) return
+        closed++
+        conn.echo = null
+        resolve()
+      }
       conn.echo = (text) => {
         const now = process.hrtime.bigint()
         roundTrips++
@@ -203,7 +219,8 @@ serve({
     }
     clearTimeout(timer)
     const elapsedMs = Number(process.hrtime.bigint() - t0) / 1e6
-    return { roundTrips, elapsedMs, samples, stalled }
+    for (const conn of used) conn.onClose = null
+    return { roundTrips, elapsedMs, samples, stalled, closed, closeReasons: [...closeReasons] }
   },
   close () {
     for (const conn of sockets) {

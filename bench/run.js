@@ -2,7 +2,8 @@
 // Usage: npm run bench -- [flags]   (see bench/README.md, or --help)
 import { fork } from 'node:child_process'
 import { loadavg } from 'node:os'
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs'
+import { createHash } from 'node:crypto'
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCaller } from './lib/rpc.js'
@@ -33,7 +34,7 @@ const DEFAULTS = {
   host: '127.0.0.1',
   out: join(here, 'results'),
   cpuProf: '',
-  sourceAddresses: 1,
+  sourceAddresses: 0,
   label: ''
 }
 
@@ -53,8 +54,9 @@ const HELP = `Usage: node bench/run.js [flags]
   --echo-sockets N     sockets running the echo loop (default ${DEFAULTS.echoSockets})
   --echo-duration MS   echo duration (default ${DEFAULTS.echoDuration})
   --timeout MS         limit for one scenario run of one target (default ${DEFAULTS.timeout})
-  --source-addresses N loopback source addresses for the client processes, 0 lets the kernel pick
-                       127.0.0.1 (default ${DEFAULTS.sourceAddresses}; client k uses address k mod N)
+  --source-addresses N bind client process k to loopback address k mod N (127.0.x.2, ...); 0 lets the
+                       kernel pick (default ${DEFAULTS.sourceAddresses}); needed only past ~28,000 sockets
+                       to one server port
   --cpu-prof a,b       CPU-profile these targets' servers during the measured phase (<out>/prof)
   --out DIR            results directory (default bench/results)
   --label NAME         suffix for the result file names`
@@ -135,9 +137,10 @@ function spawnClient () {
   return { child, call: createCaller(child) }
 }
 
-// Each client process binds to its own loopback source address, which gives it its own ephemeral ports.
-// The third octet moves on with every run: bind() gets slow on an address whose ports are held by
-// TIME_WAIT sockets of an earlier run.
+// With --source-addresses, each client process binds to its own loopback source address, which gives
+// it its own ~28,000 ephemeral ports. The third octet moves on with every run: bind() gets slow on an
+// address whose ports are held by TIME_WAIT sockets of an earlier run. Off by default: an explicit
+// bind() costs the client far more kernel time per socket than connect()'s own port choice.
 let runIndex = 0
 function sourceAddress (k, opts) {
   if (opts.sourceAddresses === 0) return undefined
@@ -158,7 +161,7 @@ async function connectAll (clients, target, base, plans, opts) {
   const open = sum(results.map((r) => r.open))
   if (open === 0) throw new Error(`no connection opened: ${results.flatMap((r) => r.errors).slice(0, 2).join('; ')}`)
   return {
-    open: sum(results.map((r) => r.open)),
+    open,
     failed: sum(results.map((r) => r.failed)),
     mismatched: sum(results.map((r) => r.mismatched)),
     errors: results.flatMap((r) => r.errors).slice(0, 5),
@@ -223,6 +226,7 @@ const SCENARIOS = {
     const plan = sessionPlan(opts.connections, opts.twoTabRatio, clients.length)
     const conn = await connectAll(clients, target, base, plan.perClient, opts)
     await Promise.all(clients.map((c) => c.call('reset')))
+    const mem0 = await server.call('mem')
     await phaseStart(server, opts)
     const cpu0 = await server.call('cpu')
     const sent = await server.call('broadcast', { messages: opts.messages, batch: opts.batch, size: opts.size, maxMs: opts.timeout / 2 })
@@ -230,6 +234,7 @@ const SCENARIOS = {
     const counts = await waitForDelivery(clients, (cs) => sum(cs.map((x) => x.broadcastReceived)) >= expected, 3000, opts.timeout / 3)
     const cpu1 = await server.call('cpu')
     await phaseEnd(server, opts)
+    const mem1 = await server.call('mem')
     const delivered = sum(counts.map((x) => x.broadcastReceived))
     const lastNs = counts.reduce((m, x) => (big(x.lastReceiveNs) > m ? big(x.lastReceiveNs) : m), 0n)
     const cpu = cpuMicros(cpu0, cpu1)
@@ -245,7 +250,11 @@ const SCENARIOS = {
       deliveriesPerSec: delivered / (Number(lastNs - big(sent.startNs)) / 1e9),
       serverCpuPerDeliveryUs: cpu.total / delivered,
       serverUserPerDeliveryUs: cpu.user / delivered,
-      serverSystemPerDeliveryUs: cpu.system / delivered
+      serverSystemPerDeliveryUs: cpu.system / delivered,
+      // What the server still holds per connection once every broadcast is delivered (after a GC).
+      heapRetainedPerConnBytes: (mem1.heapUsed - mem0.heapUsed) / conn.open,
+      totalHeapBytes: mem1.heapUsed,
+      totalRssBytes: mem1.rss
     }
   },
 
@@ -303,6 +312,8 @@ const SCENARIOS = {
       errors: conn.errors,
       echoSockets: per * clients.length,
       stalled: sum(results.map((r) => r.stalled)),
+      closed: sum(results.map((r) => r.closed)),
+      closeReasons: [...new Set(results.flatMap((r) => r.closeReasons))],
       echoPerSec: roundTrips / seconds,
       echoP50Us: lat.p50,
       echoP99Us: lat.p99
@@ -347,11 +358,12 @@ function summarise (runs, opts) {
       for (const metric of METRICS.filter((m) => m.scenario === scenario)) {
         medians[metric.key] = median(ok.map((r) => r.result[metric.key]))
       }
-      for (const key of ['lost', 'failed', 'sessionMismatches', 'stalled']) {
+      for (const key of ['lost', 'failed', 'sessionMismatches', 'stalled', 'closed']) {
         const vals = ok.map((r) => r.result[key]).filter((v) => typeof v === 'number')
         if (vals.length > 0) medians[`max_${key}`] = Math.max(...vals)
       }
       medians.errors = reps.filter((r) => r.result.error !== undefined).map((r) => r.result.error)
+      medians.closeReasons = [...new Set(ok.flatMap((r) => r.result.closeReasons ?? []))]
       summary[scenario][target] = medians
     }
   }
@@ -372,6 +384,21 @@ function summarise (runs, opts) {
   return { summary, ratios }
 }
 
+// Which build of the plugin ran: a hash of dist/plugin/**/*.js and the newest file time. The build
+// changes under a running suite when someone rebuilds, so the figures name the code they measured.
+function pluginFingerprint () {
+  const dir = join(here, '..', 'dist', 'plugin')
+  if (!existsSync(dir)) return null
+  const hash = createHash('sha256')
+  let newest = 0
+  const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith('.js')).sort()
+  for (const f of files) {
+    hash.update(f).update(readFileSync(join(dir, f)))
+    newest = Math.max(newest, statSync(join(dir, f)).mtimeMs)
+  }
+  return { sha256: hash.digest('hex').slice(0, 12), files: files.length, built: new Date(newest).toISOString() }
+}
+
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
   if (opts.targets.includes('glue') && !existsSync(join(here, '..', 'dist', 'plugin', 'index.js'))) {
@@ -381,6 +408,7 @@ async function main () {
   mkdirSync(opts.out, { recursive: true })
   const started = new Date()
   const loadBefore = loadavg()[0]
+  const pluginBefore = pluginFingerprint()
   console.log(`bench: targets ${opts.targets.join(', ')}; scenarios ${opts.scenarios.join(', ')}; ` +
     `${opts.connections} connections, ${opts.reps} reps, ${opts.clients} client process(es)`)
 
@@ -409,6 +437,7 @@ async function main () {
     platform: `${process.platform} ${process.arch}`,
     // Other work on the machine skews every figure; a high load average here means rerun on a quiet box.
     loadAverage1m: { before: loadBefore, after: loadavg()[0] },
+    plugin: { before: pluginBefore, after: pluginFingerprint() },
     options: { ...opts, out: undefined }
   }
   const stamp = started.toISOString().replace(/[:.]/g, '-')

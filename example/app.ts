@@ -39,7 +39,32 @@ function readInterval (value: string | undefined): number {
   return interval
 }
 
-/** Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast and `POST /notify`. */
+/** The one topic browsers may subscribe to; the periodic broadcast also publishes to it. */
+export const NEWS_TOPIC = 'news'
+
+/** An error `onRequest` shows to the client: `expose` lets its code and message through. */
+class ExposedError extends Error {
+  readonly expose = true
+  readonly code: string
+
+  constructor (code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** Answers `client.request(data)`: `{ op: 'time' }` and `{ op: 'echo', value }`. */
+function answer (data: unknown): unknown {
+  const { op, value } = (data ?? {}) as { op?: unknown, value?: unknown }
+  if (op === 'time') return { now: new Date().toISOString() }
+  if (op === 'echo') return value ?? null
+  throw new ExposedError('UNKNOWN_OP', `Expected op to be "time" or "echo", got ${JSON.stringify(op) ?? 'nothing'}`)
+}
+
+/**
+ * Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast (also
+ * published to the "news" topic), requests answered by `onRequest`, and `POST /notify`.
+ */
 export async function buildApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? true })
   const secret = options.secret ?? process.env.SESSION_SECRET ?? DEV_SECRET
@@ -53,8 +78,11 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
       socket.send(`welcome ${sessionTag(session.id)}`)
     },
     onMessage (_session, data, socket) {
+      // A reply to this one socket; the shipped client shows such a plain frame as a message without seq.
       socket.send(data === 'ping' ? 'pong' : 'ok')
-    }
+    },
+    authorizeSubscribe: (_session, topic) => topic === NEWS_TOPIC,
+    onRequest: (_session, data) => answer(data)
   })
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
@@ -73,7 +101,9 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
     app.addHook('onReady', async () => {
       timer = setInterval(() => {
         count += 1
-        app.sessions.broadcast(`broadcast #${count} at ${new Date().toISOString()}`)
+        const at = new Date().toISOString()
+        app.sessions.broadcast(`broadcast #${count} at ${at}`)
+        app.sessions.publish(NEWS_TOPIC, { headline: `news #${count}`, at })
       }, broadcastInterval)
     })
     app.addHook('preClose', async () => { clearInterval(timer) })

@@ -18,6 +18,7 @@ export const PAGE = `<!doctype html>
   #state[data-state="closed"] { background: #f4c7c7; }
   #log { list-style: none; padding: .5rem; margin: 0; height: 22rem; overflow-y: auto; background: #f6f6f6;
     border: 1px solid #ddd; font: 13px/1.45 ui-monospace, monospace; }
+  #topic[data-topic="on"] { font-weight: 600; color: #05540a; }
   #log .in { color: #05540a; } #log .out { color: #123f8c; } #log .info { color: #666; } #log .error { color: #a00; }
 </style>
 </head>
@@ -28,6 +29,12 @@ export const PAGE = `<!doctype html>
   <button id="connect">Connect</button>
   <button id="disconnect">Disconnect</button>
   <button id="notify" title="POST /notify: the server pushes to this browser's session">Notify</button>
+</div>
+<div class="row">
+  <button id="subscribe" title="client.subscribe('news'): the periodic broadcast is also published to this topic">Subscribe news</button>
+  <button id="unsubscribe">Unsubscribe news</button>
+  <span>News: <span id="topic" data-topic="off">off</span></span>
+  <button id="request" title="client.request({ op: 'time' }): the server's onRequest answers">Ask the time</button>
 </div>
 <div class="row">
   <input id="message" value="ping" aria-label="Message">
@@ -51,11 +58,14 @@ export const PAGE = `<!doctype html>
     $('state').dataset.state = state
   })
   glue.on('open', () => log('info', 'open ' + glue.url))
+  const show = (data) => typeof data === 'string' ? data
+    : data instanceof ArrayBuffer ? '[binary ' + data.byteLength + ' bytes]' : JSON.stringify(data)
   glue.on('message', ({ data }) => {
-    const text = typeof data === 'string' ? data : '[binary ' + data.byteLength + ' bytes]'
+    const text = show(data)
     if (text.startsWith('welcome ')) $('session').textContent = text.slice('welcome '.length)
     log('in', '\\u2190 ' + text)
   })
+  glue.onTopic('news', ({ topic, data }) => log('in', '\\u2190 [' + topic + '] ' + show(data)))
   glue.on('close', ({ code, reason, willReconnect }) => {
     log('info', 'close ' + code + (reason ? ' ' + reason : '') + (willReconnect ? ', will reconnect' : ''))
   })
@@ -70,6 +80,32 @@ export const PAGE = `<!doctype html>
   }
   $('send').onclick = send
   $('message').onkeydown = (event) => { if (event.key === 'Enter') send() }
+  const setTopic = (on) => {
+    $('topic').textContent = on ? 'subscribed' : 'off'
+    $('topic').dataset.topic = on ? 'on' : 'off'
+  }
+  $('subscribe').onclick = async () => {
+    try {
+      await glue.subscribe('news')
+      setTopic(true)
+      log('info', 'subscribed to news')
+    } catch (err) {
+      log('error', 'subscribe: ' + err.code + ': ' + err.message)
+    }
+  }
+  $('unsubscribe').onclick = async () => {
+    setTopic(false)
+    const was = await glue.unsubscribe('news').catch((err) => err.code)
+    log('info', 'unsubscribed from news (' + was + ')')
+  }
+  $('request').onclick = async () => {
+    log('out', '\\u2192 request {"op":"time"}')
+    try {
+      log('in', '\\u2190 reply ' + JSON.stringify(await glue.request({ op: 'time' }, { timeout: 5000 })))
+    } catch (err) {
+      log('error', 'request: ' + err.code + ': ' + err.message)
+    }
+  }
   $('notify').onclick = async () => {
     const response = await fetch('/notify', { method: 'POST' })
     const body = await response.json()

@@ -14,12 +14,15 @@ import type { SessionStats } from './stats.js'
 const kSession = Symbol('fastify-websocket-glue.session')
 const kPending = Symbol('fastify-websocket-glue.pending')
 const kConnecting = Symbol('fastify-websocket-glue.connecting')
+const kThrottled = Symbol('fastify-websocket-glue.throttled')
 
 type GlueSocket = WebSocket & {
   [kSession]: Session
   /** Frames that arrived while async connect listeners were still running. */
   [kPending]?: Array<[Buffer, boolean]>
   [kConnecting]?: Promise<void>
+  /** Set once the socket was closed for its rate: nothing it sends afterwards is dispatched. */
+  [kThrottled]?: true
 }
 
 const OPEN = 1
@@ -68,13 +71,13 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
       socket.close(CLOSE_MESSAGE_TOO_BIG, 'message too big')
       return
     }
+    // ws still emits messages while the close handshake runs; a throttled socket's are dropped.
+    if (socket[kThrottled] === true) return
     if (!rateLimiter(socket, Date.now())) {
-      // ws still emits messages while the close handshake runs; they are dropped here.
-      if (socket.readyState === OPEN) {
-        stats.rateLimitCloses++
-        log.info({ session: sessionTag(socket[kSession].id) }, 'websocket rate limit exceeded')
-        socket.close(CLOSE_POLICY_VIOLATION, 'rate limit exceeded')
-      }
+      socket[kThrottled] = true
+      stats.rateLimitCloses++
+      log.info({ session: sessionTag(socket[kSession].id) }, 'websocket rate limit exceeded')
+      socket.close(CLOSE_POLICY_VIOLATION, 'rate limit exceeded')
       return
     }
     stats.messagesIn++

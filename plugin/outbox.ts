@@ -21,10 +21,6 @@ export class Outbox {
     this.#limit = limit
   }
 
-  get size (): number {
-    return this.#length
-  }
-
   /** Sequence number of the oldest message still kept, or `nextSeq` when empty. */
   oldestSeq (nextSeq: number): number {
     return this.#length === 0 ? nextSeq : this.#firstSeq

@@ -54,8 +54,9 @@ export interface Sessions extends Iterable<Session> {
    */
   close (sessionId: string, code?: number, reason?: string): number
   /**
-   * Subscribes a session (all its tabs) to a topic. Membership ends with the session.
-   * @returns false when the session has no open socket.
+   * Subscribes a session (all its tabs) to a topic. Membership ends with the session, after its
+   * grace period.
+   * @returns false when the session is not known here (no open socket, not within its grace period).
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC
    */
   subscribe (sessionId: string, topic: string): boolean

@@ -15,53 +15,67 @@ async function freePort (): Promise<number> {
   return server.port
 }
 
-test('connects to the given url and receives text, json and binary frames', async (t) => {
-  const server = await startServer({
-    onConnect (session) {
-      server.app.sessions.send(session.id, 'hello')
-      server.app.sessions.send(session.id, { kind: 'json', n: 1 })
-      server.app.sessions.send(session.id, Buffer.from('{"kind":"binary"}'))
-    }
-  })
-  t.teardown(() => server.app.close())
-  const client = new GlueClient({ ...FAST, url: server.url })
-  t.teardown(() => closeClient(client))
-  t.equal(client.state, 'connecting')
-  t.equal(client.url, server.url)
+for (const raw of [false, true]) {
+  test(`connects to the given url and receives text, json and binary frames (${raw ? 'raw' : 'glue.v1'})`, async (t) => {
+    const server = await startServer({
+      onConnect (session) {
+        server.app.sessions.send(session.id, 'hello')
+        server.app.sessions.send(session.id, { kind: 'json', n: 1 })
+        server.app.sessions.send(session.id, Buffer.from('{"kind":"binary"}'))
+      }
+    })
+    t.teardown(() => server.app.close())
+    const client = new GlueClient({ ...FAST, url: server.url, raw })
+    t.teardown(() => closeClient(client))
+    t.equal(client.state, 'connecting')
+    t.equal(client.url, server.url)
 
-  const messages = [nextEvent(client, 'message'), nextEvent(client, 'message', (e) => e.data !== 'hello'), nextEvent(client, 'message', (e) => typeof e.data !== 'string')] as const
-  await nextEvent(client, 'open')
-  t.equal(client.state, 'open')
-  const [text, json, binary] = await Promise.all(messages)
-  t.equal(text.data, 'hello')
-  t.same(json.json(), { kind: 'json', n: 1 })
-  t.ok(binary.data instanceof ArrayBuffer, 'binary frames arrive as ArrayBuffer')
-  t.same(binary.json(), { kind: 'binary' })
-  t.throws(() => text.json(), SyntaxError)
-})
-
-test('sends strings as text, binary as binary and other values as json', async (t) => {
-  const received: Array<string | Buffer> = []
-  let done: () => void
-  const all = new Promise<void>((resolve) => { done = resolve })
-  const server = await startServer({
-    onMessage (_session, data) {
-      received.push(data)
-      if (received.length === 4) done()
-    }
+    const messages = [
+      nextEvent(client, 'message'),
+      nextEvent(client, 'message', (e) => e.data !== 'hello' && !(e.data instanceof ArrayBuffer)),
+      nextEvent(client, 'message', (e) => e.data instanceof ArrayBuffer)
+    ] as const
+    await nextEvent(client, 'open')
+    t.equal(client.state, 'open')
+    t.equal(client.protocol, raw ? '' : 'glue.v1')
+    const [text, json, binary] = await Promise.all(messages)
+    t.equal(text.data, 'hello')
+    t.same(json.data, raw ? '{"kind":"json","n":1}' : { kind: 'json', n: 1 }, raw ? 'JSON arrives as text' : 'JSON arrives as the value')
+    t.same(json.json(), { kind: 'json', n: 1 }, 'json() gives the value either way')
+    t.ok(binary.data instanceof ArrayBuffer, 'binary frames arrive as ArrayBuffer')
+    t.same(binary.json(), { kind: 'binary' })
+    t.throws(() => text.json(), SyntaxError)
+    t.same([text.seq, json.seq, binary.seq], raw ? [undefined, undefined, undefined] : [1, 2, 3])
+    t.equal(client.lastSeq, raw ? 0 : 3)
   })
-  t.teardown(() => server.app.close())
-  const client = new GlueClient({ ...FAST, url: server.url })
-  t.teardown(() => closeClient(client))
-  await nextEvent(client, 'open')
-  t.equal(client.send('text'), true)
-  t.equal(client.send(new Uint8Array([1, 2, 3])), true)
-  t.equal(client.send({ a: [1, 2] }), true)
-  t.equal(client.send(new Uint8Array([4]).buffer), true)
-  await all
-  t.same(received, ['text', Buffer.from([1, 2, 3]), '{"a":[1,2]}', Buffer.from([4])])
-  t.throws(() => client.send(undefined as unknown as string), TypeError, 'data with no JSON form throws')
-})
+}
+
+for (const raw of [false, true]) {
+  test(`sends strings as text, binary as binary and other values as json (${raw ? 'raw' : 'glue.v1'})`, async (t) => {
+    const received: Array<string | Buffer> = []
+    let done: () => void
+    const all = new Promise<void>((resolve) => { done = resolve })
+    const server = await startServer({
+      onMessage (_session, data) {
+        received.push(data)
+        if (received.length === 6) done()
+      }
+    })
+    t.teardown(() => server.app.close())
+    const client = new GlueClient({ ...FAST, url: server.url, raw })
+    t.teardown(() => closeClient(client))
+    await nextEvent(client, 'open')
+    t.equal(client.send('text'), true)
+    t.equal(client.send(new Uint8Array([1, 2, 3])), true)
+    t.equal(client.send({ a: [1, 2] }), true)
+    t.equal(client.send(new Uint8Array([4]).buffer), true)
+    t.equal(client.send(new Uint8Array([7, 8, 9, 10]).subarray(1, 3)), true)
+    t.equal(client.send('{"looks":"like json"}'), true)
+    await all
+    t.same(received, ['text', Buffer.from([1, 2, 3]), '{"a":[1,2]}', Buffer.from([4]), Buffer.from([8, 9]), '{"looks":"like json"}'])
+    t.throws(() => client.send(undefined as unknown as string), TypeError, 'data with no JSON form throws')
+  })
+}
 
 test('reconnects with exponential backoff after the server restarts on the same port, in the same session', async (t) => {
   const sessions: string[] = []

@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { test } from 'tap'
-import { cookiePair, openGlueSocket, openSocket, refusedHandshake, startApp, until, type GlueSocket } from './helpers.js'
+import { clientFrame, closeCodeOf, cookiePair, openGlueSocket, openSocket, rawUpgrade, refusedHandshake, startApp, until, type GlueSocket } from './helpers.js'
 
 /** The data of every `m` envelope a glue socket received, and the last sequence number seen. */
 function stream (client: GlueSocket): { data: unknown[], lastSeq: () => number } {
@@ -285,6 +285,22 @@ test('the rate limit closes a flooding socket with 1008 and leaves a paced one o
   await until(() => got.length === 15, 'paced messages delivered')
   t.equal(paced.socket.readyState, paced.socket.OPEN)
   t.equal(app.sessions.stats().rateLimitCloses, 1)
+})
+
+test('a socket closed for its rate delivers nothing more, even after its bucket refills', async (t) => {
+  const got: unknown[] = []
+  const { app, port } = await startApp({ glue: { rateLimit: { messagesPerSecond: 1000, burst: 5 }, onMessage: (_s, data) => { got.push(data) } } })
+  t.teardown(() => app.close())
+  const raw = await rawUpgrade(port)
+  t.teardown(() => raw.socket.destroy())
+  await until(() => app.sessions.size === 1, 'joined')
+  // This peer never answers the close frame, so the socket stays CLOSING.
+  raw.socket.write(Buffer.concat(Array.from({ length: 8 }, (_, i) => clientFrame(`f${i}`))))
+  await until(() => closeCodeOf(raw.received()) === 1008, 'the 1008 close frame')
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  raw.socket.write(clientFrame('after-close'))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same(got, ['f0', 'f1', 'f2', 'f3', 'f4'])
 })
 
 test('rateLimit false lets a fast client through', async (t) => {

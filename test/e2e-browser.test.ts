@@ -79,6 +79,19 @@ test('the example page works end to end in headless chromium, across a server re
   t.comment('see a server broadcast')
   await seeInLog(page, '← broadcast #')
 
+  t.comment('subscribe to the news topic, see a topic message')
+  await page.click('#subscribe')
+  await seeInLog(page, 'subscribed to news')
+  await page.locator('#topic[data-topic="on"]').waitFor()
+  await seeInLog(page, '← [news] {"headline":"news #')
+
+  t.comment('press the request button, see the reply')
+  await page.click('#request')
+  await seeInLog(page, '→ request {"op":"time"}')
+  const reply = (await page.locator('#log li', { hasText: '← reply ' }).first().textContent()) ?? ''
+  const now = /← reply \{"now":"([^"]+)"\}$/.exec(reply)?.[1] ?? ''
+  t.ok(Math.abs(Date.parse(now) - Date.now()) < 60_000, `the reply carries the server's time (${now})`)
+
   t.comment('the session cookie is HttpOnly')
   const documentCookie = await page.evaluate<string>('document.cookie')
   t.notMatch(documentCookie, /(^|; )sid=/, 'document.cookie does not expose the session cookie')
@@ -92,6 +105,8 @@ test('the example page works end to end in headless chromium, across a server re
   await page.click('#notify')
   await seeInLog(page, `← notify: hello ${sessionTag}`)
   await seeInLog(page, 'POST /notify 200 {"sockets":1}')
+
+  const newsLines = page.locator('#log li', { hasText: '← [news] ' })
 
   t.comment('stop the server: the page starts reconnecting by itself')
   const port = server.port
@@ -109,12 +124,26 @@ test('the example page works end to end in headless chromium, across a server re
   const welcomes = await page.locator('#log li', { hasText: '← welcome ' }).allTextContents()
   t.ok(welcomes.every((line) => line.endsWith(`welcome ${sessionTag}`)), 'both welcomes carry the same session tag')
 
+  t.comment('the news subscription was restored on the new server')
+  const newsAfterReopen = await newsLines.count()
+  await seeInLog(page, '← [news] {"headline":"news #', newsAfterReopen + 1)
+  t.pass('a news message arrived after the reconnect')
+
   t.comment('send again on the new connection, see the new server broadcast, then disconnect')
   const broadcastsBefore = await page.locator('#log li', { hasText: '← broadcast #' }).count()
   await page.fill('#message', 'ping')
   await page.click('#send')
   await seeInLog(page, '← pong', 2)
   await seeInLog(page, '← broadcast #', broadcastsBefore + 1)
+
+  t.comment('unsubscribe: broadcasts go on, news stops')
+  await page.click('#unsubscribe')
+  await seeInLog(page, 'unsubscribed from news (true)')
+  const newsBefore = await newsLines.count()
+  const broadcasts = await page.locator('#log li', { hasText: '← broadcast #' }).count()
+  // Each tick broadcasts, then publishes: two more broadcasts mean a full tick passed after unsubscribing.
+  await seeInLog(page, '← broadcast #', broadcasts + 2)
+  t.equal(await newsLines.count(), newsBefore, 'no news after unsubscribing')
 
   await mkdir(fileURLToPath(new URL('../test-output/', import.meta.url)), { recursive: true })
   await page.screenshot({ path: SCREENSHOT, fullPage: true })

@@ -5,8 +5,10 @@ import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
-import { buildApp, DEV_SECRET, sessionTag, type ExampleOptions } from '../example/app.js'
-import { closeSocket, openSocket } from './client-helpers.js'
+import WebSocket from 'ws'
+import { buildApp, DEV_SECRET, NEWS_TOPIC, sessionTag, type ExampleOptions } from '../example/app.js'
+import { GlueClient, type GlueTopicEvent } from '../plugin/client/glue-client.js'
+import { closeClient, closeSocket, nextEvent, openSocket } from './client-helpers.js'
 
 const SECRET = 'example-test-secret-that-is-long-enough-0123'
 
@@ -39,7 +41,9 @@ test('serves the page, which loads the client from the plugin url and sets an Ht
   t.match(page.headers.get('set-cookie'), /^sid=[^;]+; .*HttpOnly/)
   const html = await page.text()
   t.match(html, '<script src="/_glue/glue-client.global.js"></script>')
-  for (const id of ['connect', 'disconnect', 'message', 'send', 'notify', 'log', 'state']) t.match(html, `id="${id}"`)
+  for (const id of ['connect', 'disconnect', 'message', 'send', 'notify', 'subscribe', 'unsubscribe', 'topic', 'request', 'log', 'state']) {
+    t.match(html, `id="${id}"`)
+  }
 
   const script = await fetch(http + '/_glue/glue-client.global.js')
   t.equal(script.status, 200)
@@ -75,6 +79,41 @@ test('broadcasts periodically to every connected socket', async (t) => {
   const [a, b] = await Promise.all([first.frames.next(/^broadcast #/), second.frames.next(/^broadcast #/)])
   t.match(a, /^broadcast #\d+ at \d{4}-\d\d-\d\dT/)
   t.match(b, /^broadcast #\d+ at /)
+})
+
+test('publishes each broadcast to the news topic, which the shipped client may subscribe to', async (t) => {
+  const { app, ws } = await start({ broadcastInterval: 30 })
+  t.teardown(() => app.close())
+  const client = new GlueClient({ url: ws, WebSocket, reconnection: false })
+  t.teardown(() => closeClient(client))
+  const news = new Promise<GlueTopicEvent>((resolve) => { client.onTopic(NEWS_TOPIC, resolve) })
+  await client.subscribe('news')
+  const { data, topic, seq } = await news
+  t.equal(topic, 'news')
+  t.match(data, { headline: /^news #\d+$/, at: /^\d{4}-\d\d-\d\dT/ })
+  t.type(seq, 'number')
+  await t.rejects(client.subscribe('admin'), { code: 'GLUE_SUBSCRIBE_REFUSED' }, 'any other topic is refused')
+  t.equal(await client.unsubscribe('news'), true)
+})
+
+test('answers requests for the time and echoes, and rejects unknown ones with an exposed error', async (t) => {
+  const { app, ws } = await start()
+  t.teardown(() => app.close())
+  const client = new GlueClient({ url: ws, WebSocket, reconnection: false })
+  t.teardown(() => closeClient(client))
+  const welcome = nextEvent(client, 'message')
+  const { now } = await client.request<{ now: string }>({ op: 'time' })
+  t.ok(Math.abs(Date.parse(now) - Date.now()) < 60_000, 'the time is the server\'s clock')
+  t.same(await client.request({ op: 'echo', value: [1, 'two'] }), [1, 'two'])
+  t.equal(await client.request({ op: 'echo' }), null)
+  await t.rejects(client.request({ op: 'launch' }), { code: 'UNKNOWN_OP', message: 'Expected op to be "time" or "echo", got "launch"' })
+  await t.rejects(client.request(null), { code: 'UNKNOWN_OP', message: /got nothing/ })
+  const { data, seq } = await welcome
+  t.match(data, /^welcome [\w-]{12}$/, 'the welcome, sent with socket.send, arrives as a plain message')
+  t.equal(seq, undefined)
+  const pong = nextEvent(client, 'message')
+  client.send('ping')
+  t.equal((await pong).data, 'pong')
 })
 
 test('reads BROADCAST_INTERVAL from the environment and rejects a bad one', async (t) => {

@@ -246,3 +246,11 @@ export async function openGlueSocket (url: string, options: WebSocket.ClientOpti
     }
   }
 }
+
+/** A masked client text frame, for writing through a RawSocket. */
+export function clientFrame (text: string): Buffer {
+  const payload = Buffer.from(text)
+  const mask = Buffer.from([1, 2, 3, 4])
+  const masked = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] as number)))
+  return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked])
+}

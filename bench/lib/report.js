@@ -16,7 +16,8 @@ export const METRICS = [
   { scenario: 'broadcast', key: 'serverCpuPerDeliveryUs', short: 'cpu/deliv', label: 'server CPU per delivery', unit: 'us', better: 'lower', format: fixed(2) },
   { scenario: 'broadcast', key: 'serverUserPerDeliveryUs', short: 'user', label: '  of which user', unit: 'us', better: 'lower', format: fixed(2) },
   { scenario: 'broadcast', key: 'serverSystemPerDeliveryUs', short: 'sys', label: '  of which system', unit: 'us', better: 'lower', format: fixed(2) },
-  { scenario: 'broadcast', key: 'lost', short: 'lost', label: 'lost broadcast messages', unit: 'count', better: 'lower', format: int },
+  { scenario: 'broadcast', key: 'heapRetainedPerConnBytes', short: 'kept/conn', label: 'heap kept per connection after the broadcasts', unit: 'KiB', better: 'lower', format: kib, noRatio: true },
+  { scenario: 'broadcast', key: 'lost', short: 'lost', label: 'lost broadcast messages', unit: 'count', better: 'lower', format: int, noRatio: true },
   { scenario: 'targeted', key: 'targetedP50Us', short: 'p50', label: 'targeted send p50', unit: 'us', better: 'lower', format: int },
   { scenario: 'targeted', key: 'targetedP99Us', short: 'p99', label: 'targeted send p99', unit: 'us', better: 'lower', format: int },
   { scenario: 'targeted', key: 'targetedMaxUs', short: 'max', label: 'targeted send max', unit: 'us', better: 'lower', format: int },
@@ -45,6 +46,13 @@ export function renderMarkdown ({ meta, summary, ratios, opts }) {
     `${opts.clients} client process(es). Ratios are to raw \`ws\` from the same run; the last column says ` +
     'which direction is better. ' +
     `Load average (1 min) ${meta.loadAverage1m.before.toFixed(2)} before, ${meta.loadAverage1m.after.toFixed(2)} after.`)
+  const plugin = meta.plugin
+  if (plugin?.before != null) {
+    const changed = plugin.after?.sha256 !== plugin.before.sha256
+    lines.push('')
+    lines.push(`Plugin build ${plugin.before.sha256} (dist/plugin, built ${plugin.before.built})` +
+      (changed ? `; **the build changed during the run** (now ${plugin.after?.sha256 ?? 'missing'}), so rerun.` : '.'))
+  }
   lines.push('')
   lines.push(`| scenario | metric | unit | ${targets.join(' | ')} | better |`)
   lines.push(`| --- | --- | --- | ${targets.map(() => '---:').join(' | ')} | --- |`)
@@ -54,7 +62,8 @@ export function renderMarkdown ({ meta, summary, ratios, opts }) {
       const v = summary[m.scenario]?.[t]?.[m.key]
       const r = ratios[m.scenario]?.[t]?.[m.key]
       if (typeof v !== 'number') return 'n/a'
-      return t === 'ws' || m.key === 'lost' ? m.format(v) : `${m.format(v)} (${ratio(r)})`
+      // Counts and near-zero differences make meaningless ratios.
+      return t === 'ws' || m.noRatio ? m.format(v) : `${m.format(v)} (${ratio(r)})`
     })
     lines.push(`| ${m.scenario} | ${m.label.trim()} | ${m.unit} | ${cells.join(' | ')} | ${m.better} |`)
   }
@@ -84,9 +93,10 @@ export function renderMarkdown ({ meta, summary, ratios, opts }) {
     for (const t of targets) {
       const s = summary[scenario][t]
       if (s.errors.length > 0) problems.push(`- ${scenario}/${t}: ${s.errors.length} failed run(s): ${[...new Set(s.errors)].join('; ')}`)
-      for (const key of ['failed', 'sessionMismatches', 'lost', 'stalled']) {
+      for (const key of ['failed', 'sessionMismatches', 'lost', 'stalled', 'closed']) {
         if (s[`max_${key}`] > 0) problems.push(`- ${scenario}/${t}: ${key} up to ${s[`max_${key}`]} in one repetition`)
       }
+      if (s.max_closed > 0 && s.closeReasons.length > 0) problems.push(`- ${scenario}/${t}: close codes seen: ${s.closeReasons.join('; ')}`)
     }
   }
   if (problems.length > 0) {

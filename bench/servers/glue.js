@@ -10,6 +10,9 @@ export async function start ({ host }) {
     path: '/ws',
     cookie: { secret: COOKIE_SECRET },
     heartbeatInterval: 30000,
+    // The default per-socket inbound limit closes the echo loop (hundreds of messages/s per socket)
+    // with 1008. The raw targets have no limit, so raise it out of reach; the limiter still runs.
+    rateLimit: { messagesPerSecond: 1_000_000, burst: 1_000_000 },
     onConnect (session, socket) {
       socket.send(`h|${session.id}`)
     },
