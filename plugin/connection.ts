@@ -27,6 +27,11 @@ type GlueSocket = WebSocket & {
 
 const OPEN = 1
 
+// The session tag of a debug line costs a SHA-256 per connection: skip it when debug is off.
+function debugEnabled (log: FastifyBaseLogger): boolean {
+  return (log as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled?.('debug') === true
+}
+
 /** What a connection needs from the plugin instance. */
 export interface ConnectionContext extends InboundContext {
   readonly registry: SessionRegistry
@@ -90,7 +95,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     const session = socket[kSession]
     heartbeat.delete(socket)
     registry.leave(session, socket)
-    log.debug({ session: sessionTag(session.id), code }, 'websocket closed')
+    if (debugEnabled(log)) log.debug({ session: sessionTag(session.id), code }, 'websocket closed')
     const emitClose = (): void => { events.emit('close', [session, socket, code, reason.toString('utf8')]) }
     // Close listeners run after connect listeners have settled and pending messages went out.
     if (socket[kConnecting] !== undefined) {
@@ -133,7 +138,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     glueSocket.on('close', onClose)
     releaseHandshake(glueSocket)
     heartbeat.add(glueSocket)
-    request.log.debug({ session: sessionTag(session.id) }, 'websocket connected')
+    if (debugEnabled(request.log)) request.log.debug({ session: sessionTag(session.id) }, 'websocket connected')
 
     const result = events.emit('connect', [session, glueSocket, request])
     if (result === false) {
