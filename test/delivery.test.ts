@@ -170,6 +170,24 @@ test('a trimmed outbox gives a gap with the number of lost messages, then the re
   for (let i = 16; i <= 20; i++) t.same(await again.nextEnvelope(), ['m', i, i])
 })
 
+test('outboxLimit 0 keeps nothing: a resume reports every missed message as a gap', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { outboxLimit: 0 } })
+  t.teardown(() => app.close())
+  const client = await openGlueSocket(wsUrl)
+  const cookie = cookiePair(client.setCookie[0])
+  const id = await firstSessionId(app)
+  client.socket.close()
+  await until(() => !app.sessions.has(id), 'detached')
+  app.sessions.send(id, 'a')
+  app.sessions.send(id, 'b')
+  const again = await openGlueSocket(resumeUrl(wsUrl, client.welcome.epoch, 0), { headers: { cookie } })
+  t.teardown(() => again.socket.terminate())
+  t.same(again.welcome, { epoch: client.welcome.epoch, seq: 2 })
+  t.same(await again.nextEnvelope(), ['g', 2])
+  app.sessions.send(id, 'c')
+  t.same(await again.nextEnvelope(), ['m', 3, 'c'])
+})
+
 test('messages older than outboxMaxAge are not replayed and count as a gap', async (t) => {
   const { app, wsUrl } = await startApp({ glue: { outboxMaxAge: 20 } })
   t.teardown(() => app.close())

@@ -27,6 +27,14 @@ test('resolves defaults, keeping a 0 as 0, and freezes the result', async (t) =>
   t.match(resolved.cookie, { name: 'sid', secrets: null, path: '/', sameSite: 'lax', secure: 'auto', issueOnPages: true })
   t.ok(Object.isFrozen(resolved) && Object.isFrozen(resolved.cookie))
   t.same(resolveOptions(undefined).heartbeatInterval, 30_000)
+  t.match(resolveOptions(undefined), {
+    outboxLimit: 500, outboxMaxAge: 120_000, sessionGrace: 60_000, sendHighWaterMark: 1_048_576,
+    rateLimit: { messagesPerSecond: 100, burst: 200 }, maxSocketsPerSession: 32, maxSocketsPerAddress: 0
+  })
+  t.match(resolveOptions({ outboxLimit: 0, sessionGrace: 0, maxSocketsPerAddress: 0, rateLimit: false }), {
+    outboxLimit: 0, sessionGrace: 0, maxSocketsPerAddress: 0, rateLimit: false
+  }, 'zeros stay zeros')
+  t.same(resolveOptions({ rateLimit: { burst: 5 } }).rateLimit, { messagesPerSecond: 100, burst: 5 })
   t.same(resolveOptions({ client: { prefix: '/assets/glue' } }).client, { prefix: '/assets/glue/' })
   t.equal(resolveOptions({ client: false }).client, false)
   t.same([...(resolveOptions({ allowedOrigins: ['HTTPS://App.Example'] }).allowedOrigins as Set<string>)], ['https://app.example'])
@@ -64,6 +72,17 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['allowedOrigins', circular(), /got `\[unserialisable\]` \(object\)/],
   ['client', true, /`client` to be an object or false/],
   ['client.prefix', 'glue', /`client.prefix`/],
+  ['outboxLimit', -1, /`outboxLimit` to be an integer >= 0, got `-1`/],
+  ['outboxMaxAge', 0, /`outboxMaxAge` to be an integer >= 1, got `0`/],
+  ['sessionGrace', 'long', /`sessionGrace` to be an integer >= 0, got `"long"` \(string\)/],
+  ['sendHighWaterMark', 0, /`sendHighWaterMark` to be an integer >= 1/],
+  ['rateLimit', true, /`rateLimit` to be an object or false, got `true` \(boolean\)/],
+  ['rateLimit.messagesPerSecond', 0, /`rateLimit.messagesPerSecond` to be an integer >= 1/],
+  ['rateLimit.burst', 1.5, /`rateLimit.burst` to be an integer >= 1, got `1.5`/],
+  ['maxSocketsPerSession', 0, /`maxSocketsPerSession` to be an integer >= 1/],
+  ['maxSocketsPerAddress', -1, /`maxSocketsPerAddress` to be an integer >= 0/],
+  ['onRequest', 'fn', /`onRequest` to be a function/],
+  ['authorizeSubscribe', 1, /`authorizeSubscribe` to be a function/],
   ['onConnect', 'fn', /`onConnect` to be a function/],
   ['onMessage', {}, /`onMessage` to be a function/],
   ['onClose', 1, /`onClose` to be a function/]

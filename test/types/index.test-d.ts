@@ -4,10 +4,14 @@ import type { WebSocket } from 'ws'
 import glue, {
   errors,
   glue as namedGlue,
+  GLUE_PROTOCOL,
   type CloseListener,
   type GlueOptions,
+  type RequestHandler,
   type Session,
-  type Sessions
+  type Sessions,
+  type SessionStats,
+  type SubscribeAuthorizer
 } from 'fastify-websocket-glue'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
@@ -72,5 +76,36 @@ app.post('/', async (request) => {
   app.sessions.send(request.sessionId, 'x')
 })
 
+// Topics, requests, delivery and limits.
+const authorize: SubscribeAuthorizer = async (session, topic) => session.id !== '' && topic.startsWith('public:')
+const answer: RequestHandler = (_session, data) => ({ echo: data })
+await app.register(glue, {
+  authorizeSubscribe: authorize,
+  onRequest: answer,
+  outboxLimit: 100,
+  outboxMaxAge: 60_000,
+  sessionGrace: 0,
+  sendHighWaterMark: 1 << 20,
+  rateLimit: { messagesPerSecond: 10, burst: 20 },
+  maxSocketsPerSession: 4,
+  maxSocketsPerAddress: 100
+})
+await app.register(glue, { rateLimit: false })
+expectType<Equal<ReturnType<Sessions['subscribe']>, boolean>>()
+expectType<Equal<ReturnType<Sessions['unsubscribe']>, boolean>>()
+expectType<Equal<ReturnType<Sessions['publish']>, number>>()
+expectType<Equal<ReturnType<Sessions['topicsOf']>, string[]>>()
+expectType<Equal<ReturnType<Sessions['subscriberCount']>, number>>()
+expectType<Equal<ReturnType<Sessions['isKnown']>, boolean>>()
+expectType<Equal<ReturnType<Sessions['stats']>, SessionStats>>()
+expectType<Equal<SessionStats['replayed'], number>>()
+expectType<Equal<typeof GLUE_PROTOCOL, 'glue.v1'>>()
+app.sessions.publish('news', { headline: 'x' }, { except: 'sid', volatile: true })
+app.sessions.send('sid', 'cursor', { volatile: true })
+// @ts-expect-error rateLimit is an object or false
+const badRate: GlueOptions = { rateLimit: true }
+// @ts-expect-error volatile is a boolean
+app.sessions.send('sid', 'x', { volatile: 'yes' })
+
 const code: 'FST_WSGLUE_INVALID_OPTION' = new errors.FST_WSGLUE_INVALID_OPTION('x').code
-export { badSameSite, badInterval, code }
+export { badSameSite, badInterval, badRate, code }
