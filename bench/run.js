@@ -3,7 +3,7 @@
 import { fork } from 'node:child_process'
 import { loadavg } from 'node:os'
 import { createHash } from 'node:crypto'
-import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { createCaller } from './lib/rpc.js'
@@ -115,7 +115,9 @@ function withTimeout (promise, ms, what) {
 }
 
 function spawnServer (target, opts) {
-  const child = fork(join(here, 'servers', 'host.js'), [target], { execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const env = { ...process.env }
+  if (glueSnapshot !== null) env.BENCH_GLUE_ENTRY = join(glueSnapshot, 'plugin', 'index.js')
+  const child = fork(join(here, 'servers', 'host.js'), [target], { env, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return { child, call: createCaller(child) }
 }
 
@@ -384,6 +386,18 @@ function summarise (runs, opts) {
   return { summary, ratios }
 }
 
+// The glue servers load a copy of dist/ taken when the run starts, so a rebuild during the run cannot
+// mix two builds in one table. The copy lives inside the project, so its imports resolve to node_modules.
+let glueSnapshot = null
+function snapshotPlugin (fingerprint) {
+  const dir = join(here, 'results', '.plugin', fingerprint.sha256, 'dist')
+  for (const part of ['plugin', 'client']) {
+    const from = join(here, '..', 'dist', part)
+    if (existsSync(from)) cpSync(from, join(dir, part), { recursive: true })
+  }
+  return dir
+}
+
 // Which build of the plugin ran: a hash of dist/plugin/**/*.js and the newest file time. The build
 // changes under a running suite when someone rebuilds, so the figures name the code they measured.
 function pluginFingerprint () {
@@ -409,6 +423,7 @@ async function main () {
   const started = new Date()
   const loadBefore = loadavg()[0]
   const pluginBefore = pluginFingerprint()
+  if (opts.targets.includes('glue')) glueSnapshot = snapshotPlugin(pluginBefore)
   console.log(`bench: targets ${opts.targets.join(', ')}; scenarios ${opts.scenarios.join(', ')}; ` +
     `${opts.connections} connections, ${opts.reps} reps, ${opts.clients} client process(es)`)
 
@@ -449,6 +464,7 @@ async function main () {
   writeFileSync(join(opts.out, files[1]), markdown)
   writeFileSync(join(opts.out, files[2]), JSON.stringify(json, null, 2))
   writeFileSync(join(opts.out, files[3]), markdown)
+  if (glueSnapshot !== null) rmSync(dirname(glueSnapshot), { recursive: true, force: true })
   console.log('\n' + markdown)
   console.log(`results: ${files.slice(0, 2).map((f) => join(opts.out, f)).join(', ')}`)
 }

@@ -19,6 +19,11 @@ export interface ExampleOptions {
    */
   broadcastInterval?: number
   /**
+   * Milliseconds between the numbers of a stream started with `POST /stream`.
+   * @default process.env.STREAM_INTERVAL, else 100
+   */
+  streamInterval?: number
+  /**
    * Fastify's logger option.
    * @default true
    */
@@ -30,11 +35,12 @@ export function sessionTag (sessionId: string): string {
   return createHash('sha256').update(sessionId).digest('base64url').slice(0, 12)
 }
 
-function readInterval (value: string | undefined): number {
-  if (value === undefined || value === '') return 3000
+function readInterval (name: string, fallback: number, min: number): number {
+  const value = process.env[name]
+  if (value === undefined || value === '') return fallback
   const interval = Number(value)
-  if (!Number.isInteger(interval) || interval < 0) {
-    throw new RangeError(`Expected BROADCAST_INTERVAL to be an integer >= 0 (milliseconds), got "${value}"`)
+  if (!Number.isInteger(interval) || interval < min) {
+    throw new RangeError(`Expected ${name} to be an integer >= ${min} (milliseconds), got "${value}"`)
   }
   return interval
 }
@@ -63,13 +69,15 @@ function answer (data: unknown): unknown {
 
 /**
  * Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast (also
- * published to the "news" topic), requests answered by `onRequest`, and `POST /notify`.
+ * published to the "news" topic), requests answered by `onRequest`, `POST /notify`, a numbered
+ * stream (`POST /stream`, `DELETE /stream`) and the delivery counters at `GET /stats`.
  */
 export async function buildApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? true })
   const secret = options.secret ?? process.env.SESSION_SECRET ?? DEV_SECRET
   if (secret === DEV_SECRET) app.log.warn('using the built-in development secret: set SESSION_SECRET outside local development')
-  const broadcastInterval = options.broadcastInterval ?? readInterval(process.env.BROADCAST_INTERVAL)
+  const broadcastInterval = options.broadcastInterval ?? readInterval('BROADCAST_INTERVAL', 3000, 0)
+  const streamInterval = options.streamInterval ?? readInterval('STREAM_INTERVAL', 100, 1)
 
   await app.register(glue, {
     path: '/ws',
@@ -94,6 +102,34 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
     const sockets = app.sessions.send(request.sessionId, `notify: hello ${sessionTag(request.sessionId)}, this came from POST /notify`)
     return { sockets }
   })
+
+  // A numbered stream to the caller's session shows resume at work: each number arrives once, in order.
+  const streams = new Map<string, NodeJS.Timeout>()
+  const stopStream = (sessionId: string): boolean => {
+    clearInterval(streams.get(sessionId))
+    return streams.delete(sessionId)
+  }
+  app.post<{ Querystring: { from?: number } }>('/stream', {
+    schema: { querystring: { type: 'object', properties: { from: { type: 'integer', minimum: 1, maximum: Number.MAX_SAFE_INTEGER } } } }
+  }, async (request, reply) => {
+    const { sessionId } = request
+    if (sessionId === null) {
+      return reply.code(401).send({ error: 'No session: open the page first, it sets the session cookie', code: 'NO_SESSION' })
+    }
+    const from = request.query.from ?? 1
+    let next = from
+    stopStream(sessionId)
+    streams.set(sessionId, setInterval(() => {
+      // Sends to a session without sockets wait in its outbox; once its grace period is over, the stream ends.
+      if (app.sessions.isKnown(sessionId)) app.sessions.send(sessionId, { stream: next++ })
+      else stopStream(sessionId)
+    }, streamInterval))
+    return { from, interval: streamInterval }
+  })
+  app.delete('/stream', async (request) => ({ stopped: request.sessionId !== null && stopStream(request.sessionId) }))
+  app.addHook('preClose', async () => { for (const sessionId of [...streams.keys()]) stopStream(sessionId) })
+
+  app.get('/stats', async () => app.sessions.stats())
 
   if (broadcastInterval > 0) {
     let timer: NodeJS.Timeout | undefined

@@ -19,6 +19,7 @@ export const PAGE = `<!doctype html>
   #log { list-style: none; padding: .5rem; margin: 0; height: 22rem; overflow-y: auto; background: #f6f6f6;
     border: 1px solid #ddd; font: 13px/1.45 ui-monospace, monospace; }
   #topic[data-topic="on"] { font-weight: 600; color: #05540a; }
+  #numbers { flex-basis: 100%; max-height: 6rem; overflow-y: auto; margin: 0; font: 13px/1.45 ui-monospace, monospace; overflow-wrap: anywhere; }
   #log .in { color: #05540a; } #log .out { color: #123f8c; } #log .info { color: #666; } #log .error { color: #a00; }
 </style>
 </head>
@@ -35,6 +36,12 @@ export const PAGE = `<!doctype html>
   <button id="unsubscribe">Unsubscribe news</button>
   <span>News: <span id="topic" data-topic="off">off</span></span>
   <button id="request" title="client.request({ op: 'time' }): the server's onRequest answers">Ask the time</button>
+</div>
+<div class="row">
+  <button id="stream" title="POST /stream: the server pushes 1, 2, 3 … to this session; cut the connection and see none lost">Stream numbers</button>
+  <button id="stream-stop" title="DELETE /stream">Stop stream</button>
+  <span>Last: <span id="last-number" data-last="0">none</span></span>
+  <p id="numbers" aria-label="Numbers received"></p>
 </div>
 <div class="row">
   <input id="message" value="ping" aria-label="Message">
@@ -60,7 +67,30 @@ export const PAGE = `<!doctype html>
   glue.on('open', () => log('info', 'open ' + glue.url))
   const show = (data) => typeof data === 'string' ? data
     : data instanceof ArrayBuffer ? '[binary ' + data.byteLength + ' bytes]' : JSON.stringify(data)
+  // Numbers of the stream go to their own line; the page shows what arrived, as it arrived.
+  let lastNumber = 0
+  let streaming = false
+  const number = (n) => {
+    $('numbers').append(($('numbers').textContent === '' ? '' : ' ') + n)
+    lastNumber = n
+    $('last-number').textContent = n
+    $('last-number').dataset.last = n
+  }
+  const startStream = async () => {
+    streaming = true
+    const response = await fetch('/stream?from=' + (lastNumber + 1), { method: 'POST' })
+    log(response.ok ? 'info' : 'error', 'POST /stream ' + response.status + ' ' + JSON.stringify(await response.json()))
+  }
+  glue.on('gap', ({ missed }) => {
+    log('error', 'gap: ' + (missed === null ? 'an unknown number of' : missed) + ' messages lost')
+    // The server lost the session's state (a restart, an expiry): ask for the stream again from where the page is.
+    if (missed === null && streaming) startStream()
+  })
   glue.on('message', ({ data }) => {
+    if (data !== null && typeof data === 'object' && typeof data.stream === 'number') {
+      number(data.stream)
+      return
+    }
     const text = show(data)
     if (text.startsWith('welcome ')) $('session').textContent = text.slice('welcome '.length)
     log('in', '\\u2190 ' + text)
@@ -105,6 +135,12 @@ export const PAGE = `<!doctype html>
     } catch (err) {
       log('error', 'request: ' + err.code + ': ' + err.message)
     }
+  }
+  $('stream').onclick = startStream
+  $('stream-stop').onclick = async () => {
+    streaming = false
+    const response = await fetch('/stream', { method: 'DELETE' })
+    log('info', 'DELETE /stream ' + response.status + ' ' + JSON.stringify(await response.json()))
   }
   $('notify').onclick = async () => {
     const response = await fetch('/notify', { method: 'POST' })

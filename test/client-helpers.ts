@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
 import glue, { type GlueOptions } from '../plugin/index.js'
@@ -58,15 +59,19 @@ export async function closeClient (client: GlueClient): Promise<void> {
 
 /**
  * `ws` with a cookie jar, so a Node client keeps its session across reconnects as a browser does.
- * `jar` holds the cookies the upgrade responses set.
+ * `jar` holds the cookies the upgrade responses set; pass one to share it, as tabs of a browser do.
+ * `urls` and `transports` record the URL and the TCP socket of every websocket the class opens.
  */
-export function cookieWebSocket (): { WebSocket: GlueSocketConstructor, jar: Map<string, string> } {
-  const jar = new Map<string, string>()
+export function cookieWebSocket (jar = new Map<string, string>()): { WebSocket: GlueSocketConstructor, jar: Map<string, string>, urls: string[], transports: Duplex[] } {
+  const urls: string[] = []
+  const transports: Duplex[] = []
   class CookieWebSocket extends WebSocket {
     constructor (url: string | URL, protocols?: string | string[]) {
       const cookie = [...jar].map(([name, value]) => `${name}=${value}`).join('; ')
       super(url, protocols, cookie === '' ? {} : { headers: { cookie } })
+      urls.push(String(url))
       this.once('upgrade', (response: IncomingMessage) => {
+        transports.push(response.socket)
         for (const line of response.headers['set-cookie'] ?? []) {
           const pair = line.split(';', 1)[0] ?? ''
           const index = pair.indexOf('=')
@@ -75,7 +80,7 @@ export function cookieWebSocket (): { WebSocket: GlueSocketConstructor, jar: Map
       })
     }
   }
-  return { WebSocket: CookieWebSocket, jar }
+  return { WebSocket: CookieWebSocket, jar, urls, transports }
 }
 
 /** Collects the text frames of a `ws` socket; `next()` returns the first one not returned yet that matches, waiting if needed. */

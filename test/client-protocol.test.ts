@@ -411,8 +411,8 @@ test('delivers text frames that are not envelopes as plain messages and ignores 
       if (data === 'json') socket.send('{"plain":true}')
       if (data === 'array') socket.send('["hello", "world"]')
       if (data === 'controls') {
-        socket.send('["w","a1b2",0]')
-        socket.send('["g",3]')
+        socket.send('["z","from a newer server"]')
+        socket.send('["y",3]')
         socket.send(Buffer.from([9, 1, 2]))
         socket.send(Buffer.from([0, 1]))
         server.app.sessions.send(session.id, 'after')
@@ -440,7 +440,7 @@ test('delivers text frames that are not envelopes as plain messages and ignores 
   client.send('controls')
   t.equal((await after).seq, 1)
   t.same(messages.map((message) => message.data), ['pong', '{"plain":true}', '["hello", "world"]', 'after'],
-    'control envelopes and binary frames that are not envelopes were dropped')
+    'envelopes of unknown kinds and binary frames that are not envelopes were dropped')
   t.same(errors, [])
   t.equal(client.lastSeq, 1)
   t.equal(client.state, 'open')

@@ -2,17 +2,17 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Page } from 'playwright-core'
-import { test } from 'tap'
-import { buildApp } from '../example/app.js'
+import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { test, type Test } from 'tap'
+import { buildApp, type ExampleOptions } from '../example/app.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SECRET = 'e2e-test-secret-that-is-long-enough-0123456'
 const SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example.png', import.meta.url))
 const STEP_TIMEOUT = 20_000
 
-async function startExample (port = 0): Promise<{ app: FastifyInstance, url: string, port: number }> {
-  const app = await buildApp({ logger: false, secret: SECRET, broadcastInterval: 300 })
+async function startExample (port = 0, options: ExampleOptions = {}): Promise<{ app: FastifyInstance, url: string, port: number }> {
+  const app = await buildApp({ logger: false, secret: SECRET, broadcastInterval: 300, ...options })
   const url = await app.listen({ port, host: '127.0.0.1' })
   return { app, url, port: Number(new URL(url).port) }
 }
@@ -36,9 +36,8 @@ test('chromium is installed in CI', { skip: inCI ? false : 'only checked in CI' 
   t.equal(missing, false, missing === false ? 'found ' + CHROMIUM : missing)
 })
 
-test('the example page works end to end in headless chromium, across a server restart', { skip: inCI ? false : missing }, async (t) => {
-  let server = await startExample()
-  t.teardown(() => server.app.close())
+/** Launches headless chromium (closed in teardown) and opens a page that records its errors. */
+async function openPage (t: Test): Promise<{ context: BrowserContext, page: Page, pageErrors: string[] }> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
@@ -54,6 +53,13 @@ test('the example page works end to end in headless chromium, across a server re
     // Chromium itself logs each refused connection while the server is down; that is expected.
     if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) pageErrors.push(message.text())
   })
+  return { context, page, pageErrors }
+}
+
+test('the example page works end to end in headless chromium, across a server restart', { skip: inCI ? false : missing }, async (t) => {
+  let server = await startExample()
+  t.teardown(() => server.app.close())
+  const { context, page, pageErrors } = await openPage(t)
 
   t.comment('load the page')
   await page.goto(server.url + '/')
@@ -149,6 +155,70 @@ test('the example page works end to end in headless chromium, across a server re
   await page.screenshot({ path: SCREENSHOT, fullPage: true })
   t.ok(existsSync(SCREENSHOT), `screenshot saved to ${SCREENSHOT}`)
 
+  await page.click('#disconnect')
+  await waitForState(page, 'closed')
+  t.same(pageErrors, [], 'no errors on the page')
+})
+
+/** The numbers the page shows, in the order it shows them. */
+async function shownNumbers (page: Page): Promise<number[]> {
+  const text = (await page.textContent('#numbers')) ?? ''
+  return text === '' ? [] : text.split(' ').map(Number)
+}
+
+/** Waits until the page shows a number of at least `n`. */
+async function seeNumber (page: Page, n: number): Promise<void> {
+  await page.waitForFunction(`Number(document.getElementById('last-number').dataset.last) >= ${n}`, undefined, { timeout: STEP_TIMEOUT })
+}
+
+function isRange (numbers: number[], from: number): boolean {
+  return numbers.every((n, i) => n === from + i)
+}
+
+test('the page shows a numbered stream once and in order across a cut socket and a server restart', { skip: inCI ? false : missing }, async (t) => {
+  const options: ExampleOptions = { broadcastInterval: 0, streamInterval: 20 }
+  let server = await startExample(0, options)
+  t.teardown(() => server.app.close())
+  const { page, pageErrors } = await openPage(t)
+
+  t.comment('connect and start the stream')
+  await page.goto(server.url + '/')
+  await page.click('#connect')
+  await waitForState(page, 'open')
+  await page.click('#stream')
+  await seeInLog(page, 'POST /stream 200 {"from":1,')
+  await seeNumber(page, 20)
+
+  t.comment('cut the socket on the server while it streams: the page resumes')
+  // The backoff is random: cut again until the page came back late enough for numbers to wait for it.
+  let cuts = 0
+  while (server.app.sessions.stats().replayed === 0 && cuts < 5) {
+    for (const session of server.app.sessions) for (const socket of session.sockets) socket.terminate()
+    await seeInLog(page, 'close 1006, will reconnect', ++cuts)
+    await waitForState(page, 'open')
+    await seeNumber(page, ((await shownNumbers(page)).at(-1) ?? 0) + 10)
+  }
+  t.ok(server.app.sessions.stats().replayed > 0, `numbers sent while the page was away were replayed (${cuts} cut${cuts > 1 ? 's' : ''})`)
+  const beforeRestart = await shownNumbers(page)
+  t.ok(isRange(beforeRestart, 1), `every number once, in order: 1 to ${beforeRestart.at(-1) ?? 0}`)
+  t.equal(await page.locator('#log li', { hasText: 'gap:' }).count(), 0, 'no gap')
+
+  t.comment('restart the server on the same port while it streams: the page shows the gap and asks for the stream again')
+  const port = server.port
+  await server.app.close()
+  await seeInLog(page, /close 1001 .*, will reconnect$/)
+  // The close frame comes after the last number the old server sent.
+  const shownAtRestart = (await shownNumbers(page)).at(-1) ?? 0
+  server = await startExample(port, options)
+  await seeInLog(page, 'gap: an unknown number of messages lost')
+  await seeInLog(page, `POST /stream 200 {"from":${shownAtRestart + 1},`)
+  await seeNumber(page, shownAtRestart + 20)
+  const numbers = await shownNumbers(page)
+  t.ok(numbers.every((n, i) => i === 0 || n > (numbers[i - 1] as number)), 'strictly increasing, no duplicates')
+  t.ok(isRange(numbers, 1), `and, since the page asked again from where it was, every number once: 1 to ${numbers.at(-1) ?? 0}`)
+
+  await page.click('#stream-stop')
+  await seeInLog(page, 'DELETE /stream 200 {"stopped":true}')
   await page.click('#disconnect')
   await waitForState(page, 'closed')
   t.same(pageErrors, [], 'no errors on the page')

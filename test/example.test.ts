@@ -8,7 +8,8 @@ import { test } from 'tap'
 import WebSocket from 'ws'
 import { buildApp, DEV_SECRET, NEWS_TOPIC, sessionTag, type ExampleOptions } from '../example/app.js'
 import { GlueClient, type GlueTopicEvent } from '../plugin/client/glue-client.js'
-import { closeClient, closeSocket, nextEvent, openSocket } from './client-helpers.js'
+import { closeClient, closeSocket, cookieWebSocket, nextEvent, openSocket } from './client-helpers.js'
+import { until } from './helpers.js'
 
 const SECRET = 'example-test-secret-that-is-long-enough-0123'
 
@@ -41,7 +42,7 @@ test('serves the page, which loads the client from the plugin url and sets an Ht
   t.match(page.headers.get('set-cookie'), /^sid=[^;]+; .*HttpOnly/)
   const html = await page.text()
   t.match(html, '<script src="/_glue/glue-client.global.js"></script>')
-  for (const id of ['connect', 'disconnect', 'message', 'send', 'notify', 'subscribe', 'unsubscribe', 'topic', 'request', 'log', 'state']) {
+  for (const id of ['connect', 'disconnect', 'message', 'send', 'notify', 'subscribe', 'unsubscribe', 'topic', 'request', 'log', 'state', 'stream', 'stream-stop', 'numbers', 'last-number']) {
     t.match(html, `id="${id}"`)
   }
 
@@ -125,6 +126,15 @@ test('reads BROADCAST_INTERVAL from the environment and rejects a bad one', asyn
   process.env.BROADCAST_INTERVAL = 'soon'
   await t.rejects(buildApp({ logger: false, secret: SECRET }), { name: 'RangeError', message: /BROADCAST_INTERVAL.*"soon"/ })
 
+  const savedStream = process.env.STREAM_INTERVAL
+  t.teardown(() => {
+    if (savedStream === undefined) delete process.env.STREAM_INTERVAL
+    else process.env.STREAM_INTERVAL = savedStream
+  })
+  process.env.STREAM_INTERVAL = '0'
+  await t.rejects(buildApp({ logger: false, secret: SECRET, broadcastInterval: 0 }), { name: 'RangeError', message: 'Expected STREAM_INTERVAL to be an integer >= 1 (milliseconds), got "0"' })
+  delete process.env.STREAM_INTERVAL
+
   process.env.BROADCAST_INTERVAL = '25'
   const app = await buildApp({ logger: false, secret: SECRET })
   t.teardown(() => app.close())
@@ -180,6 +190,60 @@ test('POST /notify without a session answers 401 with a JSON error', async (t) =
 
   const forged = await app.inject({ method: 'POST', url: '/notify', headers: { cookie: 'sid=forged.value' } })
   t.equal(forged.statusCode, 401, 'a forged cookie is no session')
+})
+
+test('POST /stream pushes numbers to the caller\'s session, which resume after a cut; DELETE /stream stops them', async (t) => {
+  const { app, http, ws } = await start({ streamInterval: 5 })
+  t.teardown(() => app.close())
+  const cookie = await pageCookie(http)
+  const { WebSocket: Jar, jar } = cookieWebSocket()
+  const [name = '', value = ''] = cookie.split('=')
+  jar.set(name, value)
+  const client = new GlueClient({ url: ws, WebSocket: Jar, reconnectionDelay: 30, randomizationFactor: 0 })
+  t.teardown(() => closeClient(client))
+  const numbers: number[] = []
+  client.on('message', ({ data }) => {
+    if (typeof data === 'object' && data !== null && 'stream' in data) numbers.push(data.stream as number)
+  })
+  await nextEvent(client, 'open')
+
+  const started = await fetch(http + '/stream?from=7', { method: 'POST', headers: { cookie } })
+  t.equal(started.status, 200)
+  t.same(await started.json(), { from: 7, interval: 5 })
+  await until(() => numbers.length >= 10, 'some numbers')
+  const reopened = nextEvent(client, 'open')
+  for (const session of app.sessions) for (const socket of session.sockets) socket.terminate()
+  await reopened
+  await until(() => numbers.length >= 40, 'more numbers after the cut')
+  const stopped = await fetch(http + '/stream', { method: 'DELETE', headers: { cookie } })
+  t.same(await stopped.json(), { stopped: true })
+  // A request round trip after the stop: any number still in flight has arrived by now.
+  await client.request({ op: 'echo' })
+  const count = numbers.length
+  t.same(numbers, Array.from({ length: count }, (_, i) => 7 + i), 'every number once, in order, from 7')
+  // Proving an absence needs a window: several stream intervals.
+  await new Promise((resolve) => setTimeout(resolve, 40))
+  t.equal(numbers.length, count, 'no new numbers after DELETE /stream')
+  t.same(await (await fetch(http + '/stream', { method: 'DELETE', headers: { cookie } })).json(), { stopped: false })
+
+  t.equal((await app.inject({ method: 'POST', url: '/stream' })).statusCode, 401, 'no session')
+  t.same((await app.inject({ method: 'DELETE', url: '/stream' })).json(), { stopped: false })
+  const bad = await app.inject({ method: 'POST', url: '/stream?from=0', headers: { cookie } })
+  t.equal(bad.statusCode, 400, 'from is an integer >= 1')
+
+  const stats = await fetch(http + '/stats')
+  t.match(await stats.json(), { sockets: 1, sessions: 1, replayed: Number, gaps: 0 }, 'GET /stats shows the delivery counters')
+})
+
+test('a stream ends once its session is released', async (t) => {
+  const { app, http } = await start({ streamInterval: 5 })
+  t.teardown(() => app.close())
+  const cookie = await pageCookie(http)
+  const response = await app.inject({ method: 'POST', url: '/stream', headers: { cookie } })
+  t.same(response.json(), { from: 1, interval: 5 }, 'from defaults to 1')
+  // The session never had a socket here, so the first tick finds it unknown; proving the end needs a window of ticks.
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  t.same((await app.inject({ method: 'DELETE', url: '/stream', headers: { cookie } })).json(), { stopped: false }, 'the stream had ended by itself')
 })
 
 test('warns once when the built-in development secret is used', async (t) => {

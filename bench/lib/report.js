@@ -50,8 +50,9 @@ export function renderMarkdown ({ meta, summary, ratios, opts }) {
   if (plugin?.before != null) {
     const changed = plugin.after?.sha256 !== plugin.before.sha256
     lines.push('')
-    lines.push(`Plugin build ${plugin.before.sha256} (dist/plugin, built ${plugin.before.built})` +
-      (changed ? `; **the build changed during the run** (now ${plugin.after?.sha256 ?? 'missing'}), so rerun.` : '.'))
+    lines.push(`Plugin build ${plugin.before.sha256} (dist/plugin, built ${plugin.before.built}), ` +
+      'copied at the start of the run and used for every glue server' +
+      (changed ? `; dist/ has been rebuilt since (now ${plugin.after?.sha256 ?? 'missing'}).` : '.'))
   }
   lines.push('')
   lines.push(`| scenario | metric | unit | ${targets.join(' | ')} | better |`)

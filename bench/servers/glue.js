@@ -1,10 +1,13 @@
 // This plugin, through its public API only: signed-cookie sessions and app.sessions.
 // The session id is assigned by the plugin; the hello message tells the client which one it got.
+import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
-import glue from '../../dist/plugin/index.js'
 import { COOKIE_SECRET } from '../lib/protocol.js'
 
 export async function start ({ host }) {
+  // run.js points BENCH_GLUE_ENTRY at its copy of dist/plugin/index.js (the build the run started with).
+  const entry = process.env.BENCH_GLUE_ENTRY
+  const { default: glue } = await import(entry ? pathToFileURL(entry).href : '../../dist/plugin/index.js')
   const app = Fastify({ logger: false })
   await app.register(glue, {
     path: '/ws',

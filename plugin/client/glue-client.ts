@@ -118,7 +118,8 @@ export interface GlueClientOptions {
    */
   stableAfter?: number
   /**
-   * Close codes that mean "do not come back": the client stops instead of reconnecting.
+   * Close codes that mean "do not come back": the client stops instead of reconnecting. By default a
+   * client closed for its rate (1008) stays closed; one closed as a slow consumer (1013) comes back and resumes.
    * @default GlueClient.isDoNotComeBack (1008 and 4000-4099)
    */
   doNotComeBack?: (code: number) => boolean
@@ -133,6 +134,19 @@ export interface GlueClientOptions {
    * @default 10000
    */
   requestTimeout?: number
+  /**
+   * Where the first connection resumes: the `epoch` and `lastSeq` of an earlier client of this
+   * session, for example saved in `sessionStorage` before a reload. Without it a new client starts
+   * from now; its reconnects always resume.
+   * @default undefined
+   */
+  resume?: GlueResumePoint
+}
+
+/** A position in a session's message stream: the delivery epoch and the last sequence number processed. */
+export interface GlueResumePoint {
+  readonly epoch: string
+  readonly lastSeq: number
 }
 
 /** Options of {@link GlueClient.request}. */
@@ -189,10 +203,17 @@ export interface GlueStateChangeEvent {
   readonly previous: GlueState
 }
 
+/** Payload of the `gap` event. */
+export interface GlueGapEvent {
+  /** How many messages can no longer be delivered, or null when unknown (the server lost the session's state). */
+  readonly missed: number | null
+}
+
 /** Events of {@link GlueClient} and their payloads. */
 export interface GlueClientEventMap {
   open: undefined
   message: GlueMessageEvent
+  gap: GlueGapEvent
   close: GlueCloseEvent
   reconnecting: GlueReconnectingEvent
   statechange: GlueStateChangeEvent
@@ -228,6 +249,7 @@ const DO_NOT_COME_BACK_MAX = 4099
 /** setTimeout fires at once for a delay above 2^31 - 1 ms, in browsers and in Node. */
 const MAX_TIMER_DELAY = 2 ** 31 - 1
 const GLUE_PROTOCOL = 'glue.v1'
+const RESUME_PARAM = 'glue_resume'
 /** A binary envelope's header: the type byte and a 48-bit big-endian sequence number. */
 const BINARY_HEADER = 7
 // Defaults are frozen so no instance can change them for the next one.
@@ -321,8 +343,9 @@ const DISCONNECTED: Failure = { code: 'GLUE_DISCONNECTED', message: 'The connect
 const CLOSED: Failure = { code: 'GLUE_CLOSED', message: 'The client closed before the server answered' }
 
 /**
- * A websocket that comes back by itself: reconnects with backoff, queues while offline, restores
- * topic subscriptions, and answers requests through the glue.v1 protocol.
+ * A websocket that comes back by itself: reconnects with backoff, resumes the session's messages
+ * where it left off (each delivered once, in order, or a `gap` event), queues while offline,
+ * restores topic subscriptions, and answers requests through the glue.v1 protocol.
  *
  * @example
  * const glue = new GlueClient()
@@ -353,6 +376,7 @@ export class GlueClient {
   #state: GlueState = 'closed'
   #socket: GlueSocket | null = null
   #protocol = ''
+  #epoch: string | undefined
   #lastSeq = 0
   #nextId = 0
   #attempt = 0
@@ -389,6 +413,12 @@ export class GlueClient {
     this.#requestTimeout = checkNumber('requestTimeout', options.requestTimeout ?? DEFAULTS.requestTimeout, 0, { max: MAX_TIMER_DELAY })
     this.#doNotComeBack = options.doNotComeBack ?? isDoNotComeBack
     if (typeof this.#doNotComeBack !== 'function') throw invalid('doNotComeBack', 'a function (code) => boolean', this.#doNotComeBack)
+    if (options.resume !== undefined) {
+      const { epoch, lastSeq } = options.resume
+      if (typeof epoch !== 'string' || epoch === '') throw invalid('resume.epoch', 'a non-empty string', epoch)
+      this.#lastSeq = checkNumber('resume.lastSeq', lastSeq, 0, { integer: true })
+      this.#epoch = epoch
+    }
     if (options.autoConnect ?? DEFAULTS.autoConnect) this.connect()
   }
 
@@ -408,11 +438,20 @@ export class GlueClient {
   }
 
   /**
-   * The sequence number of the latest numbered glue.v1 message or topic message received, over all
-   * connections; 0 before the first. Volatile messages (`seq` 0) do not change it.
+   * The session's sequence number up to which messages are processed, over all connections: the
+   * latest numbered glue.v1 message or topic message, or where the server's welcome started this
+   * client (0 before the first welcome). Volatile messages (`seq` 0) do not change it.
    */
   get lastSeq (): number {
     return this.#lastSeq
+  }
+
+  /**
+   * The server's name for the session's delivery state, from the latest welcome; a reconnect sends
+   * it with `lastSeq` to resume. Undefined before the first glue.v1 welcome.
+   */
+  get epoch (): string | undefined {
+    return this.#epoch
   }
 
   /** Opens the connection after `close()`, a "do not come back" close, or `autoConnect: false`. Does nothing otherwise. */
@@ -712,6 +751,11 @@ export class GlueClient {
       if (kind === 'm') this.#deliver(second as GlueData, first)
       else if (kind === 't') this.#deliver(third as GlueData, first, second as string)
       else if (kind === 'r') this.#settle(first, second === 1 ? null : third as Failure, third)
+      else if (kind === 'w') {
+        // Messages above the welcome's seq follow: after a resume, a trim or another epoch alike.
+        this.#epoch = first as unknown as string
+        this.#lastSeq = second as number
+      } else if (kind === 'g') this.#emit('gap', { missed: first ?? null })
       // Any other kind is a control envelope of a newer server: ignored.
     } else {
       const buffer = data as ArrayBuffer
@@ -731,8 +775,11 @@ export class GlueClient {
   }
 
   #deliver (data: GlueData, seq?: number, topic?: string): void {
-    // Volatile messages carry seq 0: delivered, never tracked.
-    if (seq !== undefined && seq > 0) this.#lastSeq = seq
+    // Volatile messages carry seq 0: delivered, never tracked. A replay may repeat what came before the drop.
+    if (seq !== undefined && seq > 0) {
+      if (seq <= this.#lastSeq) return
+      this.#lastSeq = seq
+    }
     this.#emit(topic === undefined ? 'message' : `topic:${topic}`, {
       data,
       seq,
@@ -747,7 +794,7 @@ export class GlueClient {
     this.#setState(state)
     let socket: GlueSocket
     try {
-      socket = new this.#WebSocket(this.url, this.#protocols)
+      socket = new this.#WebSocket(this.#resumeUrl(), this.#protocols)
     } catch (err) {
       this.#setState('closed')
       this.#emit('error', new GlueClientError('GLUE_SOCKET_ERROR', `Cannot open a websocket to ${this.url}: ${(err as Error).message}`, err))
@@ -801,6 +848,14 @@ export class GlueClient {
         this.#emit('error', new GlueClientError('GLUE_RECONNECT_FAILED', `Gave up after ${this.#attempt} reconnection attempts (reconnectionAttempts)`))
       }
     }
+  }
+
+  /** The URL of the next socket: once the client knows an epoch, it asks to resume after `lastSeq`. */
+  #resumeUrl (): string {
+    if (this.#epoch === undefined) return this.url
+    const url = new URL(this.url)
+    url.search += `${url.search === '' ? '' : '&'}${RESUME_PARAM}=${encodeURIComponent(this.#epoch)}.${this.#lastSeq}`
+    return url.href
   }
 
   #schedule (): void {
