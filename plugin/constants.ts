@@ -47,3 +47,12 @@ export const DEFAULT_SESSION_GRACE = 60_000
 export const DEFAULT_SEND_HIGH_WATER_MARK = 1024 * 1024
 export const DEFAULT_RATE_LIMIT = Object.freeze({ messagesPerSecond: 100, burst: 200 })
 export const DEFAULT_MAX_SOCKETS_PER_SESSION = 32
+
+export const DEFAULT_REDIS_PREFIX = 'glue'
+export const DEFAULT_REDIS_STREAM_LIMIT = 100_000
+export const DEFAULT_REDIS_BUFFER_LIMIT = 10_000
+export const DEFAULT_REDIS_NODE_TIMEOUT = 10_000
+/** Stream entries read per XREAD/XREVRANGE round trip. */
+export const REDIS_READ_BATCH = 1000
+/** Milliseconds an XREAD waits for new entries before asking again (also how soon a stop is noticed). */
+export const REDIS_READ_BLOCK = 5000

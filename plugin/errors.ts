@@ -57,13 +57,30 @@ export const FST_WSGLUE_INVALID_TOPIC = createError<'FST_WSGLUE_INVALID_TOPIC', 
   500,
   TypeError
 )
-
 /** `sessions.on()`/`off()` got an unknown event name or a listener that is not a function. */
 export const FST_WSGLUE_INVALID_LISTENER = createError<'FST_WSGLUE_INVALID_LISTENER', [string]>(
   'FST_WSGLUE_INVALID_LISTENER',
   'Invalid listener: %s',
   500,
   TypeError
+)
+
+/**
+ * The Redis adapter cannot reach Redis and its buffer of messages waiting for it is full (`send`,
+ * `broadcast`, `publish`, `close`, `subscribe`, `unsubscribe`), or a cluster-wide query
+ * (`presence`, `clusterCounts`) cannot be answered right now. Nothing was sent.
+ */
+export const FST_WSGLUE_CLUSTER_UNAVAILABLE = createError<'FST_WSGLUE_CLUSTER_UNAVAILABLE', [string]>(
+  'FST_WSGLUE_CLUSTER_UNAVAILABLE',
+  'Cluster unavailable: %s',
+  503
+)
+
+/** The Redis adapter could not connect to Redis while the plugin was being registered. */
+export const FST_WSGLUE_REDIS_UNAVAILABLE = createError<'FST_WSGLUE_REDIS_UNAVAILABLE', [string]>(
+  'FST_WSGLUE_REDIS_UNAVAILABLE',
+  'Cannot connect to Redis: %s',
+  500
 )
 
 /** Every error code of the plugin, for `instanceof` checks and `err.code` comparisons. */
@@ -75,7 +92,9 @@ export const errors = Object.freeze({
   FST_WSGLUE_INVALID_DATA,
   FST_WSGLUE_INVALID_SESSION_ID,
   FST_WSGLUE_INVALID_TOPIC,
-  FST_WSGLUE_INVALID_LISTENER
+  FST_WSGLUE_INVALID_LISTENER,
+  FST_WSGLUE_CLUSTER_UNAVAILABLE,
+  FST_WSGLUE_REDIS_UNAVAILABLE
 })
 
 /** Describes a received value for error messages: `\`-1\` (number)`. */

@@ -4,6 +4,7 @@ import type { SessionEvents } from './events.js'
 import { sessionTag } from './identity.js'
 import { parseInbound, replyEnvelope, type ReplyError, type RequestId } from './protocol.js'
 import type { Session, SessionRegistry } from './registry.js'
+import type { ClusterMessage, GlueAdapter } from './adapters/adapter.js'
 
 /**
  * Decides whether a client may subscribe its session to a topic. May be async. Without one, every
@@ -25,12 +26,14 @@ export const REPLY_ERRORS = Object.freeze({
   refused: { code: 'GLUE_SUBSCRIBE_REFUSED', message: 'subscription refused' },
   authorizerFailed: { code: 'GLUE_SUBSCRIBE_FAILED', message: 'subscription check failed' },
   unknownKind: { code: 'GLUE_UNKNOWN_KIND', message: 'unknown envelope kind' },
-  badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' }
+  badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' },
+  unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' }
 } satisfies Record<string, ReplyError>)
 
 /** What the glue.v1 dispatcher needs from the plugin instance. */
 export interface InboundContext {
   readonly registry: SessionRegistry
+  readonly adapter: GlueAdapter
   readonly events: SessionEvents
   readonly log: FastifyBaseLogger
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
@@ -45,7 +48,30 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 
 /** Creates the dispatcher of client envelopes: messages, requests and subscriptions. */
 export function createInboundHandler (context: InboundContext): (session: Session, socket: WebSocket, raw: Buffer, isBinary: boolean) => void {
-  const { registry, events, log } = context
+  const { registry, adapter, events, log } = context
+
+  /**
+   * Changes a subscription through the adapter, so it holds on every node, and replies once it has
+   * its place in the cluster order: a publish the client triggers after the reply then reaches it.
+   */
+  function changeSubscription (socket: WebSocket, id: RequestId, message: ClusterMessage & { kind: 'subscribe' | 'unsubscribe' }): void {
+    let changed: number
+    try {
+      changed = adapter.emit(message)
+    } catch (err) {
+      log.warn({ err }, 'subscription change refused')
+      reply(socket, id, REPLY_ERRORS.unavailable)
+      return
+    }
+    const value = message.kind === 'subscribe' ? (changed === 1 ? message.topic : null) : changed === 1
+    const answer = (): void => {
+      if (value === null) reply(socket, id, REPLY_ERRORS.refused)
+      else reply(socket, id, null, value)
+    }
+    const pending = adapter.settled()
+    if (pending === undefined) answer()
+    else void pending.then(answer)
+  }
 
   function reply (socket: WebSocket, id: RequestId, error: ReplyError | null, value?: unknown): void {
     let envelope
@@ -98,7 +124,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     }
     const decide = (allowed: unknown): void => {
       // The session may have ended while an async check ran; then there is nobody to reply to.
-      if (allowed === true && registry.subscribe(session.id, topic)) reply(socket, id, null, topic)
+      if (allowed === true) changeSubscription(socket, id, { kind: 'subscribe', sessionId: session.id, topic })
       else reply(socket, id, REPLY_ERRORS.refused)
     }
     try {
@@ -121,7 +147,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
         handleSubscribe(session, socket, envelope.id, envelope.topic)
         return
       case 'unsubscribe':
-        reply(socket, envelope.id, null, registry.unsubscribe(session.id, envelope.topic))
+        changeSubscription(socket, envelope.id, { kind: 'unsubscribe', sessionId: session.id, topic: envelope.topic })
         return
       case 'invalid':
         log.info({ session: sessionTag(session.id), reason: envelope.reason }, 'invalid glue envelope')

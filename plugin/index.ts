@@ -20,6 +20,9 @@ import { createRateLimiter } from './rate-limit.js'
 import { SessionRegistry } from './registry.js'
 import { createStats } from './stats.js'
 import { createSessions, type Sessions } from './sessions.js'
+import type { GlueAdapter } from './adapters/adapter.js'
+import { createMemoryAdapter } from './adapters/memory.js'
+import { createRedisAdapterFromResolved } from './adapters/redis.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -100,12 +103,29 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const stats = createStats()
   const registry = new SessionRegistry(options, stats)
   const events = new SessionEvents(fastify.log)
+  const adapter: GlueAdapter = options.adapter ??
+    (options.redis !== undefined ? createRedisAdapterFromResolved(options.redis) : createMemoryAdapter())
+  registry.useAdapter(adapter, fastify.log)
+  await adapter.start({
+    deliver: (message, seq) => registry.deliver(message, seq),
+    resync: (position) => registry.resync(position),
+    socketCount: (sessionId) => registry.socketCount(sessionId),
+    localSessions: () => registry.socketCounts(),
+    topicsOf: (sessionId) => registry.topicsOf(sessionId),
+    subscriberCount: (topic) => registry.subscriberCount(topic),
+    localCounts: () => ({ sessions: stats.sessions, sockets: stats.sockets }),
+    log: fastify.log
+  }, options)
+  // Registered after start, so a failed start leaves nothing to stop; runs after preClose closed the sockets.
+  fastify.addHook('onClose', async function stopAdapter () {
+    await adapter.stop()
+  })
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
   const heartbeat = createHeartbeat(options.heartbeatInterval)
 
-  fastify.decorate('sessions', createSessions(registry, events, stats))
+  fastify.decorate('sessions', createSessions(registry, adapter, events, stats))
   fastify.decorateRequest('sessionId', null)
 
   const setCookieHeader = (request: FastifyRequest, sessionId: string): string =>
@@ -178,6 +198,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
 
   fastify.get(options.path, { websocket: true, onRequest: admitHandshake }, createConnectionHandler({
     registry,
+    adapter,
     events,
     heartbeat,
     maxPayload: options.maxPayload,
@@ -231,7 +252,28 @@ const plugin = fp(glue, { fastify: '5.x', name: 'fastify-websocket-glue' })
 export default plugin
 export { plugin as glue, errors }
 export { createSessionId } from './identity.js'
-export type { GlueOptions, GlueCookieOptions, GlueClientAssetsOptions, OriginCheck, RateLimitOptions } from './options.js'
+export { createMemoryAdapter } from './adapters/memory.js'
+export { createRedisAdapter } from './adapters/redis.js'
+export type {
+  GlueAdapter,
+  AdapterHost,
+  AdapterLimits,
+  ClusterMessage,
+  ClusterMessageKind,
+  ClusterCounts,
+  ReplayResult,
+  StreamPosition
+} from './adapters/adapter.js'
+export { CODEC_VERSION, encodeClusterMessage, decodeClusterMessage } from './adapters/codec.js'
+export type {
+  GlueOptions,
+  GlueCookieOptions,
+  GlueClientAssetsOptions,
+  OriginCheck,
+  RateLimitOptions,
+  RedisAdapterOptions,
+  RedisClientLike
+} from './options.js'
 export type { Sessions, BroadcastOptions, SendOptions } from './sessions.js'
 export type { SessionStats } from './stats.js'
 export type { Session } from './registry.js'

@@ -10,11 +10,16 @@ import {
   DEFAULT_COOKIE_NAME,
   DEFAULT_HEARTBEAT_INTERVAL,
   DEFAULT_MAX_PAYLOAD,
-  DEFAULT_PATH
+  DEFAULT_PATH,
+  DEFAULT_REDIS_BUFFER_LIMIT,
+  DEFAULT_REDIS_NODE_TIMEOUT,
+  DEFAULT_REDIS_PREFIX,
+  DEFAULT_REDIS_STREAM_LIMIT
 } from './constants.js'
 import { describe, FST_WSGLUE_INVALID_OPTION } from './errors.js'
 import type { CloseListener, ConnectListener, MessageListener } from './events.js'
 import type { RequestHandler, SubscribeAuthorizer } from './inbound.js'
+import type { GlueAdapter } from './adapters/adapter.js'
 
 /** Decides whether a handshake's `Origin` may connect. Throwing counts as a refusal. */
 export type OriginCheck = (origin: string, request: FastifyRequest) => boolean
@@ -158,6 +163,15 @@ export interface GlueOptions {
    * @default 0
    */
   maxSocketsPerAddress?: number
+  /**
+   * Joins several nodes through Redis: a `redis://` or `rediss://` URL, an ioredis client (the
+   * adapter opens its own connections with `duplicate()`), or the Redis adapter's options.
+   * Unset means one node with the memory adapter.
+   * @default undefined
+   */
+  redis?: string | RedisClientLike | RedisAdapterOptions
+  /** A custom adapter (see `GlueAdapter`); takes precedence over `redis`. @default the memory adapter */
+  adapter?: GlueAdapter
   /** Runs when a socket has joined its session. Throwing or rejecting closes that socket with 1011. */
   onConnect?: ConnectListener
   /** Runs for every inbound message: `data` is a string for text frames, a Buffer for binary frames. */
@@ -174,6 +188,50 @@ export interface GlueOptions {
    * client-initiated subscription is refused (server-side `sessions.subscribe()` is not affected).
    */
   authorizeSubscribe?: SubscribeAuthorizer
+}
+
+/** The part of an ioredis client the Redis adapter uses: `duplicate()`, to open its own connections. */
+export interface RedisClientLike {
+  duplicate (options?: object): unknown
+}
+
+/** Options of the Redis adapter. */
+export interface RedisAdapterOptions {
+  /** A `redis://` or `rediss://` URL; required unless `client` is given. */
+  url?: string
+  /** An ioredis client to take connection settings from (`duplicate()`); it is not used itself. */
+  client?: RedisClientLike
+  /**
+   * Prefix of every key; nodes with the same prefix form one cluster. It becomes a `{prefix}` hash tag.
+   * @default 'glue'
+   */
+  prefix?: string
+  /**
+   * Messages the shared stream keeps (all sessions together): how far back any resume can reach.
+   * @default 100000
+   */
+  streamLimit?: number
+  /**
+   * Messages a node buffers while Redis is unreachable; beyond that, sends throw
+   * FST_WSGLUE_CLUSTER_UNAVAILABLE.
+   * @default 10000
+   */
+  bufferLimit?: number
+  /**
+   * Milliseconds without a heartbeat after which a node counts as dead and its presence is removed.
+   * @default 10000
+   */
+  nodeTimeout?: number
+}
+
+/** Validated Redis adapter options. */
+export interface ResolvedRedisAdapterOptions {
+  readonly url: string | undefined
+  readonly client: RedisClientLike | undefined
+  readonly prefix: string
+  readonly streamLimit: number
+  readonly bufferLimit: number
+  readonly nodeTimeout: number
 }
 
 /** Validated cookie options. */
@@ -198,6 +256,8 @@ export interface ResolvedGlueOptions {
   readonly client: { readonly prefix: string } | false
   readonly outboxLimit: number
   readonly outboxMaxAge: number
+  readonly redis: ResolvedRedisAdapterOptions | undefined
+  readonly adapter: GlueAdapter | undefined
   readonly sessionGrace: number
   readonly sendHighWaterMark: number
   readonly rateLimit: { readonly messagesPerSecond: number, readonly burst: number } | false
@@ -227,7 +287,11 @@ export const DEFAULTS = Object.freeze({
   sendHighWaterMark: DEFAULT_SEND_HIGH_WATER_MARK,
   rateLimit: DEFAULT_RATE_LIMIT,
   maxSocketsPerSession: DEFAULT_MAX_SOCKETS_PER_SESSION,
-  maxSocketsPerAddress: 0
+  maxSocketsPerAddress: 0,
+  redisPrefix: DEFAULT_REDIS_PREFIX,
+  redisStreamLimit: DEFAULT_REDIS_STREAM_LIMIT,
+  redisBufferLimit: DEFAULT_REDIS_BUFFER_LIMIT,
+  redisNodeTimeout: DEFAULT_REDIS_NODE_TIMEOUT
 } as const)
 
 // RFC 6265 token characters: no separators, controls or whitespace.
@@ -368,6 +432,50 @@ function resolveClient (value: unknown): { readonly prefix: string } | false {
   return Object.freeze({ prefix: prefix.endsWith('/') ? prefix : prefix + '/' })
 }
 
+function isRedisClient (value: unknown): value is RedisClientLike {
+  return typeof value === 'object' && value !== null && typeof (value as RedisClientLike).duplicate === 'function'
+}
+
+/**
+ * Validates the Redis adapter's options (a URL, a client, or an options object).
+ * @throws FST_WSGLUE_INVALID_OPTION
+ */
+export function resolveRedisOptions (value: unknown, option = 'redis'): ResolvedRedisAdapterOptions {
+  const raw: Record<string, unknown> = typeof value === 'string'
+    ? { url: value }
+    : isRedisClient(value) ? { client: value } : isPlainObject(value) ? value : {}
+  if (typeof value !== 'string' && !isRedisClient(value) && !isPlainObject(value)) {
+    throw invalid(option, 'a redis:// URL, an ioredis client or an options object', value)
+  }
+  const url = raw.url
+  if (url !== undefined && (typeof url !== 'string' || !/^rediss?:\/\//.test(url))) {
+    throw invalid(`${option}.url`, 'a URL starting with redis:// or rediss://', url)
+  }
+  if (raw.client !== undefined && !isRedisClient(raw.client)) throw invalid(`${option}.client`, 'an ioredis client', raw.client)
+  if (url === undefined && raw.client === undefined) throw invalid(option, 'a `url` or a `client`', value)
+  const prefix = raw.prefix ?? DEFAULTS.redisPrefix
+  if (typeof prefix !== 'string' || !/^[\w.:-]{1,64}$/.test(prefix)) {
+    throw invalid(`${option}.prefix`, '1 to 64 letters, digits, or . : _ -', prefix)
+  }
+  return Object.freeze({
+    url,
+    client: raw.client as RedisClientLike | undefined,
+    prefix,
+    streamLimit: readInteger(`${option}.streamLimit`, raw.streamLimit, DEFAULTS.redisStreamLimit, 100),
+    bufferLimit: readInteger(`${option}.bufferLimit`, raw.bufferLimit, DEFAULTS.redisBufferLimit, 0),
+    nodeTimeout: readInteger(`${option}.nodeTimeout`, raw.nodeTimeout, DEFAULTS.redisNodeTimeout, 300)
+  })
+}
+
+function resolveAdapter (value: unknown): GlueAdapter | undefined {
+  if (value === undefined) return undefined
+  const adapter = value as Partial<GlueAdapter>
+  if (typeof adapter !== 'object' || adapter === null || typeof adapter.start !== 'function' || typeof adapter.emit !== 'function') {
+    throw invalid('adapter', 'an adapter object (see GlueAdapter)', value)
+  }
+  return value as GlueAdapter
+}
+
 /**
  * Merges user options with the defaults, validates every field and freezes the result.
  * @throws FST_WSGLUE_INVALID_OPTION naming the option, the rule and the value received.
@@ -390,6 +498,8 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     rateLimit: resolveRateLimit(options.rateLimit),
     maxSocketsPerSession: readInteger('maxSocketsPerSession', options.maxSocketsPerSession, DEFAULTS.maxSocketsPerSession, 1),
     maxSocketsPerAddress: readInteger('maxSocketsPerAddress', options.maxSocketsPerAddress, DEFAULTS.maxSocketsPerAddress, 0),
+    redis: options.redis === undefined ? undefined : resolveRedisOptions(options.redis, 'redis'),
+    adapter: resolveAdapter(options.adapter),
     onConnect: readHook<ConnectListener>('onConnect', options.onConnect),
     onMessage: readHook<MessageListener>('onMessage', options.onMessage),
     onClose: readHook<CloseListener>('onClose', options.onClose),

@@ -8,6 +8,8 @@ import { envelopeFrame, Outbound, type EnvelopeFrame, type StoredMessage } from 
 import { Outbox } from './outbox.js'
 import { gapEnvelope, GLUE_PROTOCOL, welcomeEnvelope, type ResumePoint } from './protocol.js'
 import type { SessionStats } from './stats.js'
+import type { ClusterMessage, GlueAdapter, StreamPosition } from './adapters/adapter.js'
+import type { FastifyBaseLogger } from 'fastify'
 
 /** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
 export interface Session {
@@ -34,7 +36,14 @@ const kEnveloped = Symbol('fastify-websocket-glue.enveloped')
 const kAddress = Symbol('fastify-websocket-glue.address')
 /** Next sequence number a resuming socket reads from the outbox; undefined once it is live. */
 const kCursor = Symbol('fastify-websocket-glue.cursor')
-type RegisteredSocket = WebSocket & { [kEnveloped]?: boolean, [kAddress]?: string, [kCursor]?: number }
+/** Cluster mode: live messages held for a socket while its replay is read from the adapter. */
+const kHeld = Symbol('fastify-websocket-glue.held')
+type RegisteredSocket = WebSocket & {
+  [kEnveloped]?: boolean
+  [kAddress]?: string
+  [kCursor]?: number
+  [kHeld]?: EnvelopeFrame[]
+}
 
 class LiveSession implements Session {
   readonly id: string
@@ -72,10 +81,62 @@ export class SessionRegistry {
   #writer = new CoalescingWriter()
   #options: DeliveryOptions
   #stats: SessionStats
+  #adapter: GlueAdapter | undefined
+  /** Set when the adapter numbers messages cluster-wide: then it, not this registry, keeps them for resume. */
+  #cluster: GlueAdapter | undefined
+  #log: FastifyBaseLogger | undefined
 
   constructor (options: DeliveryOptions, stats: SessionStats) {
     this.#options = options
     this.#stats = stats
+  }
+
+  /** Connects the adapter: presence goes to it, and a sequencing adapter takes over numbering and resume. */
+  useAdapter (adapter: GlueAdapter, log: FastifyBaseLogger): void {
+    this.#adapter = adapter
+    this.#cluster = adapter.sequenced ? adapter : undefined
+    this.#log = log
+  }
+
+  /**
+   * Applies a message from the adapter to this node's sockets: the single way in for everything
+   * `app.sessions` sends, on one node or many. `seq` 0 means this registry numbers it per session.
+   */
+  deliver (message: ClusterMessage, seq: number): number {
+    switch (message.kind) {
+      case 'send': return this.send(message.sessionId, message.data, message.volatile, seq)
+      case 'broadcast': return this.broadcast(message.data, message.except, message.volatile, seq)
+      case 'publish': return this.publish(message.topic, message.data, message.except, message.volatile, seq)
+      case 'close': return this.close(message.sessionId, message.code, message.reason)
+      case 'subscribe': return this.subscribe(message.sessionId, message.topic) ? 1 : 0
+      case 'unsubscribe': return this.unsubscribe(message.sessionId, message.topic) ? 1 : 0
+      case 'expire': {
+        const session = this.#sessions.get(message.sessionId)
+        for (const topic of session?.topics ?? []) this.#removeMember(topic, session as LiveSession)
+        if (session !== undefined) session.topics = undefined
+        return 0
+      }
+    }
+  }
+
+  /** Cluster mode: the shared delivery state restarted or skipped ahead; every glue.v1 client hears of it. */
+  resync (position: StreamPosition): void {
+    for (const session of this.#sessions.values()) {
+      session.seq = position.seq
+      for (const socket of session.sockets) {
+        if (socket[kEnveloped] !== true) continue
+        this.#stats.gaps++
+        this.sendTo(socket, welcomeEnvelope(position.epoch, position.seq))
+        this.sendTo(socket, gapEnvelope(null))
+      }
+    }
+  }
+
+  /** Open sockets per session on this node. */
+  * socketCounts (): IterableIterator<[string, number]> {
+    for (const session of this.#sessions.values()) {
+      if (session.sockets.size > 0) yield [session.id, session.sockets.size]
+    }
   }
 
   /**
@@ -87,6 +148,8 @@ export class SessionRegistry {
     if (session === undefined) {
       session = new LiveSession(sessionId)
       this.#sessions.set(sessionId, session)
+      // Cluster mode: subscriptions are cluster-wide; this node indexes those of its own sessions.
+      for (const topic of this.#cluster?.topicsOf(sessionId) ?? []) this.subscribe(sessionId, topic)
     } else if (session.releaseAt !== 0) {
       session.releaseAt = 0
       this.#stats.detachedSessions--
@@ -100,6 +163,7 @@ export class SessionRegistry {
     registered[kEnveloped] = socket.protocol === GLUE_PROTOCOL
     inspectSocket(socket)
     session.sockets.add(registered)
+    this.#adapter?.socketOpened(sessionId)
     if (registered[kEnveloped]) this.#welcome(session, registered, resume)
     return session
   }
@@ -110,13 +174,15 @@ export class SessionRegistry {
     if (live === undefined || !live.sockets.delete(socket)) return
     this.#stats.sockets--
     this.#slowClosing.delete(socket)
+    this.#adapter?.socketClosed(session.id)
     const address = (socket as RegisteredSocket)[kAddress] as string
     const count = (this.#addresses.get(address) ?? 1) - 1
     if (count === 0) this.#addresses.delete(address)
     else this.#addresses.set(address, count)
     if (live.sockets.size > 0) return
     this.#stats.sessions--
-    if (live.epoch !== undefined && this.#options.sessionGrace > 0) {
+    // In cluster mode the session's messages wait in Redis; nothing needs to stay here.
+    if (live.epoch !== undefined && this.#options.sessionGrace > 0 && this.#cluster === undefined) {
       live.releaseAt = Date.now() + this.#options.sessionGrace
       this.#stats.detachedSessions++
     } else {
@@ -159,21 +225,21 @@ export class SessionRegistry {
   }
 
   /** Sends to every open socket of a session, or keeps it for a detached one; returns how many sockets. */
-  send (sessionId: string, data: EncodedData, volatile: boolean): number {
+  send (sessionId: string, data: EncodedData, volatile: boolean, seq = 0): number {
     const session = this.#sessions.get(sessionId)
-    return session === undefined ? 0 : this.#deliver(session, new Outbound(data), volatile, Date.now())
+    return session === undefined ? 0 : this.#deliver(session, new Outbound(data), volatile, Date.now(), seq)
   }
 
   /** Sends to every session but `except`; returns how many sockets. */
-  broadcast (data: EncodedData, except: string | undefined, volatile: boolean): number {
-    return this.#deliverAll(this.#sessions.values(), new Outbound(data), except, volatile)
+  broadcast (data: EncodedData, except: string | undefined, volatile: boolean, seq = 0): number {
+    return this.#deliverAll(this.#sessions.values(), new Outbound(data), except, volatile, seq)
   }
 
   /** Sends to every session subscribed to `topic` but `except`. */
-  publish (topic: string, data: EncodedData, except: string | undefined, volatile: boolean): number {
+  publish (topic: string, data: EncodedData, except: string | undefined, volatile: boolean, seq = 0): number {
     const members = this.#topics.get(topic)
     if (members === undefined) return 0
-    return this.#deliverAll(members.values(), new Outbound(data, topic), except, volatile)
+    return this.#deliverAll(members.values(), new Outbound(data, topic), except, volatile, seq)
   }
 
   /** Sends a glue.v1 envelope to one socket, in order with everything else written to it. */
@@ -268,6 +334,10 @@ export class SessionRegistry {
   }
 
   #welcome (session: LiveSession, socket: RegisteredSocket, resume: ResumePoint | undefined): void {
+    if (this.#cluster !== undefined) {
+      this.#welcomeFromCluster(this.#cluster, session, socket, resume)
+      return
+    }
     if (session.epoch === undefined) {
       session.epoch = randomBytes(6).toString('base64url')
       if (this.#options.outboxLimit > 0) session.outbox = new Outbox(this.#options.outboxLimit)
@@ -320,18 +390,69 @@ export class SessionRegistry {
     socket[kCursor] = undefined
   }
 
-  #deliverAll (sessions: Iterable<LiveSession>, outbound: Outbound, except: string | undefined, volatile: boolean): number {
+  /**
+   * Cluster mode: the welcome carries this node's position in the cluster order. A resume reads
+   * what the session missed from the adapter; live messages meanwhile are held for this socket and
+   * written after the replay, so nothing overtakes and nothing is written twice.
+   */
+  #welcomeFromCluster (cluster: GlueAdapter, session: LiveSession, socket: RegisteredSocket, resume: ResumePoint | undefined): void {
+    const position = (cluster.position as () => StreamPosition)()
+    session.epoch = position.epoch
+    if (resume === undefined || resume.epoch !== position.epoch || resume.seq >= position.seq) {
+      // A client ahead of this node (it came from a node further along) gets the rest live.
+      const start = resume !== undefined && resume.epoch === position.epoch ? resume.seq : position.seq
+      this.sendTo(socket, welcomeEnvelope(position.epoch, start))
+      if (resume !== undefined && resume.epoch !== position.epoch) {
+        this.#stats.gaps++
+        this.sendTo(socket, gapEnvelope(null))
+      }
+      return
+    }
+    this.sendTo(socket, welcomeEnvelope(position.epoch, resume.seq))
+    socket[kHeld] = []
+    socket[kCursor] = resume.seq + 1
+    const finish = (missed: number | null): void => {
+      if (missed !== 0) {
+        this.#stats.gaps++
+        this.sendTo(socket, gapEnvelope(missed))
+      }
+    }
+    ;(cluster.replay as NonNullable<GlueAdapter['replay']>)(session.id, resume.seq, position.seq).then((result) => {
+      if (socket.readyState !== OPEN) return
+      finish(result.missed)
+      for (const { seq, message } of result.messages) {
+        if (message.kind !== 'send' && message.kind !== 'broadcast' && message.kind !== 'publish') continue
+        this.#stats.replayed++
+        this.#writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? message.topic : undefined).envelope(seq), false)
+      }
+    }, (err: unknown) => {
+      this.#log?.error({ err }, 'resume from the adapter failed')
+      finish(null)
+    }).finally(() => {
+      const held = socket[kHeld] ?? []
+      socket[kHeld] = undefined
+      socket[kCursor] = undefined
+      for (const envelope of held) {
+        if (socket.readyState === OPEN) this.#writeEnvelope(socket, envelope, false)
+      }
+    })
+  }
+
+  #deliverAll (sessions: Iterable<LiveSession>, outbound: Outbound, except: string | undefined, volatile: boolean, clusterSeq: number): number {
     const now = Date.now()
     let count = 0
     for (const session of sessions) {
-      if (session.id !== except) count += this.#deliver(session, outbound, volatile, now)
+      if (session.id !== except) count += this.#deliver(session, outbound, volatile, now, clusterSeq)
     }
     return count
   }
 
-  #deliver (session: LiveSession, outbound: Outbound, volatile: boolean, now: number): number {
+  #deliver (session: LiveSession, outbound: Outbound, volatile: boolean, now: number, clusterSeq: number): number {
     let seq = VOLATILE_SEQ
-    if (!volatile) {
+    if (!volatile && clusterSeq !== 0) {
+      seq = clusterSeq
+      session.seq = seq
+    } else if (!volatile) {
       seq = ++session.seq
       session.outbox?.push(seq, outbound.stored(), now)
     }
@@ -344,8 +465,11 @@ export class SessionRegistry {
         if (this.#writeRaw(socket, outbound, volatile)) count++
         continue
       }
-      // A resuming socket reads this message from the outbox when its turn comes.
-      if (socket[kCursor] !== undefined) continue
+      // A resuming socket reads this message from the outbox when its turn comes (or, in cluster mode, after its replay).
+      if (socket[kCursor] !== undefined) {
+        if (socket[kHeld] !== undefined && !volatile) socket[kHeld].push(envelope ??= outbound.envelope(seq))
+        continue
+      }
       envelope ??= outbound.envelope(seq)
       if (this.#writeEnvelope(socket, envelope, volatile)) count++
     }

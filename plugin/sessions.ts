@@ -12,6 +12,7 @@ import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type Sessi
 import { isTopic } from './protocol.js'
 import type { Session, SessionRegistry } from './registry.js'
 import type { SessionStats } from './stats.js'
+import type { ClusterCounts, GlueAdapter } from './adapters/adapter.js'
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {
@@ -35,47 +36,63 @@ export interface Sessions extends Iterable<Session> {
    * Sends `data` to every open socket of a session: a string as a text frame, a Buffer or
    * ArrayBuffer view as a binary frame, anything else as JSON text.
    * A session that spoke glue.v1 and is within its grace period keeps the message for its client.
+   * With the Redis adapter the message reaches the session's sockets on every node, asynchronously.
    * @returns how many sockets it was written to; 0 for an unknown or detached session (not an error).
-   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_DATA
+   * With the Redis adapter always 0: delivery happens once Redis has numbered the message.
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   send (sessionId: string, data: unknown, options?: SendOptions): number
   /**
-   * Sends `data` to every open socket of every session, encoded once.
-   * @returns how many sockets it was written to.
-   * @throws FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`)
+   * Sends `data` to every open socket of every session (on every node), encoded once.
+   * @returns how many sockets it was written to (0 with the Redis adapter: delivery is asynchronous).
+   * @throws FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`), FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   broadcast (data: unknown, options?: BroadcastOptions): number
   /**
    * Closes every socket of a session with a close frame.
    * @param code 1000 (the default) or 3000–4999.
    * @param reason at most 123 UTF-8 bytes.
-   * @returns how many sockets started closing; 0 for an unknown session.
-   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_CLOSE_CODE, FST_WSGLUE_INVALID_CLOSE_REASON
+   * @returns how many sockets started closing; 0 for an unknown session (always 0 with the Redis adapter).
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_CLOSE_CODE, FST_WSGLUE_INVALID_CLOSE_REASON,
+   * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   close (sessionId: string, code?: number, reason?: string): number
   /**
    * Subscribes a session (all its tabs) to a topic. Membership ends with the session, after its
    * grace period.
    * @returns false when the session is not known here (no open socket, not within its grace period).
-   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC
+   * With the Redis adapter always true: the subscription is cluster-wide and lasts until the session
+   * has had no socket on any node for the grace period.
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   subscribe (sessionId: string, topic: string): boolean
   /**
    * Unsubscribes a session from a topic.
    * @returns false when it was not subscribed.
-   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   unsubscribe (sessionId: string, topic: string): boolean
   /**
    * Sends `data` to every socket of every session subscribed to `topic`, encoded once.
-   * @returns how many sockets it was written to.
-   * @throws FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`)
+   * @returns how many sockets it was written to (0 with the Redis adapter: delivery is asynchronous).
+   * @throws FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`),
+   * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   publish (topic: string, data: unknown, options?: BroadcastOptions): number
-  /** The topics a session is subscribed to. */
+  /** The topics a session is subscribed to (cluster-wide with the Redis adapter). */
   topicsOf (sessionId: string): string[]
-  /** How many sessions are subscribed to a topic. */
+  /** How many sessions are subscribed to a topic (cluster-wide with the Redis adapter). */
   subscriberCount (topic: string): number
+  /**
+   * Open sockets of a session on every node (this node with the memory adapter); 0 when offline.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) while Redis is unreachable.
+   */
+  presence (sessionId: string): Promise<number>
+  /**
+   * Live nodes, sessions with an open socket, and open sockets, over the whole cluster.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) while Redis is unreachable.
+   */
+  clusterCounts (): Promise<ClusterCounts>
   /** Whether the session is known on this node: connected, or detached within its grace period. */
   isKnown (sessionId: string): boolean
   /** A snapshot of the counters (sockets, sessions, messages in and out, replays, gaps, closes). */
@@ -123,44 +140,51 @@ function assertListener (event: unknown, listener: unknown): void {
 }
 
 /** Builds the `app.sessions` facade: validates arguments, then hands work to the registry. */
-export function createSessions (registry: SessionRegistry, events: SessionEvents, stats: SessionStats): Sessions {
+export function createSessions (registry: SessionRegistry, adapter: GlueAdapter, events: SessionEvents, stats: SessionStats): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
       assertSessionId(sessionId)
-      return registry.send(sessionId, encodeData(data), options?.volatile === true)
+      return adapter.emit({ kind: 'send', sessionId, data: encodeData(data), volatile: options?.volatile === true })
     },
     broadcast (data, options) {
       const except = options?.except
       if (except !== undefined) assertSessionId(except)
-      return registry.broadcast(encodeData(data), except, options?.volatile === true)
+      return adapter.emit({ kind: 'broadcast', data: encodeData(data), except, volatile: options?.volatile === true })
     },
     subscribe (sessionId, topic) {
       assertSessionId(sessionId)
       assertTopic(topic)
-      return registry.subscribe(sessionId, topic)
+      return adapter.emit({ kind: 'subscribe', sessionId, topic }) === 1
     },
     unsubscribe (sessionId, topic) {
       assertSessionId(sessionId)
       assertTopic(topic)
-      return registry.unsubscribe(sessionId, topic)
+      return adapter.emit({ kind: 'unsubscribe', sessionId, topic }) === 1
     },
     publish (topic, data, options) {
       assertTopic(topic)
       const except = options?.except
       if (except !== undefined) assertSessionId(except)
-      return registry.publish(topic, encodeData(data), except, options?.volatile === true)
+      return adapter.emit({ kind: 'publish', topic, data: encodeData(data), except, volatile: options?.volatile === true })
     },
     topicsOf (sessionId) {
-      return registry.topicsOf(sessionId)
+      return adapter.topicsOf(sessionId)
     },
     subscriberCount (topic) {
-      return registry.subscriberCount(topic)
+      return adapter.subscriberCount(topic)
+    },
+    presence (sessionId) {
+      assertSessionId(sessionId)
+      return adapter.presence(sessionId)
+    },
+    clusterCounts () {
+      return adapter.clusterCounts()
     },
     close (sessionId, code = CLOSE_NORMAL, reason = '') {
       assertSessionId(sessionId)
       assertCloseCode(code)
       assertCloseReason(reason)
-      return registry.close(sessionId, code, reason)
+      return adapter.emit({ kind: 'close', sessionId, code, reason })
     },
     has (sessionId) {
       return registry.has(sessionId)

@@ -307,7 +307,8 @@ test('the rate limit closes a flooding socket with 1008 and leaves a paced one o
 
 test('a socket closed for its rate delivers nothing more, even after its bucket refills', async (t) => {
   const got: unknown[] = []
-  const { app, port } = await startApp({ glue: { rateLimit: { messagesPerSecond: 1000, burst: 5 }, onMessage: (_s, data) => { got.push(data) } } })
+  // 20 per second: no token comes back while the 8 frames are read, several do before 'after-close'.
+  const { app, port } = await startApp({ glue: { rateLimit: { messagesPerSecond: 20, burst: 5 }, onMessage: (_s, data) => { got.push(data) } } })
   t.teardown(() => app.close())
   const raw = await rawUpgrade(port)
   t.teardown(() => raw.socket.destroy())
@@ -315,7 +316,7 @@ test('a socket closed for its rate delivers nothing more, even after its bucket 
   // This peer never answers the close frame, so the socket stays CLOSING.
   raw.socket.write(Buffer.concat(Array.from({ length: 8 }, (_, i) => clientFrame(`f${i}`))))
   await until(() => closeCodeOf(raw.received()) === 1008, 'the 1008 close frame')
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  await new Promise((resolve) => setTimeout(resolve, 150))
   raw.socket.write(clientFrame('after-close'))
   await new Promise((resolve) => setTimeout(resolve, 50))
   t.same(got, ['f0', 'f1', 'f2', 'f3', 'f4'])

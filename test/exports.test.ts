@@ -14,9 +14,10 @@ test('import by package name gives the plugin as default and as `glue`, with err
   const meta = (module.default as unknown as Record<symbol, { name?: string } | undefined>)[Symbol.for('plugin-meta')]
   t.equal(meta?.name, 'fastify-websocket-glue')
   t.same(Object.keys(module.errors).sort(), [
+    'FST_WSGLUE_CLUSTER_UNAVAILABLE',
     'FST_WSGLUE_INVALID_CLOSE_CODE', 'FST_WSGLUE_INVALID_CLOSE_REASON', 'FST_WSGLUE_INVALID_DATA',
     'FST_WSGLUE_INVALID_LISTENER', 'FST_WSGLUE_INVALID_OPTION', 'FST_WSGLUE_INVALID_SESSION_ID', 'FST_WSGLUE_INVALID_TOPIC',
-    'FST_WSGLUE_MISSING_SECRET'
+    'FST_WSGLUE_MISSING_SECRET', 'FST_WSGLUE_REDIS_UNAVAILABLE'
   ])
   const app = Fastify()
   await app.register(module.default, { cookie: { secret: SECRET } })

@@ -1,0 +1,117 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { EncodedData } from '../encode.js'
+
+/**
+ * A message that travels between `app.sessions` and the sockets of every node. Payloads are
+ * encoded once, by the node that sends them.
+ */
+export type ClusterMessage =
+  | { readonly kind: 'send', readonly sessionId: string, readonly data: EncodedData, readonly volatile: boolean }
+  | { readonly kind: 'broadcast', readonly data: EncodedData, readonly except: string | undefined, readonly volatile: boolean }
+  | { readonly kind: 'publish', readonly topic: string, readonly data: EncodedData, readonly except: string | undefined, readonly volatile: boolean }
+  | { readonly kind: 'close', readonly sessionId: string, readonly code: number, readonly reason: string }
+  | { readonly kind: 'subscribe' | 'unsubscribe', readonly sessionId: string, readonly topic: string }
+  /** A session without sockets anywhere outlived its grace period: its subscriptions end. */
+  | { readonly kind: 'expire', readonly sessionId: string }
+
+/** The kinds of `ClusterMessage`. */
+export type ClusterMessageKind = ClusterMessage['kind']
+
+/** Cluster-wide counts, from `app.sessions.clusterCounts()`. */
+export interface ClusterCounts {
+  /** Live nodes (1 with the memory adapter). */
+  readonly nodes: number
+  /** Sessions with at least one open socket on some node. */
+  readonly sessions: number
+  /** Open sockets on all nodes. */
+  readonly sockets: number
+}
+
+/** Where a node stands in the cluster's message order: what a new socket's welcome carries. */
+export interface StreamPosition {
+  /** Names the shared delivery state; a new one after the shared store lost its data. */
+  readonly epoch: string
+  /** Sequence number of the last cluster message this node has applied. */
+  readonly seq: number
+}
+
+/** What a resuming session missed, read back from the shared store. */
+export interface ReplayResult {
+  /** The session's messages after the resume point, oldest first, with their sequence numbers. */
+  readonly messages: ReadonlyArray<{ readonly seq: number, readonly message: ClusterMessage }>
+  /** Messages that could not be replayed (limit, age); null when unknown (the store trimmed them). */
+  readonly missed: number | null
+}
+
+/** Delivery limits an adapter applies to replays, from the plugin's options. */
+export interface AdapterLimits {
+  readonly outboxLimit: number
+  readonly outboxMaxAge: number
+  readonly sessionGrace: number
+}
+
+/** What the plugin gives an adapter: delivery to this node's sockets, and what this node holds. */
+export interface AdapterHost {
+  /**
+   * Applies a message to this node's sockets. `seq` is its cluster sequence number, or 0 when the
+   * adapter does not number messages (the registry then numbers them per session).
+   * @returns for send/broadcast/publish/close the number of sockets reached; for subscribe and
+   * unsubscribe 1 when membership changed, else 0.
+   */
+  deliver (message: ClusterMessage, seq: number): number
+  /** The shared delivery state was lost or skipped ahead: tell this node's clients (welcome and gap). */
+  resync (position: StreamPosition): void
+  /** Open sockets of a session on this node. */
+  socketCount (sessionId: string): number
+  /** Open sockets per session on this node, to announce presence again after an outage. */
+  localSessions (): IterableIterator<[sessionId: string, sockets: number]>
+  /** Topics of a session in this node's registry (memory adapter). */
+  topicsOf (sessionId: string): string[]
+  /** Sessions subscribed to a topic in this node's registry (memory adapter). */
+  subscriberCount (topic: string): number
+  /** Sessions and sockets on this node. */
+  localCounts (): { sessions: number, sockets: number }
+  readonly log: FastifyBaseLogger
+}
+
+/**
+ * The transport between `app.sessions` and the sockets of every node. The memory adapter delivers
+ * on this node only; the Redis adapter numbers every message cluster-wide and fans it out.
+ * Adapters never touch sockets: they hand messages to the host.
+ */
+export interface GlueAdapter {
+  /** A short name for logs. */
+  readonly name: string
+  /**
+   * True when the adapter numbers messages cluster-wide and keeps them for resume (the registry then
+   * keeps no outbox); false when the registry numbers them per session on this node.
+   */
+  readonly sequenced: boolean
+  /** Connects; the plugin awaits it during `register`. Rejects when the transport is unreachable. */
+  start (host: AdapterHost, limits: AdapterLimits): Promise<void>
+  /** Disconnects; called from the plugin's `onClose`. */
+  stop (): Promise<void>
+  /**
+   * Hands a message to every node. Synchronous delivery (memory) returns what the host returned;
+   * asynchronous delivery returns 0 for sends and 1 for accepted subscription changes.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE when the transport is down and its buffer is full.
+   */
+  emit (message: ClusterMessage): number
+  /** Resolves once every message emitted so far has its place in the cluster order; undefined when none is pending. */
+  settled (): Promise<void> | undefined
+  /** A socket of a session opened or closed on this node (presence). */
+  socketOpened (sessionId: string): void
+  socketClosed (sessionId: string): void
+  /** Open sockets of a session on every node. */
+  presence (sessionId: string): Promise<number>
+  /** Live nodes, sessions and sockets on every node. */
+  clusterCounts (): Promise<ClusterCounts>
+  /** Topics of a session, cluster-wide. */
+  topicsOf (sessionId: string): string[]
+  /** Sessions subscribed to a topic, cluster-wide. */
+  subscriberCount (topic: string): number
+  /** Sequenced adapters: where this node stands in the cluster order. */
+  position? (): StreamPosition
+  /** Sequenced adapters: the session's messages after `afterSeq` up to `untilSeq`. */
+  replay? (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult>
+}

@@ -1,0 +1,155 @@
+import type { EncodedData } from '../encode.js'
+import type { ClusterMessage, ClusterMessageKind } from './adapter.js'
+
+/**
+ * The compact, versioned encoding of a cluster message on the Redis stream:
+ *
+ *   version[1] kind[1] flags[1] time[6] fields… payload…
+ *
+ * Fields are u16-length-prefixed UTF-8 strings (session id, topic, except, reason) and, for close,
+ * a u16 code, in the order of `FIELDS`. The payload, encoded once by the sender, is the rest.
+ */
+export const CODEC_VERSION = 1
+
+const KIND_CODES: Readonly<Record<ClusterMessageKind, number>> = {
+  send: 1, broadcast: 2, publish: 3, close: 4, subscribe: 5, unsubscribe: 6, expire: 7
+}
+// Index = kind code; code 0 is unused.
+const KINDS: ReadonlyArray<ClusterMessageKind | undefined> = [undefined, 'send', 'broadcast', 'publish', 'close', 'subscribe', 'unsubscribe', 'expire']
+
+const FLAG_VOLATILE = 1
+const FLAG_BINARY = 2
+/** The payload is the JSON text of a value (not a string the application sent). */
+const FLAG_JSON = 4
+const FLAG_EXCEPT = 8
+
+const HEADER = 9
+
+/** A decoded cluster message with the time its sender encoded it (ms since the epoch). */
+export interface DecodedMessage {
+  readonly message: ClusterMessage
+  readonly time: number
+}
+
+/** Encodes a message; the payload bytes are shared, not copied, until the final concat. */
+export function encodeClusterMessage (message: ClusterMessage, time: number): Buffer {
+  const parts: Buffer[] = []
+  let flags = 0
+  let data: EncodedData | undefined
+  const field = (value: string): void => {
+    const bytes = Buffer.from(value, 'utf8')
+    const length = Buffer.allocUnsafe(2)
+    length.writeUInt16BE(bytes.length)
+    parts.push(length, bytes)
+  }
+  switch (message.kind) {
+    case 'send':
+      field(message.sessionId)
+      data = message.data
+      if (message.volatile) flags |= FLAG_VOLATILE
+      break
+    case 'broadcast':
+    case 'publish':
+      if (message.kind === 'publish') field(message.topic)
+      if (message.except !== undefined) {
+        flags |= FLAG_EXCEPT
+        field(message.except)
+      }
+      data = message.data
+      if (message.volatile) flags |= FLAG_VOLATILE
+      break
+    case 'close': {
+      field(message.sessionId)
+      const code = Buffer.allocUnsafe(2)
+      code.writeUInt16BE(message.code)
+      parts.push(code)
+      field(message.reason)
+      break
+    }
+    case 'subscribe':
+    case 'unsubscribe':
+      field(message.sessionId)
+      field(message.topic)
+      break
+    case 'expire':
+      field(message.sessionId)
+  }
+  if (data !== undefined) {
+    if (data.binary) flags |= FLAG_BINARY
+    else if (data.json !== undefined) flags |= FLAG_JSON
+    parts.push(data.payload)
+  }
+  const header = Buffer.allocUnsafe(HEADER)
+  header[0] = CODEC_VERSION
+  header[1] = KIND_CODES[message.kind]
+  header[2] = flags
+  header.writeUIntBE(Math.max(0, Math.min(time, 2 ** 48 - 1)), 3, 6)
+  parts.unshift(header)
+  return Buffer.concat(parts)
+}
+
+/** Decodes a message; undefined for another version or a malformed buffer (dropped by the caller). */
+export function decodeClusterMessage (buffer: Buffer): DecodedMessage | undefined {
+  if (buffer.length < HEADER || buffer[0] !== CODEC_VERSION) return undefined
+  const kind = KINDS[buffer[1] as number]
+  if (kind === undefined) return undefined
+  const flags = buffer[2] as number
+  const time = buffer.readUIntBE(3, 6)
+  let offset = HEADER
+  const field = (): string | undefined => {
+    if (offset + 2 > buffer.length) return undefined
+    const length = buffer.readUInt16BE(offset)
+    if (offset + 2 + length > buffer.length) return undefined
+    const value = buffer.toString('utf8', offset + 2, offset + 2 + length)
+    offset += 2 + length
+    return value
+  }
+  const data = (): EncodedData => {
+    const payload = buffer.subarray(offset)
+    if ((flags & FLAG_BINARY) !== 0) return { payload, binary: true, json: undefined, text: undefined }
+    const text = payload.toString('utf8')
+    return (flags & FLAG_JSON) !== 0
+      ? { payload, binary: false, json: text, text: undefined }
+      : { payload, binary: false, json: undefined, text }
+  }
+  const volatile = (flags & FLAG_VOLATILE) !== 0
+  let message: ClusterMessage | undefined
+  switch (kind) {
+    case 'send': {
+      const sessionId = field()
+      if (sessionId !== undefined) message = { kind, sessionId, data: data(), volatile }
+      break
+    }
+    case 'broadcast':
+    case 'publish': {
+      const topic = kind === 'publish' ? field() : ''
+      const except = (flags & FLAG_EXCEPT) !== 0 ? field() : undefined
+      if (topic === undefined || ((flags & FLAG_EXCEPT) !== 0 && except === undefined)) break
+      message = kind === 'publish'
+        ? { kind, topic, except, data: data(), volatile }
+        : { kind, except, data: data(), volatile }
+      break
+    }
+    case 'close': {
+      const sessionId = field()
+      if (sessionId === undefined || offset + 2 > buffer.length) break
+      const code = buffer.readUInt16BE(offset)
+      offset += 2
+      const reason = field()
+      if (reason !== undefined) message = { kind, sessionId, code, reason }
+      break
+    }
+    case 'subscribe':
+    case 'unsubscribe': {
+      const sessionId = field()
+      const topic = field()
+      if (sessionId !== undefined && topic !== undefined) message = { kind, sessionId, topic }
+      break
+    }
+    case 'expire': {
+      const sessionId = field()
+      if (sessionId !== undefined) message = { kind, sessionId }
+    }
+  }
+  return message === undefined ? undefined : { message, time }
+}

@@ -1,0 +1,63 @@
+/**
+ * Topic membership of every session in the cluster, mirrored on each node from the stream: which
+ * topics a session has, and how many sessions a topic has. Kept in two maps so both lookups are O(1).
+ */
+export class Membership {
+  #bySession = new Map<string, Set<string>>()
+  #byTopic = new Map<string, Set<string>>()
+
+  /** Replaces everything with a snapshot: session id → topics. */
+  reset (snapshot: Iterable<[string, readonly string[]]>): void {
+    this.#bySession.clear()
+    this.#byTopic.clear()
+    for (const [sessionId, topics] of snapshot) {
+      for (const topic of topics) this.add(sessionId, topic)
+    }
+  }
+
+  /** @returns whether the session was not subscribed before. */
+  add (sessionId: string, topic: string): boolean {
+    let topics = this.#bySession.get(sessionId)
+    if (topics === undefined) {
+      topics = new Set()
+      this.#bySession.set(sessionId, topics)
+    }
+    if (topics.has(topic)) return false
+    topics.add(topic)
+    let sessions = this.#byTopic.get(topic)
+    if (sessions === undefined) {
+      sessions = new Set()
+      this.#byTopic.set(topic, sessions)
+    }
+    sessions.add(sessionId)
+    return true
+  }
+
+  /** @returns whether the session was subscribed. */
+  remove (sessionId: string, topic: string): boolean {
+    const topics = this.#bySession.get(sessionId)
+    if (topics?.delete(topic) !== true) return false
+    if (topics.size === 0) this.#bySession.delete(sessionId)
+    const sessions = this.#byTopic.get(topic)
+    sessions?.delete(sessionId)
+    if (sessions?.size === 0) this.#byTopic.delete(topic)
+    return true
+  }
+
+  /** Drops every subscription of a session. */
+  removeSession (sessionId: string): void {
+    for (const topic of this.topicsOf(sessionId)) this.remove(sessionId, topic)
+  }
+
+  has (sessionId: string, topic: string): boolean {
+    return this.#bySession.get(sessionId)?.has(topic) === true
+  }
+
+  topicsOf (sessionId: string): string[] {
+    return [...(this.#bySession.get(sessionId) ?? [])]
+  }
+
+  subscriberCount (topic: string): number {
+    return this.#byTopic.get(topic)?.size ?? 0
+  }
+}

@@ -1,0 +1,41 @@
+import type { AdapterHost, ClusterCounts, GlueAdapter } from './adapter.js'
+
+/**
+ * The default adapter: one node, delivery in the same tick. Numbering per session and outboxes for
+ * resume stay in the registry.
+ */
+export function createMemoryAdapter (): GlueAdapter {
+  let host: AdapterHost | undefined
+  const connected = (): AdapterHost => {
+    if (host === undefined) throw new Error('memory adapter used before start')
+    return host
+  }
+  return {
+    name: 'memory',
+    sequenced: false,
+    async start (given) {
+      host = given
+    },
+    async stop () {},
+    emit (message) {
+      return connected().deliver(message, 0)
+    },
+    settled () {
+      return undefined
+    },
+    socketOpened () {},
+    socketClosed () {},
+    async presence (sessionId) {
+      return connected().socketCount(sessionId)
+    },
+    async clusterCounts (): Promise<ClusterCounts> {
+      return { nodes: 1, ...connected().localCounts() }
+    },
+    topicsOf (sessionId) {
+      return connected().topicsOf(sessionId)
+    },
+    subscriberCount (topic) {
+      return connected().subscriberCount(topic)
+    }
+  }
+}

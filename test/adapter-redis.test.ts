@@ -1,0 +1,287 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import t, { type Test } from 'tap'
+import glue, { errors, type GlueOptions } from '../plugin/index.js'
+import { cookiePair, openGlueSocket, openSocket, SECRET, startApp, until, type GlueSocket, type StartedApp } from './helpers.js'
+import { needsRedis, startRedis, uniquePrefix, type RedisServer } from './redis-helpers.js'
+
+type Tab = GlueSocket & { readonly cookie: string }
+
+/** Starts `count` nodes joined through one Redis under a prefix of their own; closed in teardown. */
+async function startCluster (t: Test, redis: RedisServer, count: number, glueOptions: GlueOptions = {}, prefix = uniquePrefix()): Promise<StartedApp[]> {
+  const nodes: StartedApp[] = []
+  for (let i = 0; i < count; i++) {
+    nodes.push(await startApp({
+      glue: { redis: { url: redis.url, prefix, nodeTimeout: 600 }, heartbeatInterval: 0, authorizeSubscribe: () => true, ...glueOptions }
+    }))
+  }
+  t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
+  return nodes
+}
+
+/** Opens a glue.v1 socket on `node` as the session behind `cookie` (a new session when omitted). */
+async function tab (t: Test, node: StartedApp, cookie?: string, query = ''): Promise<Tab> {
+  const socket = await openGlueSocket(node.wsUrl + query, cookie === undefined ? {} : { headers: { cookie } })
+  t.teardown(() => socket.socket.terminate())
+  return { ...socket, cookie: cookie ?? cookiePair(socket.setCookie[0]) }
+}
+
+function sessionIdOf (node: StartedApp, cookie: string): string {
+  const unsigned = node.app.unsignCookie(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)))
+  if (!unsigned.valid || unsigned.value === null) throw new Error('bad cookie')
+  return unsigned.value
+}
+
+/** Waits until a cluster-wide query settles on the expected value (presence travels through Redis). */
+async function eventually<T> (query: () => Promise<T>, expected: T, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last: T | undefined
+  while (Date.now() < deadline) {
+    last = await query().catch(() => undefined)
+    if (JSON.stringify(last) === JSON.stringify(expected)) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(last)}`)
+}
+
+/** The data of the `m`/`t` envelopes received so far (after the welcome), in order. */
+function dataOf (socket: GlueSocket): unknown[] {
+  return socket.received.slice(1).map((frame) => JSON.parse(String(frame)) as unknown[])
+    .filter((envelope) => envelope[0] === 'm' || envelope[0] === 't')
+    .map((envelope) => envelope[envelope.length - 1])
+}
+
+function envelopesOf (socket: GlueSocket): unknown[][] {
+  return socket.received.slice(1).map((frame) => JSON.parse(String(frame)) as unknown[])
+}
+
+t.test('redis adapter', async (t) => {
+  if (!needsRedis(t)) return
+  const redis = await startRedis(t)
+
+  t.test('send from one node reaches every tab of the session on every node, with one sequence', async (t) => {
+    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
+    const first = await tab(t, b)
+    const second = await tab(t, c, first.cookie)
+    const sessionId = sessionIdOf(a, first.cookie)
+    t.equal(a.app.sessions.send(sessionId, { n: 1 }), 0, 'delivery is asynchronous')
+    a.app.sessions.send(sessionId, 'two')
+    b.app.sessions.send(sessionId, Buffer.from([7]))
+    const got1 = [await first.nextEnvelope(), await first.nextEnvelope()]
+    const got2 = [await second.nextEnvelope(), await second.nextEnvelope()]
+    t.same(got1.map((e) => e[2]), [{ n: 1 }, 'two'])
+    t.same(got2, got1, 'both tabs see the same envelopes and sequence numbers')
+    t.ok((got1[1]?.[1] as number) > (got1[0]?.[1] as number), 'sequence numbers increase')
+    const binary1 = await first.nextMessage()
+    const binary2 = await second.nextMessage()
+    t.same(binary1, binary2, 'binary envelopes carry the same sequence number too')
+    t.equal((binary1 as Buffer).at(-1), 7)
+  })
+
+  t.test('broadcast and publish reach every socket on every node exactly once', async (t) => {
+    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
+    const tabs = [await tab(t, a), await tab(t, b), await tab(t, c)]
+    tabs.push(await tab(t, b, tabs[0]?.cookie))
+    const raw = await openSocket(c.wsUrl)
+    t.teardown(() => raw.socket.terminate())
+    await eventually(() => a.app.sessions.clusterCounts(), { nodes: 3, sessions: 4, sockets: 5 }, 'presence')
+    a.app.sessions.broadcast('from-a')
+    b.app.sessions.broadcast('from-b')
+    c.app.sessions.broadcast('from-c', { except: sessionIdOf(c, tabs[1]?.cookie as string) })
+    a.app.sessions.broadcast('end')
+    for (const socket of tabs) await until(() => dataOf(socket).includes('end'), 'end marker')
+    await until(() => raw.received.includes('end'), 'end marker (raw)')
+    t.same(dataOf(tabs[0] as Tab), ['from-a', 'from-b', 'from-c', 'end'])
+    t.same(dataOf(tabs[1] as Tab), ['from-a', 'from-b', 'end'], 'except skips that session on every node')
+    t.same(dataOf(tabs[3] as Tab), dataOf(tabs[0] as Tab), 'the second tab of a session gets each message once')
+    t.same(raw.received, ['from-a', 'from-b', 'from-c', 'end'], 'raw clients get raw frames')
+
+    // Subscriptions are cluster-wide: made through one node, effective on all.
+    const subscriber = tabs[1] as Tab
+    subscriber.sendEnvelope(['s', 1, 'news'])
+    await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 1), 'subscribe reply')
+    t.ok(c.app.sessions.subscribe(sessionIdOf(c, tabs[2]?.cookie as string), 'news'), 'server-side subscribe from another node')
+    await until(() => a.app.sessions.subscriberCount('news') === 2 && b.app.sessions.subscriberCount('news') === 2, 'subscriber counts')
+    t.same(a.app.sessions.topicsOf(sessionIdOf(a, subscriber.cookie)), ['news'])
+    a.app.sessions.publish('news', { headline: 1 })
+    await until(() => dataOf(subscriber).length === 4 && dataOf(tabs[2] as Tab).length === 5, 'published')
+    t.same(envelopesOf(subscriber).at(-1)?.slice(0, 1).concat(envelopesOf(subscriber).at(-1)?.slice(2) ?? []), ['t', 'news', { headline: 1 }])
+    t.same(dataOf(tabs[0] as Tab).length, 4, 'non-subscribers get nothing')
+    subscriber.sendEnvelope(['u', 2, 'news'])
+    await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 2), 'unsubscribe reply')
+    t.same(envelopesOf(subscriber).find((e) => e[0] === 'r' && e[1] === 2), ['r', 2, 1, true])
+    await until(() => c.app.sessions.subscriberCount('news') === 1, 'subscriber count after unsubscribe')
+  })
+
+  t.test('close ends the session on every node; presence and counts are cluster-wide', async (t) => {
+    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
+    const first = await tab(t, b)
+    const second = await tab(t, c, first.cookie)
+    const sessionId = sessionIdOf(a, first.cookie)
+    await eventually(() => a.app.sessions.presence(sessionId), 2, 'presence')
+    await eventually(() => c.app.sessions.clusterCounts(), { nodes: 3, sessions: 1, sockets: 2 }, 'counts')
+    t.equal(a.app.sessions.has(sessionId), false, 'has() is about this node')
+    a.app.sessions.close(sessionId, 4001, 'bye')
+    t.same(await first.closed, { code: 4001, reason: 'bye' })
+    t.same(await second.closed, { code: 4001, reason: 'bye' })
+    await eventually(() => b.app.sessions.presence(sessionId), 0, 'presence after close')
+    await eventually(() => b.app.sessions.clusterCounts(), { nodes: 3, sessions: 0, sockets: 0 }, 'counts after close')
+  })
+
+  t.test('a client resumes on another node and gets what it missed, in order, once', async (t) => {
+    const [a, b] = await startCluster(t, redis, 2) as [StartedApp, StartedApp]
+    const first = await tab(t, a)
+    const sessionId = sessionIdOf(a, first.cookie)
+    a.app.sessions.send(sessionId, 1)
+    a.app.sessions.send(sessionId, 2)
+    await until(() => dataOf(first).length === 2, 'first two')
+    const lastSeq = envelopesOf(first).at(-1)?.[1] as number
+    first.socket.close()
+    await first.closed
+    b.app.sessions.send(sessionId, 3)
+    a.app.sessions.broadcast(4)
+    b.app.sessions.send(sessionId, 5)
+    await until(() => (b.app.sessions as unknown as { stats (): { messagesOut: number } }).stats() !== undefined, 'tick')
+    await a.app.sessions.presence(sessionId)
+    // Everything above is in Redis once a later query on the same connection has answered.
+    const resumed = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${lastSeq}`)
+    t.same(resumed.welcome, { epoch: first.welcome.epoch, seq: lastSeq })
+    b.app.sessions.send(sessionId, 6)
+    await until(() => dataOf(resumed).length === 4, 'replayed and live')
+    t.same(dataOf(resumed), [3, 4, 5, 6], 'missed messages first, then live ones')
+    const seqs = envelopesOf(resumed).map((e) => e[1] as number)
+    t.same([...seqs].sort((x, y) => x - y), seqs, 'in sequence order')
+    t.notOk(envelopesOf(resumed).some((e) => e[0] === 'g'), 'no gap')
+  })
+
+  t.test('a resume beyond the outbox limit reports the gap', async (t) => {
+    const [a, b] = await startCluster(t, redis, 2, { outboxLimit: 2 }) as [StartedApp, StartedApp]
+    const first = await tab(t, a)
+    const sessionId = sessionIdOf(a, first.cookie)
+    first.socket.close()
+    await first.closed
+    for (let i = 1; i <= 5; i++) a.app.sessions.send(sessionId, i)
+    await a.app.sessions.presence(sessionId)
+    const resumed = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`)
+    await until(() => dataOf(resumed).length === 2, 'the last two')
+    t.same(envelopesOf(resumed)[0], ['g', 3], 'three messages are reported missing')
+    t.same(dataOf(resumed), [4, 5])
+  })
+
+  t.test('a resume from another epoch is told of a gap', async (t) => {
+    const [a] = await startCluster(t, redis, 1) as [StartedApp]
+    const resumed = await tab(t, a, undefined, '?glue_resume=AAAAAAAA.5')
+    t.not(resumed.welcome.epoch, 'AAAAAAAA')
+    t.same(await resumed.nextEnvelope(), ['g', null])
+  })
+
+  t.test('sessions expire cluster-wide after the grace period, ending their subscriptions', async (t) => {
+    const [a, b] = await startCluster(t, redis, 2, { sessionGrace: 200 }) as [StartedApp, StartedApp]
+    const first = await tab(t, a)
+    const sessionId = sessionIdOf(a, first.cookie)
+    b.app.sessions.subscribe(sessionId, 'room')
+    await until(() => a.app.sessions.subscriberCount('room') === 1, 'subscribed everywhere')
+    first.socket.close()
+    await until(() => a.app.sessions.subscriberCount('room') === 0 && b.app.sessions.subscriberCount('room') === 0, 'expired everywhere')
+    t.same(b.app.sessions.topicsOf(sessionId), [])
+  })
+
+  t.test('a killed node is cleaned out of presence within the node timeout', async (t) => {
+    const prefix = uniquePrefix()
+    const [a] = await startCluster(t, redis, 1, {}, prefix) as [StartedApp]
+    const child = spawn(process.execPath, ['test/fixtures/cluster-node.mjs', redis.url, prefix, SECRET], { stdio: ['ignore', 'pipe', 'inherit'] })
+    t.teardown(() => { child.kill('SIGKILL') })
+    const [line] = await once(child.stdout, 'data') as [Buffer]
+    const port = Number(line.toString().trim())
+    const remote = await openGlueSocket(`ws://127.0.0.1:${port}/ws`)
+    const sessionId = sessionIdOf(a, cookiePair(remote.setCookie[0]))
+    await eventually(() => a.app.sessions.clusterCounts(), { nodes: 2, sessions: 1, sockets: 1 }, 'the other node')
+    a.app.sessions.send(sessionId, 'hello')
+    t.same(dataOf(remote).length === 1 ? dataOf(remote) : (await remote.nextEnvelope()).slice(2), ['hello'], 'reached the other process')
+    const killedAt = Date.now()
+    child.kill('SIGKILL')
+    await eventually(() => a.app.sessions.clusterCounts(), { nodes: 1, sessions: 0, sockets: 0 }, 'dead node cleaned out', 5000)
+    t.ok(Date.now() - killedAt < 3000, `cleaned within ${Date.now() - killedAt} ms (node timeout 600 ms)`)
+    t.equal(await a.app.sessions.presence(sessionId), 0)
+  })
+
+  t.test('dropped Redis connections lose nothing: nodes read on from where they stopped', async (t) => {
+    const [a, b] = await startCluster(t, redis, 2) as [StartedApp, StartedApp]
+    const listener = await tab(t, b)
+    const sessionId = sessionIdOf(a, listener.cookie)
+    const admin = redis.client()
+    for (let i = 0; i < 100; i++) {
+      a.app.sessions.send(sessionId, i)
+      if (i === 30) await admin.client('KILL', 'TYPE', 'normal', 'SKIPME', 'yes')
+      if (i % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    }
+    await until(() => dataOf(listener).length === 100, 'all 100 messages', 10000)
+    t.same(dataOf(listener), Array.from({ length: 100 }, (_, i) => i), 'every message once, in order')
+    t.notOk(envelopesOf(listener).some((e) => e[0] === 'g'), 'no gap')
+  })
+
+  t.test('a malformed stream entry is dropped and logged; delivery goes on', async (t) => {
+    const prefix = uniquePrefix()
+    const [a] = await startCluster(t, redis, 1, {}, prefix) as [StartedApp]
+    const listener = await tab(t, a)
+    const admin = redis.client()
+    const seq = await admin.incr(`{${prefix}}:seq`)
+    await admin.xadd(`{${prefix}}:stream`, `${seq}-0`, 'm', Buffer.from([9, 9, 9]))
+    await a.logs.waitFor('redis adapter: dropped a malformed cluster message')
+    a.app.sessions.broadcast('still here')
+    await until(() => dataOf(listener).length === 1, 'next message')
+    t.same(dataOf(listener), ['still here'])
+  })
+
+  t.test('a Redis crash: sends are buffered within limits, volatile ones stay local, everything resumes', async (t) => {
+    const own = await startRedis(t)
+    const [a, b] = await startCluster(t, own, 2, { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600, bufferLimit: 3 } }) as [StartedApp, StartedApp]
+    const local = await tab(t, a)
+    const remote = await tab(t, b, local.cookie)
+    const sessionId = sessionIdOf(a, local.cookie)
+    a.app.sessions.subscribe(sessionId, 'kept')
+    await until(() => b.app.sessions.subscriberCount('kept') === 1, 'subscribed')
+    await own.kill()
+    await a.logs.waitFor('redis adapter: connection to Redis lost; buffering messages until it returns')
+    t.equal(a.app.sessions.send(sessionId, { volatile: true }, { volatile: true }), 1, 'a volatile send reaches this node at once')
+    for (let i = 1; i <= 3; i++) a.app.sessions.send(sessionId, `buffered-${i}`)
+    t.throws(() => a.app.sessions.send(sessionId, 'one too many'), errors.FST_WSGLUE_CLUSTER_UNAVAILABLE)
+    await t.rejects(a.app.sessions.clusterCounts(), errors.FST_WSGLUE_CLUSTER_UNAVAILABLE)
+    await t.rejects(a.app.sessions.presence(sessionId), errors.FST_WSGLUE_CLUSTER_UNAVAILABLE)
+    t.equal(local.socket.readyState, local.socket.OPEN, 'local sockets stay open')
+    await own.start()
+    await a.logs.waitFor('redis adapter: connection to Redis restored')
+    // Redis came back empty: every client hears of a possible gap, then the buffered messages arrive.
+    for (const socket of [local, remote]) {
+      await until(() => dataOf(socket).includes('buffered-3'), 'buffered messages delivered', 10000)
+      t.ok(envelopesOf(socket).some((e) => e[0] === 'g' && e[1] === null), 'told of a gap')
+      t.same(dataOf(socket).filter((d) => typeof d === 'string'), ['buffered-1', 'buffered-2', 'buffered-3'])
+    }
+    t.same(dataOf(local)[0], { volatile: true })
+    t.notOk(dataOf(remote).some((d) => typeof d === 'object'), 'the volatile send stayed on its node')
+    // The subscription was written back from the node that holds the session.
+    await until(() => b.app.sessions.subscriberCount('kept') === 1, 'subscription restored', 10000)
+    b.app.sessions.publish('kept', 'after')
+    await until(() => dataOf(local).includes('after') && dataOf(remote).includes('after'), 'publish after recovery')
+    await eventually(() => b.app.sessions.clusterCounts(), { nodes: 2, sessions: 1, sockets: 2 }, 'presence announced again')
+  })
+
+  t.test('an existing ioredis client is accepted; its settings are duplicated', async (t) => {
+    const client = new Redis(redis.port, '127.0.0.1', { lazyConnect: true })
+    const prefix = uniquePrefix()
+    const node = await startApp({ glue: { redis: { client, prefix } } })
+    t.teardown(() => node.app.close())
+    const other = await startApp({ glue: { redis: client } })
+    t.teardown(() => other.app.close())
+    t.equal(client.status, 'wait', 'the given client itself is never connected')
+    t.same(await node.app.sessions.clusterCounts(), { nodes: 1, sessions: 0, sockets: 0 })
+  })
+
+  t.test('registration fails with a clear error when Redis is unreachable', async (t) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await t.rejects(app.register(glue, { cookie: { secret: SECRET }, redis: 'redis://127.0.0.1:1' }).ready(), errors.FST_WSGLUE_REDIS_UNAVAILABLE)
+  })
+})

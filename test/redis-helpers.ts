@@ -1,0 +1,102 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { createServer } from 'node:net'
+import { Redis } from 'ioredis'
+import type { Test } from 'tap'
+
+const REDIS_BINARY = process.env.REDIS_SERVER ?? 'redis-server'
+
+/** A real redis-server on a free loopback port, without persistence: a restart empties it. */
+export interface RedisServer {
+  readonly port: number
+  readonly url: string
+  /** Kills the server (SIGKILL, like a crash). */
+  kill (): Promise<void>
+  /** Starts it again on the same port, empty. */
+  start (): Promise<void>
+  /** A fresh client for inspecting or tampering with the data. */
+  client (): Redis
+}
+
+/** Whether redis-server can run here; CI must have it (the suite fails there instead of skipping). */
+export function redisAvailable (): boolean {
+  return spawnSync(REDIS_BINARY, ['--version']).status === 0
+}
+
+/** Skips the test with a reason outside CI when redis-server is missing; in CI a missing binary fails. */
+export function needsRedis (t: Test): boolean {
+  if (redisAvailable()) return true
+  if (process.env.CI !== undefined && process.env.CI !== '') {
+    t.fail('redis-server is required in CI (apt-get install redis-server)')
+    return false
+  }
+  t.skip('redis-server is not installed (apt-get install redis-server)')
+  return false
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as { port: number }).port
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** Starts redis-server for one test file and stops it in teardown. */
+export async function startRedis (t: Test): Promise<RedisServer> {
+  const port = await freePort()
+  let child: ChildProcess | undefined
+  const clients: Redis[] = []
+
+  async function start (): Promise<void> {
+    const proc = spawn(REDIS_BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    child = proc
+    let output = ''
+    await new Promise<void>((resolve, reject) => {
+      const onData = (chunk: Buffer): void => {
+        output += chunk.toString()
+        if (output.includes('Ready to accept connections')) {
+          proc.stdout?.off('data', onData)
+          proc.stdout?.resume()
+          resolve()
+        }
+      }
+      proc.stdout?.on('data', onData)
+      proc.once('exit', (code) => reject(new Error(`redis-server exited with ${String(code)}: ${output}`)))
+    })
+  }
+
+  async function kill (): Promise<void> {
+    const proc = child
+    if (proc === undefined || proc.exitCode !== null || proc.signalCode !== null) return
+    const exited = once(proc, 'exit')
+    proc.kill('SIGKILL')
+    await exited
+  }
+
+  await start()
+  t.teardown(async () => {
+    for (const client of clients) client.disconnect()
+    await kill()
+  })
+  return {
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    kill,
+    start,
+    client () {
+      const client = new Redis(port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 })
+      client.on('error', () => {})
+      clients.push(client)
+      return client
+    }
+  }
+}
+
+/** A key prefix of its own for each test, so clusters of different tests never meet. */
+export function uniquePrefix (): string {
+  return `t${randomBytes(5).toString('hex')}`
+}
