@@ -24,6 +24,16 @@ export interface ExampleOptions {
    */
   streamInterval?: number
   /**
+   * Redis URL that joins this node to the others using the same Redis; unset runs one node in memory.
+   * @default process.env.REDIS_URL
+   */
+  redisUrl?: string
+  /**
+   * Name of this node in broadcasts, so a page shows which node a message came from.
+   * @default process.env.NODE_NAME, else the process id
+   */
+  nodeName?: string
+  /**
    * Fastify's logger option.
    * @default true
    */
@@ -78,6 +88,8 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
   if (secret === DEV_SECRET) app.log.warn('using the built-in development secret: set SESSION_SECRET outside local development')
   const broadcastInterval = options.broadcastInterval ?? readInterval('BROADCAST_INTERVAL', 3000, 0)
   const streamInterval = options.streamInterval ?? readInterval('STREAM_INTERVAL', 100, 1)
+  const redisUrl = options.redisUrl ?? (process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL)
+  const nodeName = options.nodeName ?? process.env.NODE_NAME ?? `pid ${process.pid}`
 
   await app.register(glue, {
     path: '/ws',
@@ -90,8 +102,11 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
       socket.send(data === 'ping' ? 'pong' : 'ok')
     },
     authorizeSubscribe: (_session, topic) => topic === NEWS_TOPIC,
-    onRequest: (_session, data) => answer(data)
+    onRequest: (_session, data) => answer(data),
+    // With REDIS_URL every node started against that Redis is one cluster.
+    redis: redisUrl
   })
+  if (redisUrl !== undefined) app.log.info({ node: nodeName }, 'example node joined the cluster through Redis')
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
 
@@ -99,8 +114,9 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
     if (request.sessionId === null) {
       return reply.code(401).send({ error: 'No session: open the page first, it sets the session cookie', code: 'NO_SESSION' })
     }
-    const sockets = app.sessions.send(request.sessionId, `notify: hello ${sessionTag(request.sessionId)}, this came from POST /notify`)
-    return { sockets }
+    const sockets = app.sessions.send(request.sessionId, `notify: hello ${sessionTag(request.sessionId)}, this came from POST /notify on ${nodeName}`)
+    // With Redis, delivery is asynchronous (sockets is 0); presence counts the session's sockets on every node.
+    return { sockets, online: await app.sessions.presence(request.sessionId) }
   })
 
   // A numbered stream to the caller's session shows resume at work: each number arrives once, in order.
@@ -121,15 +137,22 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
     stopStream(sessionId)
     streams.set(sessionId, setInterval(() => {
       // Sends to a session without sockets wait in its outbox; once its grace period is over, the stream ends.
+      // With Redis the session may sit on another node: the stream runs while it is online anywhere.
       if (app.sessions.isKnown(sessionId)) app.sessions.send(sessionId, { stream: next++ })
-      else stopStream(sessionId)
+      else if (redisUrl === undefined) stopStream(sessionId)
+      else {
+        app.sessions.presence(sessionId).then((sockets) => {
+          if (sockets > 0 && streams.has(sessionId)) app.sessions.send(sessionId, { stream: next++ })
+          else stopStream(sessionId)
+        }, () => stopStream(sessionId))
+      }
     }, streamInterval))
     return { from, interval: streamInterval }
   })
   app.delete('/stream', async (request) => ({ stopped: request.sessionId !== null && stopStream(request.sessionId) }))
   app.addHook('preClose', async () => { for (const sessionId of [...streams.keys()]) stopStream(sessionId) })
 
-  app.get('/stats', async () => app.sessions.stats())
+  app.get('/stats', async () => ({ ...app.sessions.stats(), node: nodeName, cluster: await app.sessions.clusterCounts() }))
 
   if (broadcastInterval > 0) {
     let timer: NodeJS.Timeout | undefined
@@ -138,7 +161,7 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
       timer = setInterval(() => {
         count += 1
         const at = new Date().toISOString()
-        app.sessions.broadcast(`broadcast #${count} at ${at}`)
+        app.sessions.broadcast(`broadcast #${count} from ${nodeName} at ${at}`)
         app.sessions.publish(NEWS_TOPIC, { headline: `news #${count}`, at })
       }, broadcastInterval)
     })

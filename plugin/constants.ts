@@ -56,3 +56,5 @@ export const DEFAULT_REDIS_NODE_TIMEOUT = 10_000
 export const REDIS_READ_BATCH = 1000
 /** Milliseconds an XREAD waits for new entries before asking again (also how soon a stop is noticed). */
 export const REDIS_READ_BLOCK = 5000
+/** How long the Redis adapter's stop waits for messages in flight before disconnecting. */
+export const REDIS_STOP_GRACE = 2000

@@ -110,7 +110,7 @@ test('the example page works end to end in headless chromium, across a server re
   t.comment('press notify, see the pushed message')
   await page.click('#notify')
   await seeInLog(page, `← notify: hello ${sessionTag}`)
-  await seeInLog(page, 'POST /notify 200 {"sockets":1}')
+  await seeInLog(page, 'POST /notify 200 {"sockets":1,"online":1}')
 
   const newsLines = page.locator('#log li', { hasText: '← [news] ' })
 

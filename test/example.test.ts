@@ -10,6 +10,7 @@ import { buildApp, DEV_SECRET, NEWS_TOPIC, sessionTag, type ExampleOptions } fro
 import { GlueClient, type GlueTopicEvent } from '../plugin/client/glue-client.js'
 import { closeClient, closeSocket, cookieWebSocket, nextEvent, openSocket } from './client-helpers.js'
 import { until } from './helpers.js'
+import { redisSkip, startRedis } from './redis-helpers.js'
 
 const SECRET = 'example-test-secret-that-is-long-enough-0123'
 
@@ -78,8 +79,8 @@ test('broadcasts periodically to every connected socket', async (t) => {
   const second = await openSocket(ws)
   t.teardown(() => Promise.all([closeSocket(first.socket), closeSocket(second.socket)]))
   const [a, b] = await Promise.all([first.frames.next(/^broadcast #/), second.frames.next(/^broadcast #/)])
-  t.match(a, /^broadcast #\d+ at \d{4}-\d\d-\d\dT/)
-  t.match(b, /^broadcast #\d+ at /)
+  t.match(a, /^broadcast #\d+ from .+ at \d{4}-\d\d-\d\dT/)
+  t.match(b, /^broadcast #\d+ from .+ at /)
 })
 
 test('publishes each broadcast to the news topic, which the shipped client may subscribe to', async (t) => {
@@ -160,9 +161,9 @@ test('POST /notify pushes to the sockets of the caller\'s own session only', asy
 
   const response = await fetch(http + '/notify', { method: 'POST', headers: { cookie } })
   t.equal(response.status, 200)
-  t.same(await response.json(), { sockets: 2 })
+  t.same(await response.json(), { sockets: 2, online: 2 })
   const [a, b] = await Promise.all([frames[0].next(/^notify/), frames[1].next(/^notify/)])
-  t.match(a, /^notify: hello [\w-]{12}, this came from POST \/notify$/)
+  t.match(a, /^notify: hello [\w-]{12}, this came from POST \/notify on pid \d+$/)
   t.equal(b, a)
   t.equal(myWelcome, `welcome ${a.split(' ')[2]?.replace(',', '')}`, 'the notify names the same session tag')
   // The stranger's next frame is its own ping answer, so nothing from /notify came in between.
@@ -177,7 +178,7 @@ test('POST /notify answers 0 sockets for a session with no open socket', async (
   const cookie = await pageCookie(http)
   const response = await app.inject({ method: 'POST', url: '/notify', headers: { cookie } })
   t.equal(response.statusCode, 200)
-  t.same(response.json(), { sockets: 0 })
+  t.same(response.json(), { sockets: 0, online: 0 })
 })
 
 test('POST /notify without a session answers 401 with a JSON error', async (t) => {
@@ -303,4 +304,26 @@ test('the example server listens on PORT and HOST, logs its url and stops on SIG
   child.kill('SIGTERM')
   const [code] = await exited
   t.equal(code, 0, 'exits cleanly')
+})
+
+test('runs as several nodes with REDIS_URL: a notify on one node reaches a socket on another', { skip: redisSkip }, async (t) => {
+  const redis = await startRedis(t)
+  const a = await start({ redisUrl: redis.url, nodeName: 'node-a' })
+  t.teardown(() => a.app.close())
+  const b = await start({ redisUrl: redis.url, nodeName: 'node-b' })
+  t.teardown(() => b.app.close())
+  const cookie = await pageCookie(a.http)
+  const tab = await openSocket(a.ws, { cookie })
+  t.teardown(() => closeSocket(tab.socket))
+  await tab.frames.next(/^welcome /)
+  let answer: unknown
+  for (let i = 0; i < 100; i++) {
+    answer = await (await fetch(b.http + '/notify', { method: 'POST', headers: { cookie } })).json()
+    if ((answer as { online: number }).online === 1) break
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.same(answer, { sockets: 0, online: 1 }, 'node b sees the socket on node a')
+  t.match(await tab.frames.next(/^notify/), /this came from POST \/notify on node-b$/)
+  const stats = await (await fetch(b.http + '/stats')).json() as Record<string, unknown>
+  t.match(stats, { node: 'node-b', sockets: 0, cluster: { nodes: 2, sessions: 1, sockets: 1 } })
 })

@@ -85,7 +85,11 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['authorizeSubscribe', 1, /`authorizeSubscribe` to be a function/],
   ['onConnect', 'fn', /`onConnect` to be a function/],
   ['onMessage', {}, /`onMessage` to be a function/],
-  ['onClose', 1, /`onClose` to be a function/]
+  ['onClose', 1, /`onClose` to be a function/],
+  ['redis', 42, /`redis` to be a redis:\/\/ URL, an ioredis client or an options object, got `42`/],
+  ['redis', 'http://localhost', /`redis.url` to be a URL starting with redis:\/\/ or rediss:\/\//],
+  ['redis', {}, /`redis` to be a `url` or a `client`/],
+  ['adapter', {}, /`adapter` to be an adapter object/]
 ]
 
 test('rejects each invalid option at register with FST_WSGLUE_INVALID_OPTION naming option, rule and value', async (t) => {
@@ -160,4 +164,26 @@ test('registers on a custom path only', async (t) => {
   t.ok(app.hasRoute({ method: 'GET', url: '/realtime' }))
   t.notOk(app.hasRoute({ method: 'GET', url: '/ws' }))
   await app.close()
+})
+
+test('validates the redis options and fills in their defaults', async (t) => {
+  t.same(resolveOptions({ redis: 'redis://127.0.0.1:6379' }).redis, {
+    url: 'redis://127.0.0.1:6379', client: undefined, prefix: 'glue', streamLimit: 100_000, bufferLimit: 10_000, nodeTimeout: 10_000
+  })
+  const client = { duplicate: () => client }
+  t.equal(resolveOptions({ redis: client }).redis?.client, client, 'an ioredis client as is')
+  t.match(resolveOptions({ redis: { client, prefix: 'app:1', bufferLimit: 0 } }).redis, { client, prefix: 'app:1', bufferLimit: 0 })
+  const cases: Array<[Record<string, unknown>, RegExp]> = [
+    [{ url: 'redis://x', prefix: '' }, /`redis.prefix` to be 1 to 64 letters/],
+    [{ url: 'redis://x', prefix: 'a b' }, /`redis.prefix`/],
+    [{ url: 'redis://x', prefix: 'x'.repeat(65) }, /`redis.prefix`/],
+    [{ url: 'redis://x', streamLimit: 10 }, /`redis.streamLimit` to be an integer >= 100/],
+    [{ url: 'redis://x', bufferLimit: -1 }, /`redis.bufferLimit` to be an integer >= 0/],
+    [{ url: 'redis://x', nodeTimeout: 100 }, /`redis.nodeTimeout` to be an integer >= 300/],
+    [{ client: {} }, /`redis.client` to be an ioredis client/],
+    [{ url: 42 }, /`redis.url`/]
+  ]
+  for (const [redis, message] of cases) {
+    t.throws(() => resolveOptions({ redis: redis as GlueOptions['redis'] }), { code: 'FST_WSGLUE_INVALID_OPTION', message }, JSON.stringify(redis))
+  }
 })

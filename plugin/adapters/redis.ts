@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { Redis, type RedisOptions } from 'ioredis'
-import { REDIS_READ_BATCH, REDIS_READ_BLOCK } from '../constants.js'
+import { REDIS_READ_BATCH, REDIS_READ_BLOCK, REDIS_STOP_GRACE } from '../constants.js'
 import { FST_WSGLUE_CLUSTER_UNAVAILABLE, FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
 import { resolveRedisOptions, type RedisAdapterOptions, type RedisClientLike, type ResolvedRedisAdapterOptions } from '../options.js'
 import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, GlueAdapter, ReplayResult, StreamPosition } from './adapter.js'
@@ -143,7 +143,10 @@ class RedisAdapter implements GlueAdapter {
       this.#log.error({ messages: this.#buffer.length }, 'redis adapter: stopped while Redis was unreachable; buffered messages were not delivered')
     }
     if (this.#ready) {
-      await this.#last
+      // Let messages in flight land, but never hold app.close() on a Redis that stopped answering.
+      let timer: NodeJS.Timeout | undefined
+      await Promise.race([this.#last, new Promise((resolve) => { timer = setTimeout(resolve, REDIS_STOP_GRACE) })])
+      clearTimeout(timer)
       // Leave politely: others need not wait for the node timeout to see these sockets gone.
       await this.#syncNode([]).then(() => commands.zrem(this.#keys.nodes, this.#uid)).catch(() => {})
       await commands.quit().catch(() => {})

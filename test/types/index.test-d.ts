@@ -11,7 +11,11 @@ import glue, {
   type Session,
   type Sessions,
   type SessionStats,
-  type SubscribeAuthorizer
+  type SubscribeAuthorizer,
+  type ClusterCounts,
+  type GlueAdapter,
+  createMemoryAdapter,
+  createRedisAdapter
 } from 'fastify-websocket-glue'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
@@ -106,6 +110,21 @@ app.sessions.send('sid', 'cursor', { volatile: true })
 const badRate: GlueOptions = { rateLimit: true }
 // @ts-expect-error volatile is a boolean
 app.sessions.send('sid', 'x', { volatile: 'yes' })
+
+// Many nodes: the redis option, adapters and the cluster-wide queries.
+await app.register(glue, { redis: 'redis://127.0.0.1:6379' })
+await app.register(glue, { redis: { url: 'rediss://cache.internal:6380', prefix: 'shop', streamLimit: 50_000, bufferLimit: 100, nodeTimeout: 5000 } })
+const redisAdapter: GlueAdapter = createRedisAdapter({ url: 'redis://127.0.0.1:6379' })
+await app.register(glue, { adapter: redisAdapter })
+await app.register(glue, { adapter: createMemoryAdapter() })
+expectType<Equal<ReturnType<Sessions['presence']>, Promise<number>>>()
+expectType<Equal<ReturnType<Sessions['clusterCounts']>, Promise<ClusterCounts>>>()
+expectType<Equal<ClusterCounts['nodes'], number>>()
+// @ts-expect-error redis takes a URL string, a client or an options object
+const badRedis: GlueOptions = { redis: 6379 }
+// @ts-expect-error an adapter needs the whole interface
+const badAdapter: GlueOptions = { adapter: { name: 'x' } }
+export { badRedis, badAdapter }
 
 const code: 'FST_WSGLUE_INVALID_OPTION' = new errors.FST_WSGLUE_INVALID_OPTION('x').code
 export { badSameSite, badInterval, badRate, code }
