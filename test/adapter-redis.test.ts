@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
-import glue, { errors, type GlueOptions } from '../plugin/index.js'
+import glue, { createRedisAdapter, errors, type GlueOptions } from '../plugin/index.js'
 import { cookiePair, openGlueSocket, openSocket, SECRET, startApp, until, type GlueSocket, type StartedApp } from './helpers.js'
 import { redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis-helpers.js'
 
@@ -90,12 +90,20 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     b.app.sessions.broadcast('from-b')
     c.app.sessions.broadcast('from-c', { except: sessionIdOf(c, tabs[1]?.cookie as string) })
     a.app.sessions.broadcast('end')
-    for (const socket of tabs) await until(() => dataOf(socket).includes('end'), 'end marker')
-    await until(() => raw.received.includes('end'), 'end marker (raw)')
-    t.same(dataOf(tabs[0] as Tab), ['from-a', 'from-b', 'from-c', 'end'])
-    t.same(dataOf(tabs[1] as Tab), ['from-a', 'from-b', 'end'], 'except skips that session on every node')
-    t.same(dataOf(tabs[3] as Tab), dataOf(tabs[0] as Tab), 'the second tab of a session gets each message once')
-    t.same(raw.received, ['from-a', 'from-b', 'from-c', 'end'], 'raw clients get raw frames')
+    for (const socket of tabs) await until(() => dataOf(socket).length === (socket === tabs[1] ? 3 : 4), 'every broadcast')
+    await until(() => raw.received.length === 4, 'every broadcast (raw)')
+    // Anything sent twice would be in the stream before this one.
+    a.app.sessions.broadcast('final')
+    for (const socket of tabs) await until(() => dataOf(socket).includes('final'), 'final marker')
+    const before = (socket: GlueSocket): unknown[] => dataOf(socket).filter((data) => data !== 'final')
+    // Three nodes broadcast at once: Redis decides their order, the same one for every socket.
+    const order = before(tabs[0] as Tab)
+    t.same([...order].sort(), ['end', 'from-a', 'from-b', 'from-c'], 'each broadcast once')
+    t.same(before(tabs[2] as Tab), order, 'in the same order on every node')
+    t.same(before(tabs[1] as Tab), order.filter((data) => data !== 'from-c'), 'except skips that session on every node')
+    t.same(before(tabs[3] as Tab), order, 'the second tab of a session gets each message once')
+    await until(() => raw.received.includes('final'), 'final marker (raw)')
+    t.same(raw.received.slice(0, -1), order, 'raw clients get raw frames')
 
     // Subscriptions are cluster-wide: made through one node, effective on all.
     const subscriber = tabs[1] as Tab
@@ -105,9 +113,9 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     await until(() => a.app.sessions.subscriberCount('news') === 2 && b.app.sessions.subscriberCount('news') === 2, 'subscriber counts')
     t.same(a.app.sessions.topicsOf(sessionIdOf(a, subscriber.cookie)), ['news'])
     a.app.sessions.publish('news', { headline: 1 })
-    await until(() => dataOf(subscriber).length === 4 && dataOf(tabs[2] as Tab).length === 5, 'published')
+    await until(() => dataOf(subscriber).length === 5 && dataOf(tabs[2] as Tab).length === 6, 'published')
     t.same(envelopesOf(subscriber).at(-1)?.slice(0, 1).concat(envelopesOf(subscriber).at(-1)?.slice(2) ?? []), ['t', 'news', { headline: 1 }])
-    t.same(dataOf(tabs[0] as Tab).length, 4, 'non-subscribers get nothing')
+    t.same(dataOf(tabs[0] as Tab).length, 5, 'non-subscribers get nothing')
     subscriber.sendEnvelope(['u', 2, 'news'])
     await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 2), 'unsubscribe reply')
     t.same(envelopesOf(subscriber).find((e) => e[0] === 'r' && e[1] === 2), ['r', 2, 1, true])
@@ -250,6 +258,15 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     await t.rejects(a.app.sessions.clusterCounts(), errors.FST_WSGLUE_CLUSTER_UNAVAILABLE)
     await t.rejects(a.app.sessions.presence(sessionId), errors.FST_WSGLUE_CLUSTER_UNAVAILABLE)
     t.equal(local.socket.readyState, local.socket.OPEN, 'local sockets stay open')
+    local.sendEnvelope(['s', 9, 'kept'])
+    await until(() => envelopesOf(local).some((e) => e[0] === 'r' && e[1] === 9), 'subscribe reply during the outage')
+    t.same(envelopesOf(local).find((e) => e[0] === 'r' && e[1] === 9), ['r', 9, 0, { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' }])
+    // A resume needs the stream: while Redis is away the client is told plainly that it may miss messages.
+    const resuming = await tab(t, a, local.cookie, `?glue_resume=${local.welcome.epoch}.0`)
+    t.same(await resuming.nextEnvelope(), ['g', null], 'a resume during the outage reports an unknown gap')
+    resuming.socket.close()
+    await resuming.closed
+    await until(() => a.app.sessions.stats().sockets === 1, 'the extra tab is gone')
     await own.start()
     await a.logs.waitFor('redis adapter: connection to Redis restored')
     // Redis came back empty: every client hears of a possible gap, then the buffered messages arrive.
@@ -274,8 +291,59 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     t.teardown(() => node.app.close())
     const other = await startApp({ glue: { redis: client } })
     t.teardown(() => other.app.close())
+    const third = await startApp({ glue: { adapter: createRedisAdapter({ url: redis.url, prefix }) } })
+    t.teardown(() => third.app.close())
     t.equal(client.status, 'wait', 'the given client itself is never connected')
-    t.same(await node.app.sessions.clusterCounts(), { nodes: 1, sessions: 0, sockets: 0 })
+    t.same(await node.app.sessions.clusterCounts(), { nodes: 2, sessions: 0, sockets: 0 }, 'two nodes share the prefix')
+  })
+
+  t.test('a node presumed dead announces its sessions again', async (t) => {
+    const prefix = uniquePrefix()
+    const [a, b] = await startCluster(t, redis, 2, {}, prefix) as [StartedApp, StartedApp]
+    const socket = await tab(t, a)
+    const sessionId = sessionIdOf(a, socket.cookie)
+    await eventually(() => b.app.sessions.presence(sessionId), 1, 'presence')
+    const admin = redis.client()
+    // As if the nodes had been reaped after missing their heartbeats: the next heartbeat notices.
+    await admin.del(`{${prefix}}:nodes`)
+    const message = 'redis adapter: this node was presumed dead; announcing its sessions again'
+    await Promise.race([a.logs.waitFor(message), b.logs.waitFor(message)])
+    await eventually(() => b.app.sessions.presence(sessionId), 1, 'presence announced again')
+    await eventually(() => b.app.sessions.clusterCounts(), { nodes: 2, sessions: 1, sockets: 1 }, 'counts')
+  })
+
+  t.test('a resume past what the stream keeps reports an unknown gap; old messages count as missed', async (t) => {
+    const [a, b] = await startCluster(t, redis, 2, { redis: { url: redis.url, prefix: uniquePrefix(), streamLimit: 100 }, outboxMaxAge: 300 }) as [StartedApp, StartedApp]
+    const first = await tab(t, a)
+    const sessionId = sessionIdOf(a, first.cookie)
+    first.socket.close()
+    await first.closed
+    a.app.sessions.send(sessionId, 'old')
+    await new Promise((resolve) => setTimeout(resolve, 350))
+    a.app.sessions.send(sessionId, 'fresh')
+    await a.app.sessions.presence(sessionId)
+    const aged = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`)
+    await until(() => dataOf(aged).length === 1, 'the fresh message')
+    t.same(envelopesOf(aged)[0], ['g', 1], 'the message older than outboxMaxAge is reported missing')
+    t.same(dataOf(aged), ['fresh'])
+    aged.socket.close()
+    await aged.closed
+    // Other traffic pushes the session's messages out of the shared stream (about 100 entries kept).
+    for (let i = 0; i < 400; i++) a.app.sessions.broadcast(i, { except: sessionId })
+    await a.app.sessions.presence(sessionId)
+    await until(() => b.app.sessions.stats().messagesOut >= 0, 'tick')
+    const trimmed = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`)
+    t.same(await trimmed.nextEnvelope(), ['g', null], 'trimmed by the stream limit: unknown how many')
+  })
+
+  t.test('stopping while Redis is away says how many messages were not delivered', async (t) => {
+    const own = await startRedis(t)
+    const node = await startApp({ glue: { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600 } } })
+    await own.kill()
+    await node.logs.waitFor('redis adapter: connection to Redis lost; buffering messages until it returns')
+    node.app.sessions.broadcast('lost')
+    await node.app.close()
+    t.match(await node.logs.waitFor('redis adapter: stopped while Redis was unreachable; buffered messages were not delivered'), { messages: 1 })
   })
 
   t.test('registration fails with a clear error when Redis is unreachable', async (t) => {

@@ -1,5 +1,4 @@
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
 import { Redis, type RedisOptions } from 'ioredis'
 import { REDIS_READ_BATCH, REDIS_READ_BLOCK, REDIS_STOP_GRACE } from '../constants.js'
 import { FST_WSGLUE_CLUSTER_UNAVAILABLE, FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
@@ -84,6 +83,7 @@ class RedisAdapter implements GlueAdapter {
   #stopped = false
   #timer: NodeJS.Timeout | undefined
   #outage = false
+  #recovering = false
 
   constructor (options: ResolvedRedisAdapterOptions) {
     this.#options = options
@@ -128,7 +128,7 @@ class RedisAdapter implements GlueAdapter {
       throw new FST_WSGLUE_REDIS_UNAVAILABLE((err as Error).message)
     }
     this.#ready = true
-    commands.on('ready', () => { this.#reconnected().catch((err: unknown) => this.#log.error({ err }, 'redis adapter: recovery failed')) })
+    commands.on('ready', () => { this.#recover() })
     commands.on('close', () => this.#lost())
     this.#timer = setInterval(() => { this.#upkeep() }, Math.max(100, Math.floor(this.#options.nodeTimeout / 3)))
     this.#timer.unref()
@@ -313,6 +313,17 @@ class RedisAdapter implements GlueAdapter {
     this.#log.error({ bufferLimit: this.#options.bufferLimit }, 'redis adapter: connection to Redis lost; buffering messages until it returns')
   }
 
+  /** Runs #reconnected once at a time, and again until it succeeds while the connection stays up. */
+  #recover (): void {
+    if (this.#recovering || this.#stopped || this.#ready) return
+    this.#recovering = true
+    this.#reconnected().catch((err: unknown) => {
+      this.#log.error({ err }, 'redis adapter: recovery failed; trying again')
+      const retry = setTimeout(() => { if (this.#commands?.status === 'ready') this.#recover() }, 200)
+      retry.unref()
+    }).finally(() => { this.#recovering = false })
+  }
+
   /** The command connection is back: re-announce this node, restore lost state, then flush the buffer in order. */
   async #reconnected (): Promise<void> {
     if (this.#stopped || this.#ready) return
@@ -357,7 +368,16 @@ class RedisAdapter implements GlueAdapter {
   /** Waits for the reader to reconnect; a new epoch means Redis lost its data, and clients are told. */
   async #readerBack (reader: Connection): Promise<void> {
     if (reader.status !== 'ready') {
-      await Promise.race([once(reader, 'ready'), once(reader, 'end')])
+      // Not events.once: it rejects on the 'error' every failed reconnect attempt emits.
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          reader.off('ready', done)
+          reader.off('end', done)
+          resolve()
+        }
+        reader.on('ready', done)
+        reader.on('end', done)
+      })
     } else {
       await new Promise((resolve) => setTimeout(resolve, 100))
     }
