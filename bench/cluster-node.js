@@ -50,7 +50,8 @@ serve({
   },
   // `count` sends at `rate` per second, round robin over `sessionIds`; each payload carries the time of
   // the send call on CLOCK_MONOTONIC (process.hrtime), which every process on the machine shares.
-  async send ({ sessionIds, rate, count, size, kind = 't' }) {
+  // `dry` runs the same pacing loop without sending, to measure what the loop itself costs.
+  async send ({ sessionIds, rate, count, size, kind = 't', dry = false }) {
     const t0 = now()
     const limitMs = (count / rate) * 2000 + 1000 // bounded even if the loop falls behind
     let sent = 0
@@ -58,7 +59,9 @@ serve({
       const elapsedMs = Number(now() - t0) / 1e6
       if (elapsedMs > limitMs) break
       const due = Math.min(count, Math.floor((elapsedMs * rate) / 1000) + 1)
-      for (; sent < due; sent++) app.sessions.send(sessionIds[sent % sessionIds.length], fit(`${kind}|${now()}|`, size))
+      for (; sent < due; sent++) {
+        if (!dry) app.sessions.send(sessionIds[sent % sessionIds.length], fit(`${kind}|${now()}|`, size))
+      }
       await sleep(1)
     }
     return { sent, elapsedMs: Number(now() - t0) / 1e6 }

@@ -51,6 +51,10 @@ export async function startRedis (t: Test): Promise<RedisServer> {
   async function start (): Promise<void> {
     const proc = spawn(REDIS_BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
+    // A test process that dies without teardown (a tap timeout) must not leave redis-server behind.
+    const killOnExit = (): void => { proc.kill('SIGKILL') }
+    process.once('exit', killOnExit)
+    proc.once('exit', () => process.off('exit', killOnExit))
     let output = ''
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {

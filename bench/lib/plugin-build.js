@@ -22,15 +22,16 @@ export function pluginFingerprint () {
 }
 
 /**
- * Copies dist/plugin and dist/client to bench/results/.plugin/<hash>/dist, so a rebuild during the run
+ * Copies dist/plugin and dist/client to bench/results/.plugin/<name>/dist, so a rebuild during the run
  * cannot give two node processes different code. The copy sits inside the project, so its imports
- * still resolve to node_modules. Returns the copy's plugin entry file.
+ * still resolve to node_modules. Returns the copy's root (to remove later) and its plugin entry file.
  */
-export function snapshotPlugin (fingerprint) {
-  const dir = join(bench, 'results', '.plugin', fingerprint.sha256, 'dist')
+export function snapshotPlugin (name) {
+  const root = join(bench, 'results', '.plugin', name)
+  const dir = join(root, 'dist')
   for (const part of ['plugin', 'client']) {
     const from = join(dist, part)
     if (existsSync(from)) cpSync(from, join(dir, part), { recursive: true })
   }
-  return join(dir, 'plugin', 'index.js')
+  return { root, entry: join(dir, 'plugin', 'index.js') }
 }
