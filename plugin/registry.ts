@@ -31,6 +31,8 @@ export interface DeliveryOptions {
 const OPEN = 1
 // Volatile messages carry sequence number 0: never stored, never replayed, never a gap.
 const VOLATILE_SEQ = 0
+/** Cluster mode: live messages held for one socket while its replay is read, before it counts as a slow consumer. */
+const HELD_LIMIT = 10_000
 
 const kEnveloped = Symbol('fastify-websocket-glue.enveloped')
 const kAddress = Symbol('fastify-websocket-glue.address')
@@ -467,7 +469,12 @@ export class SessionRegistry {
       }
       // A resuming socket reads this message from the outbox when its turn comes (or, in cluster mode, after its replay).
       if (socket[kCursor] !== undefined) {
-        if (socket[kHeld] !== undefined && !volatile) socket[kHeld].push(envelope ??= outbound.envelope(seq))
+        const held = socket[kHeld]
+        if (held !== undefined && !volatile) {
+          held.push(envelope ??= outbound.envelope(seq))
+          // A replay that cannot keep up with live traffic: the client comes back and resumes again.
+          if (held.length > HELD_LIMIT && socket.readyState === OPEN) this.#closeSlow(socket)
+        }
         continue
       }
       envelope ??= outbound.envelope(seq)
@@ -514,10 +521,14 @@ export class SessionRegistry {
       this.#stats.volatileDropped++
       return false
     }
+    this.#closeSlow(socket)
+    return false
+  }
+
+  #closeSlow (socket: WebSocket): void {
     this.#stats.slowConsumerCloses++
     socket.close(CLOSE_TRY_AGAIN_LATER, 'slow consumer')
     // A stalled reader never reads the close frame queued behind its backlog.
     this.#slowClosing.set(socket, Date.now() + SLOW_CONSUMER_GRACE)
-    return false
   }
 }

@@ -107,10 +107,10 @@ export function decodeClusterMessage (buffer: Buffer): DecodedMessage | undefine
   const data = (): EncodedData => {
     const payload = buffer.subarray(offset)
     if ((flags & FLAG_BINARY) !== 0) return { payload, binary: true, json: undefined, text: undefined }
-    const text = payload.toString('utf8')
-    return (flags & FLAG_JSON) !== 0
-      ? { payload, binary: false, json: text, text: undefined }
-      : { payload, binary: false, json: undefined, text }
+    if ((flags & FLAG_JSON) === 0) return { payload, binary: false, json: undefined, text: undefined }
+    // Decoded only if a glue.v1 socket on this node needs the envelope: most nodes skip most sends.
+    let json: string | undefined
+    return { payload, binary: false, get json () { return (json ??= payload.toString('utf8')) }, text: undefined }
   }
   const volatile = (flags & FLAG_VOLATILE) !== 0
   let message: ClusterMessage | undefined
