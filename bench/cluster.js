@@ -8,7 +8,7 @@ import { availableParallelism, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Redis } from 'ioredis'
-import { createCaller } from './lib/rpc.js'
+import { createCaller, withTimeout } from './lib/rpc.js'
 import { median, summariseLatencies } from './lib/stats.js'
 import { pluginFingerprint, snapshotPlugin } from './lib/plugin-build.js'
 
@@ -62,13 +62,6 @@ const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 const big = (s) => BigInt(s)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function withTimeout (promise, ms, what) {
-  let timer
-  return Promise.race([
-    promise,
-    new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms) })
-  ]).finally(() => clearTimeout(timer))
-}
 
 // Every child process, so nothing outlives the run: killed on exit, on signals and on failure.
 // Forked children also exit by themselves when the IPC channel closes (lib/rpc.js).

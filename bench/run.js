@@ -2,11 +2,11 @@
 // Usage: npm run bench -- [flags]   (see bench/README.md, or --help)
 import { fork } from 'node:child_process'
 import { loadavg } from 'node:os'
-import { createHash } from 'node:crypto'
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { createCaller } from './lib/rpc.js'
+import { createCaller, withTimeout } from './lib/rpc.js'
+import { pluginFingerprint, snapshotPlugin } from './lib/plugin-build.js'
 import { median, summariseLatencies } from './lib/stats.js'
 import { METRICS, GOALS, renderMarkdown } from './lib/report.js'
 
@@ -106,17 +106,10 @@ function sessionPlan (connections, ratio, clients) {
 const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 const big = (s) => BigInt(s)
 
-function withTimeout (promise, ms, what) {
-  let timer
-  return Promise.race([
-    promise,
-    new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms) })
-  ]).finally(() => clearTimeout(timer))
-}
 
 function spawnServer (target, opts) {
   const env = { ...process.env }
-  if (glueSnapshot !== null) env.BENCH_GLUE_ENTRY = join(glueSnapshot, 'plugin', 'index.js')
+  if (glueSnapshot !== null) env.BENCH_GLUE_ENTRY = glueSnapshot.entry
   const child = fork(join(here, 'servers', 'host.js'), [target], { env, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return { child, call: createCaller(child) }
 }
@@ -386,32 +379,9 @@ function summarise (runs, opts) {
   return { summary, ratios }
 }
 
-// The glue servers load a copy of dist/ taken when the run starts, so a rebuild during the run cannot
-// mix two builds in one table. The copy lives inside the project, so its imports resolve to node_modules.
+// The glue servers load a copy of dist/ taken when the run starts (lib/plugin-build.js), so a rebuild
+// during the run cannot mix two builds in one table.
 let glueSnapshot = null
-function snapshotPlugin (fingerprint) {
-  const dir = join(here, 'results', '.plugin', fingerprint.sha256, 'dist')
-  for (const part of ['plugin', 'client']) {
-    const from = join(here, '..', 'dist', part)
-    if (existsSync(from)) cpSync(from, join(dir, part), { recursive: true })
-  }
-  return dir
-}
-
-// Which build of the plugin ran: a hash of dist/plugin/**/*.js and the newest file time. The build
-// changes under a running suite when someone rebuilds, so the figures name the code they measured.
-function pluginFingerprint () {
-  const dir = join(here, '..', 'dist', 'plugin')
-  if (!existsSync(dir)) return null
-  const hash = createHash('sha256')
-  let newest = 0
-  const files = readdirSync(dir, { recursive: true }).filter((f) => f.endsWith('.js')).sort()
-  for (const f of files) {
-    hash.update(f).update(readFileSync(join(dir, f)))
-    newest = Math.max(newest, statSync(join(dir, f)).mtimeMs)
-  }
-  return { sha256: hash.digest('hex').slice(0, 12), files: files.length, built: new Date(newest).toISOString() }
-}
 
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
@@ -423,7 +393,7 @@ async function main () {
   const started = new Date()
   const loadBefore = loadavg()[0]
   const pluginBefore = pluginFingerprint()
-  if (opts.targets.includes('glue')) glueSnapshot = snapshotPlugin(pluginBefore)
+  if (opts.targets.includes('glue')) glueSnapshot = snapshotPlugin(pluginBefore.sha256)
   console.log(`bench: targets ${opts.targets.join(', ')}; scenarios ${opts.scenarios.join(', ')}; ` +
     `${opts.connections} connections, ${opts.reps} reps, ${opts.clients} client process(es)`)
 
@@ -464,7 +434,7 @@ async function main () {
   writeFileSync(join(opts.out, files[1]), markdown)
   writeFileSync(join(opts.out, files[2]), JSON.stringify(json, null, 2))
   writeFileSync(join(opts.out, files[3]), markdown)
-  if (glueSnapshot !== null) rmSync(dirname(glueSnapshot), { recursive: true, force: true })
+  if (glueSnapshot !== null) rmSync(glueSnapshot.root, { recursive: true, force: true })
   console.log('\n' + markdown)
   console.log(`results: ${files.slice(0, 2).map((f) => join(opts.out, f)).join(', ')}`)
 }

@@ -1,4 +1,4 @@
-// Which build of the plugin a run measures, and a private copy of it (same logic as bench/run.js).
+// Which build of the plugin a run measures, and a private copy of it (bench/run.js and bench/cluster.js).
 import { createHash } from 'node:crypto'
 import { cpSync, existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join } from 'node:path'

@@ -49,3 +49,12 @@ export function serve (handlers) {
   // The parent going away must not leave servers or clients behind.
   process.on('disconnect', () => process.exit(0))
 }
+
+/** Rejects with `<what> timed out after <ms> ms` unless `promise` settles first. */
+export function withTimeout (promise, ms, what) {
+  let timer
+  return Promise.race([
+    promise,
+    new Promise((_resolve, reject) => { timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms) })
+  ]).finally(() => clearTimeout(timer))
+}
