@@ -124,7 +124,6 @@ export class SessionRegistry {
   /** Cluster mode: the shared delivery state restarted or skipped ahead; every glue.v1 client hears of it. */
   resync (position: StreamPosition): void {
     for (const session of this.#sessions.values()) {
-      session.seq = position.seq
       for (const socket of session.sockets) {
         if (socket[kEnveloped] !== true) continue
         this.#stats.gaps++
@@ -451,9 +450,9 @@ export class SessionRegistry {
 
   #deliver (session: LiveSession, outbound: Outbound, volatile: boolean, now: number, clusterSeq: number): number {
     let seq = VOLATILE_SEQ
+    // A cluster number comes with the message; only the memory adapter's messages are numbered here.
     if (!volatile && clusterSeq !== 0) {
       seq = clusterSeq
-      session.seq = seq
     } else if (!volatile) {
       seq = ++session.seq
       session.outbox?.push(seq, outbound.stored(), now)

@@ -28,6 +28,10 @@ interface PendingEmit {
   readonly done: () => void
 }
 
+function pendingEmit (message: ClusterMessage, done: () => void): PendingEmit {
+  return { message, payload: encodeClusterMessage(message, Date.now()), done }
+}
+
 const SCRIPTS: ReadonlyArray<[name: keyof ScriptCommands, keys: number, lua: string]> = [
   ['glueEmit', 6, EMIT],
   ['glueSnapshot', 3, SNAPSHOT],
@@ -166,7 +170,7 @@ class RedisAdapter implements GlueAdapter {
     }
     let done!: () => void
     this.#last = new Promise((resolve) => { done = resolve })
-    const pending: PendingEmit = { message, payload: encodeClusterMessage(message, Date.now()), done }
+    const pending = pendingEmit(message, done)
     if (this.#ready) this.#write(pending)
     else this.#buffer.push(pending)
     if (message.kind === 'subscribe') return 1
@@ -333,11 +337,14 @@ class RedisAdapter implements GlueAdapter {
     if (epoch !== this.#writerEpoch) {
       this.#writerEpoch = epoch
       // Redis lost its data: subscriptions of this node's sessions are written again from local knowledge.
+      // They go before the buffered messages, which were sent after them.
+      const restored: PendingEmit[] = []
       for (const [sessionId] of (this.#host as AdapterHost).localSessions()) {
         for (const topic of (this.#host as AdapterHost).topicsOf(sessionId)) {
-          this.#buffer.unshift({ message: { kind: 'subscribe', sessionId, topic }, payload: encodeClusterMessage({ kind: 'subscribe', sessionId, topic }, Date.now()), done: () => {} })
+          restored.push(pendingEmit({ kind: 'subscribe', sessionId, topic }, () => {}))
         }
       }
+      this.#buffer = [...restored, ...this.#buffer]
     }
     await this.#syncNode()
     const buffered = this.#buffer
