@@ -4,7 +4,7 @@ export const CLOSE_NORMAL = 1000
 export const CLOSE_GOING_AWAY = 1001
 /** Close code for an inbound message larger than `maxPayload`. */
 export const CLOSE_MESSAGE_TOO_BIG = 1009
-/** Close code when an `onConnect` hook throws or rejects. */
+/** Close code when an `onConnect` hook throws or rejects, or handling a socket fails unexpectedly. */
 export const CLOSE_INTERNAL_ERROR = 1011
 /** Lowest and highest close codes an application may send (RFC 6455 §7.4.2 private range starts at 4000). */
 export const CLOSE_APP_MIN = 3000
@@ -47,6 +47,17 @@ export const DEFAULT_SESSION_GRACE = 60_000
 export const DEFAULT_SEND_HIGH_WATER_MARK = 1024 * 1024
 export const DEFAULT_RATE_LIMIT = Object.freeze({ messagesPerSecond: 100, burst: 200 })
 export const DEFAULT_MAX_SOCKETS_PER_SESSION = 32
+export const DEFAULT_DRAIN_TIMEOUT = 5000
+export const DEFAULT_MAX_DETACHED_SESSIONS = 10_000
+export const DEFAULT_MAX_DETACHED_BYTES = 32 * 1024 * 1024
+export const DEFAULT_MAX_TOPICS_PER_SESSION = 256
+export const DEFAULT_MAX_PENDING_REQUESTS = 100
+/** Bytes written to one socket in one tick before they go to the kernel instead of waiting for the tick's end. */
+export const COALESCE_FLUSH_BYTES = 64 * 1024
+/** While an async `onConnect` runs, reading from the socket pauses once this many messages wait… */
+export const CONNECT_QUEUE_MESSAGES = 100
+/** …or this many bytes (TCP then holds the rest back; nothing is lost). */
+export const CONNECT_QUEUE_BYTES = 1024 * 1024
 
 export const DEFAULT_REDIS_PREFIX = 'glue'
 export const DEFAULT_REDIS_STREAM_LIMIT = 100_000

@@ -57,6 +57,14 @@ export const FST_WSGLUE_INVALID_TOPIC = createError<'FST_WSGLUE_INVALID_TOPIC', 
   500,
   TypeError
 )
+/** `sessions.subscribe()` would give a session more topics than `maxTopicsPerSession`. Nothing changed. */
+export const FST_WSGLUE_TOO_MANY_TOPICS = createError<'FST_WSGLUE_TOO_MANY_TOPICS', [string]>(
+  'FST_WSGLUE_TOO_MANY_TOPICS',
+  'Too many topics: %s',
+  500,
+  RangeError
+)
+
 /** `sessions.on()`/`off()` got an unknown event name or a listener that is not a function. */
 export const FST_WSGLUE_INVALID_LISTENER = createError<'FST_WSGLUE_INVALID_LISTENER', [string]>(
   'FST_WSGLUE_INVALID_LISTENER',
@@ -92,6 +100,7 @@ export const errors = Object.freeze({
   FST_WSGLUE_INVALID_DATA,
   FST_WSGLUE_INVALID_SESSION_ID,
   FST_WSGLUE_INVALID_TOPIC,
+  FST_WSGLUE_TOO_MANY_TOPICS,
   FST_WSGLUE_INVALID_LISTENER,
   FST_WSGLUE_CLUSTER_UNAVAILABLE,
   FST_WSGLUE_REDIS_UNAVAILABLE

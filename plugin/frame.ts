@@ -60,10 +60,12 @@ export function directTransport (socket: WebSocket): Duplex | null {
 }
 
 /**
- * Coalesces every frame written to one transport during the current tick into a single write:
- * a burst of N messages costs one syscall per socket, not N.
+ * Coalesces the frames written to one transport during the current tick into a single write: a
+ * burst of N small messages costs one syscall per socket, not N. Once `flushBytes` are waiting,
+ * they go to the kernel at once, so a burst never looks like a slow reader.
  */
 export class CoalescingWriter {
+  readonly #flushBytes: number
   #corked: Duplex[] = []
   #flush = (): void => {
     const corked = this.#corked
@@ -71,11 +73,16 @@ export class CoalescingWriter {
     for (const transport of corked) transport.uncork()
   }
 
+  constructor (flushBytes: number) {
+    this.#flushBytes = flushBytes
+  }
+
   write (transport: Duplex, frame: Buffer): void {
-    if (transport.writableCorked === 0) {
+    if (transport.writableCorked === 0 && transport.writableLength < this.#flushBytes) {
       transport.cork()
       if (this.#corked.push(transport) === 1) process.nextTick(this.#flush)
     }
     transport.write(frame)
+    if (transport.writableCorked !== 0 && transport.writableLength >= this.#flushBytes) transport.uncork()
   }
 }

@@ -15,9 +15,10 @@ export type SubscribeAuthorizer = (session: Session, topic: string, socket: WebS
 /**
  * Answers a `client.request(data)`: the return value (or resolved value) is the reply. A thrown
  * error rejects the client's promise with `{ code, message }` only when it has `expose: true`;
- * anything else is logged and reported as `GLUE_REQUEST_FAILED`.
+ * anything else is logged and reported as `GLUE_REQUEST_FAILED`. `signal` aborts when the socket
+ * closes, so long work can stop: nobody is left to read the reply.
  */
-export type RequestHandler = (session: Session, data: unknown, socket: WebSocket) => unknown
+export type RequestHandler = (session: Session, data: unknown, socket: WebSocket, signal: AbortSignal) => unknown
 
 /** Reply error codes a glue.v1 client can receive (docs/protocol.md). */
 export const REPLY_ERRORS = Object.freeze({
@@ -27,7 +28,9 @@ export const REPLY_ERRORS = Object.freeze({
   authorizerFailed: { code: 'GLUE_SUBSCRIBE_FAILED', message: 'subscription check failed' },
   unknownKind: { code: 'GLUE_UNKNOWN_KIND', message: 'unknown envelope kind' },
   badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' },
-  unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' }
+  unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' },
+  tooManyTopics: { code: 'GLUE_TOO_MANY_TOPICS', message: 'this session has as many topics as it may' },
+  tooManyRequests: { code: 'GLUE_TOO_MANY_REQUESTS', message: 'too many requests in progress on this socket' }
 } satisfies Record<string, ReplyError>)
 
 /** What the glue.v1 dispatcher needs from the plugin instance. */
@@ -38,6 +41,25 @@ export interface InboundContext {
   readonly log: FastifyBaseLogger
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
   readonly onRequest: RequestHandler | undefined
+  readonly maxTopicsPerSession: number
+  readonly maxPendingRequests: number
+}
+
+const kInFlight = Symbol('fastify-websocket-glue.inFlight')
+const kAborts = Symbol('fastify-websocket-glue.aborts')
+type InboundSocket = WebSocket & {
+  /** Requests and subscription checks of this socket still in progress. */
+  [kInFlight]?: number
+  /** One per request handler still running: a signal each, so listeners go with their request. */
+  [kAborts]?: Set<AbortController>
+}
+
+/** The socket closed: request handlers still running for it are told through their signal. */
+export function abortRequests (socket: WebSocket): void {
+  const aborts = (socket as InboundSocket)[kAborts]
+  if (aborts === undefined) return
+  for (const controller of aborts) controller.abort()
+  aborts.clear()
 }
 
 interface ExposedError { expose?: unknown, code?: unknown, message?: unknown }
@@ -70,7 +92,25 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     }
     const pending = adapter.settled()
     if (pending === undefined) answer()
-    else void pending.then(answer)
+    else pending.then(answer).catch((err: unknown) => { log.error({ err }, 'answering a client failed') })
+  }
+
+  /**
+   * Counts a request of `socket` in and returns the function that counts it out (once, whatever
+   * path ends it); undefined, after an error reply, when the socket has as many as it may.
+   */
+  function begin (socket: InboundSocket, id: RequestId): (() => void) | undefined {
+    const inFlight = socket[kInFlight] ?? 0
+    if (inFlight >= context.maxPendingRequests) {
+      reply(socket, id, REPLY_ERRORS.tooManyRequests)
+      return undefined
+    }
+    socket[kInFlight] = inFlight + 1
+    let counted = true
+    return () => {
+      if (counted) socket[kInFlight] = (socket[kInFlight] as number) - 1
+      counted = false
+    }
   }
 
   function reply (socket: WebSocket, id: RequestId, error: ReplyError | null, value?: unknown): void {
@@ -86,17 +126,30 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
 
   // Settles a sync or async result, so sync handlers reply in the same tick.
   function settle (result: unknown, onValue: (value: unknown) => void, onError: (err: unknown) => void): void {
-    if (isThenable(result)) Promise.resolve(result).then(onValue, onError)
-    else onValue(result)
+    if (!isThenable(result)) {
+      onValue(result)
+      return
+    }
+    Promise.resolve(result).then(onValue, onError).catch((err: unknown) => { log.error({ err }, 'answering a client failed') })
   }
 
-  function handleRequest (session: Session, socket: WebSocket, id: RequestId, data: unknown): void {
+  function handleRequest (session: Session, socket: InboundSocket, id: RequestId, data: unknown): void {
     const handler = context.onRequest
     if (handler === undefined) {
       reply(socket, id, REPLY_ERRORS.noHandler)
       return
     }
+    const counted = begin(socket, id)
+    if (counted === undefined) return
+    const controller = new AbortController()
+    const aborts = socket[kAborts] ??= new Set()
+    aborts.add(controller)
+    const done = (): void => {
+      counted()
+      aborts.delete(controller)
+    }
     const fail = (err: unknown): void => {
+      done()
       const exposed = err as ExposedError | null
       if (exposed?.expose === true && typeof exposed.message === 'string') {
         reply(socket, id, { code: typeof exposed.code === 'string' ? exposed.code : REPLY_ERRORS.requestFailed.code, message: exposed.message })
@@ -106,32 +159,49 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
       reply(socket, id, REPLY_ERRORS.requestFailed)
     }
     try {
-      settle(handler(session, data, socket), (value) => { reply(socket, id, null, value) }, fail)
+      settle(handler(session, data, socket, controller.signal), (value) => {
+        done()
+        reply(socket, id, null, value)
+      }, fail)
     } catch (err) {
       fail(err)
     }
   }
 
-  function handleSubscribe (session: Session, socket: WebSocket, id: RequestId, topic: string): void {
+  function handleSubscribe (session: Session, socket: InboundSocket, id: RequestId, topic: string): void {
     const authorize = context.authorizeSubscribe
     if (authorize === undefined) {
       reply(socket, id, REPLY_ERRORS.refused)
       return
     }
+    if (atTopicLimit(session.id, topic)) {
+      reply(socket, id, REPLY_ERRORS.tooManyTopics)
+      return
+    }
+    const done = begin(socket, id)
+    if (done === undefined) return
     const fail = (err: unknown): void => {
+      done()
       log.error({ err, session: sessionTag(session.id), topic }, 'subscription check failed')
       reply(socket, id, REPLY_ERRORS.authorizerFailed)
     }
     const decide = (allowed: unknown): void => {
-      // The session may have ended while an async check ran; then there is nobody to reply to.
-      if (allowed === true) changeSubscription(socket, id, { kind: 'subscribe', sessionId: session.id, topic })
-      else reply(socket, id, REPLY_ERRORS.refused)
+      done()
+      // Checked again: other subscriptions may have been granted while an async check ran.
+      if (allowed !== true) reply(socket, id, REPLY_ERRORS.refused)
+      else if (atTopicLimit(session.id, topic)) reply(socket, id, REPLY_ERRORS.tooManyTopics)
+      else changeSubscription(socket, id, { kind: 'subscribe', sessionId: session.id, topic })
     }
     try {
       settle(authorize(session, topic, socket), decide, fail)
     } catch (err) {
       fail(err)
     }
+  }
+
+  function atTopicLimit (sessionId: string, topic: string): boolean {
+    const topics = adapter.topicsOf(sessionId)
+    return topics.length >= context.maxTopicsPerSession && !topics.includes(topic)
   }
 
   return function dispatch (session, socket, raw, isBinary) {

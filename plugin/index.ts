@@ -17,6 +17,7 @@ import { resolveOptions, type GlueOptions, type ResolvedGlueOptions } from './op
 import { isOriginAllowed } from './origin.js'
 import { GLUE_PROTOCOL } from './protocol.js'
 import { createRateLimiter } from './rate-limit.js'
+import { createHandshakeLimiter } from './handshake-limit.js'
 import { SessionRegistry } from './registry.js'
 import { createStats } from './stats.js'
 import { createSessions, type Sessions } from './sessions.js'
@@ -40,6 +41,7 @@ type HandshakeRequest = IncomingMessage & { [kSetCookie]?: string }
 const FORBIDDEN_ORIGIN = 'FST_WSGLUE_FORBIDDEN_ORIGIN'
 const TOO_MANY_SESSION_SOCKETS = 'FST_WSGLUE_TOO_MANY_SESSION_SOCKETS'
 const TOO_MANY_ADDRESS_SOCKETS = 'FST_WSGLUE_TOO_MANY_ADDRESS_SOCKETS'
+const TOO_MANY_HANDSHAKES = 'FST_WSGLUE_TOO_MANY_HANDSHAKES'
 
 /** Picks the signer: ours when a secret was given, else the one @fastify/cookie was registered with. */
 function chooseSigner (fastify: FastifyInstance, options: ResolvedGlueOptions): CookieSigner {
@@ -125,7 +127,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onClose !== undefined) events.on('close', options.onClose)
   const heartbeat = createHeartbeat(options.heartbeatInterval)
 
-  fastify.decorate('sessions', createSessions(registry, adapter, events, stats))
+  fastify.decorate('sessions', createSessions(registry, adapter, events, stats, options))
   fastify.decorateRequest('sessionId', null)
 
   const setCookieHeader = (request: FastifyRequest, sessionId: string): string =>
@@ -160,8 +162,14 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     }
   })
 
+  const handshakeLimiter = createHandshakeLimiter(options.handshakeRateLimit)
+
   // Runs before the upgrade, so a refusal is a real HTTP 403 and no 101 is ever sent.
   const admitHandshake: onRequestHookHandler = function (request, reply, done) {
+    if (!handshakeLimiter.allow(request.ip, Date.now())) {
+      refuseTooMany(request, reply, TOO_MANY_HANDSHAKES, 'Too many handshakes from this address')
+      return
+    }
     const origin = request.headers.origin
     let allowed: boolean
     try {
@@ -205,14 +213,25 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     log: fastify.log,
     onRequest: options.onRequest,
     authorizeSubscribe: options.authorizeSubscribe,
+    maxTopicsPerSession: options.maxTopicsPerSession,
+    maxPendingRequests: options.maxPendingRequests,
     rateLimiter: createRateLimiter(options.rateLimit),
     stats,
     ownsWebsocket
   }))
 
-  // One timer for every session's grace period, outbox age and slow-consumer deadline.
-  const sweepInterval = Math.max(10, Math.min(MAX_SWEEP_INTERVAL, Math.floor(Math.min(options.sessionGrace || Infinity, options.outboxMaxAge) / 4)))
-  const sweeper = setInterval(() => { registry.sweep(Date.now()) }, sweepInterval)
+  // One timer for every session's grace period, outbox age, drain deadline and slow-consumer deadline.
+  const sweepInterval = Math.max(10, Math.min(MAX_SWEEP_INTERVAL,
+    Math.floor(Math.min(options.sessionGrace || Infinity, options.outboxMaxAge, options.drainTimeout) / 4)))
+  const sweeper = setInterval(() => {
+    const now = Date.now()
+    try {
+      registry.sweep(now)
+      handshakeLimiter.sweep(now)
+    } catch (err) {
+      fastify.log.error({ err }, 'session sweep failed')
+    }
+  }, sweepInterval)
   sweeper.unref()
 
   if (options.client !== false) {

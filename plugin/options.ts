@@ -14,7 +14,12 @@ import {
   DEFAULT_REDIS_BUFFER_LIMIT,
   DEFAULT_REDIS_NODE_TIMEOUT,
   DEFAULT_REDIS_PREFIX,
-  DEFAULT_REDIS_STREAM_LIMIT
+  DEFAULT_REDIS_STREAM_LIMIT,
+  DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_MAX_DETACHED_BYTES,
+  DEFAULT_MAX_DETACHED_SESSIONS,
+  DEFAULT_MAX_PENDING_REQUESTS,
+  DEFAULT_MAX_TOPICS_PER_SESSION
 } from './constants.js'
 import { describe, FST_WSGLUE_INVALID_OPTION } from './errors.js'
 import type { CloseListener, ConnectListener, MessageListener } from './events.js'
@@ -93,6 +98,20 @@ export interface RateLimitOptions {
   burst?: number
 }
 
+/** Handshake rate limit of each remote address: a token bucket. */
+export interface HandshakeRateLimitOptions {
+  /**
+   * Sustained handshakes per second from one address.
+   * @default 20
+   */
+  handshakesPerSecond?: number
+  /**
+   * Handshakes that may arrive at once above the sustained rate.
+   * @default 60
+   */
+  burst?: number
+}
+
 /** Options of `app.register(glue, options)`. */
 export interface GlueOptions {
   /**
@@ -142,11 +161,48 @@ export interface GlueOptions {
    */
   sessionGrace?: number
   /**
-   * Unsent bytes above which a socket counts as a slow consumer and is closed with 1013 (its client
-   * resumes from the outbox); volatile messages are dropped for it instead.
+   * Unsent bytes above which a socket is congested: volatile messages are dropped for it, and it must
+   * drain below the mark within `drainTimeout` or be closed with 1013 as a slow consumer (its client
+   * resumes from the outbox). A socket that reaches twice the mark is closed at once.
    * @default 1048576
    */
   sendHighWaterMark?: number
+  /**
+   * Milliseconds a socket may stay above `sendHighWaterMark` before it is closed with 1013.
+   * @default 5000
+   */
+  drainTimeout?: number
+  /**
+   * Detached sessions (no socket, within their grace period) kept on this node; beyond it the one
+   * that left first is released and its client sees a gap when it comes back.
+   * @default 10000
+   */
+  maxDetachedSessions?: number
+  /**
+   * Memory that detached sessions and the messages kept for them may hold on this node, in bytes
+   * (about 1 KiB per session plus each message kept for one session); beyond it the session that
+   * left first is released.
+   * @default 33554432
+   */
+  maxDetachedBytes?: number
+  /**
+   * Topics one session may be subscribed to: a client's subscribe beyond it is answered with
+   * `GLUE_TOO_MANY_TOPICS`, `sessions.subscribe()` throws `FST_WSGLUE_TOO_MANY_TOPICS`.
+   * @default 256
+   */
+  maxTopicsPerSession?: number
+  /**
+   * Requests and subscription checks of one socket that may be in progress at once; more are
+   * answered with `GLUE_TOO_MANY_REQUESTS`.
+   * @default 100
+   */
+  maxPendingRequests?: number
+  /**
+   * Websocket handshakes per remote address (`request.ip`: set Fastify's `trustProxy` behind a
+   * proxy); further handshakes get HTTP 429. `false` disables it.
+   * @default false
+   */
+  handshakeRateLimit?: HandshakeRateLimitOptions | false
   /**
    * Inbound message rate limit per socket; a client over it is closed with 1008. `false` disables it.
    * @default { messagesPerSecond: 100, burst: 200 }
@@ -260,6 +316,12 @@ export interface ResolvedGlueOptions {
   readonly adapter: GlueAdapter | undefined
   readonly sessionGrace: number
   readonly sendHighWaterMark: number
+  readonly drainTimeout: number
+  readonly maxDetachedSessions: number
+  readonly maxDetachedBytes: number
+  readonly maxTopicsPerSession: number
+  readonly maxPendingRequests: number
+  readonly handshakeRateLimit: { readonly handshakesPerSecond: number, readonly burst: number } | false
   readonly rateLimit: { readonly messagesPerSecond: number, readonly burst: number } | false
   readonly maxSocketsPerSession: number
   readonly maxSocketsPerAddress: number
@@ -285,6 +347,12 @@ export const DEFAULTS = Object.freeze({
   outboxMaxAge: DEFAULT_OUTBOX_MAX_AGE,
   sessionGrace: DEFAULT_SESSION_GRACE,
   sendHighWaterMark: DEFAULT_SEND_HIGH_WATER_MARK,
+  drainTimeout: DEFAULT_DRAIN_TIMEOUT,
+  maxDetachedSessions: DEFAULT_MAX_DETACHED_SESSIONS,
+  maxDetachedBytes: DEFAULT_MAX_DETACHED_BYTES,
+  maxTopicsPerSession: DEFAULT_MAX_TOPICS_PER_SESSION,
+  maxPendingRequests: DEFAULT_MAX_PENDING_REQUESTS,
+  handshakeRateLimit: Object.freeze({ handshakesPerSecond: 20, burst: 60 }),
   rateLimit: DEFAULT_RATE_LIMIT,
   maxSocketsPerSession: DEFAULT_MAX_SOCKETS_PER_SESSION,
   maxSocketsPerAddress: 0,
@@ -425,6 +493,14 @@ function resolveRateLimit (value: unknown): ResolvedGlueOptions['rateLimit'] {
   return Object.freeze({ messagesPerSecond, burst })
 }
 
+function resolveHandshakeRateLimit (value: unknown): ResolvedGlueOptions['handshakeRateLimit'] {
+  if (value === false || value === undefined) return false
+  if (!isPlainObject(value)) throw invalid('handshakeRateLimit', 'an object or false', value)
+  const handshakesPerSecond = readInteger('handshakeRateLimit.handshakesPerSecond', value.handshakesPerSecond, DEFAULTS.handshakeRateLimit.handshakesPerSecond, 1)
+  const burst = readInteger('handshakeRateLimit.burst', value.burst, DEFAULTS.handshakeRateLimit.burst, 1)
+  return Object.freeze({ handshakesPerSecond, burst })
+}
+
 function resolveClient (value: unknown): { readonly prefix: string } | false {
   if (value === false) return false
   if (value !== undefined && !isPlainObject(value)) throw invalid('client', 'an object or false', value)
@@ -495,6 +571,12 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     outboxMaxAge: readInteger('outboxMaxAge', options.outboxMaxAge, DEFAULTS.outboxMaxAge, 1),
     sessionGrace: readInteger('sessionGrace', options.sessionGrace, DEFAULTS.sessionGrace, 0),
     sendHighWaterMark: readInteger('sendHighWaterMark', options.sendHighWaterMark, DEFAULTS.sendHighWaterMark, 1),
+    drainTimeout: readInteger('drainTimeout', options.drainTimeout, DEFAULTS.drainTimeout, 1),
+    maxDetachedSessions: readInteger('maxDetachedSessions', options.maxDetachedSessions, DEFAULTS.maxDetachedSessions, 0),
+    maxDetachedBytes: readInteger('maxDetachedBytes', options.maxDetachedBytes, DEFAULTS.maxDetachedBytes, 0),
+    maxTopicsPerSession: readInteger('maxTopicsPerSession', options.maxTopicsPerSession, DEFAULTS.maxTopicsPerSession, 1),
+    maxPendingRequests: readInteger('maxPendingRequests', options.maxPendingRequests, DEFAULTS.maxPendingRequests, 1),
+    handshakeRateLimit: resolveHandshakeRateLimit(options.handshakeRateLimit),
     rateLimit: resolveRateLimit(options.rateLimit),
     maxSocketsPerSession: readInteger('maxSocketsPerSession', options.maxSocketsPerSession, DEFAULTS.maxSocketsPerSession, 1),
     maxSocketsPerAddress: readInteger('maxSocketsPerAddress', options.maxSocketsPerAddress, DEFAULTS.maxSocketsPerAddress, 0),

@@ -17,6 +17,8 @@ export interface StoredMessage {
   readonly body: Buffer
   readonly topic: boolean
   readonly binary: boolean
+  /** True for broadcasts and topic messages, whose body every recipient's outbox shares. */
+  readonly shared: boolean
 }
 
 /** Frames a stored message for a session, with its sequence number. */
@@ -34,12 +36,14 @@ export function envelopeFrame (message: StoredMessage, seq: number): EnvelopeFra
 export class Outbound {
   readonly raw: EncodedData
   readonly topic: string | undefined
+  readonly shared: boolean
   #rawFrame: Buffer | undefined
   #stored: StoredMessage | undefined
 
-  constructor (raw: EncodedData, topic?: string) {
+  constructor (raw: EncodedData, topic: string | undefined, shared: boolean) {
     this.raw = raw
     this.topic = topic
+    this.shared = shared
   }
 
   rawFrame (): Buffer {
@@ -48,7 +52,7 @@ export class Outbound {
   }
 
   stored (): StoredMessage {
-    this.#stored ??= { body: envelopeBody(this.topic, this.raw), topic: this.topic !== undefined, binary: this.raw.binary }
+    this.#stored ??= { body: envelopeBody(this.topic, this.raw), topic: this.topic !== undefined, binary: this.raw.binary, shared: this.shared }
     return this.#stored
   }
 

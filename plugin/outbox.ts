@@ -21,6 +21,21 @@ export class Outbox {
     this.#limit = limit
   }
 
+  /** How many messages it keeps. */
+  get size (): number {
+    return this.#length
+  }
+
+  /** The kept messages, oldest first. */
+  * messages (): IterableIterator<StoredMessage> {
+    for (let i = 0; i < this.#length; i++) yield this.#messages[(this.#head + i) % this.#messages.length] as StoredMessage
+  }
+
+  /** Forgets every message; the next push starts a new run of sequence numbers. */
+  clear (): void {
+    while (this.#length > 0) this.#dropOldest()
+  }
+
   /** Sequence number of the oldest message still kept, or `nextSeq` when empty. */
   oldestSeq (nextSeq: number): number {
     return this.#length === 0 ? nextSeq : this.#firstSeq

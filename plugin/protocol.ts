@@ -14,6 +14,12 @@ const UNSUBSCRIBE = 'u'
 const WELCOME = 'w'
 const GAP = 'g'
 
+/**
+ * Deepest nesting of arrays and objects a glue.v1 text envelope may have, its own array included.
+ * Deeper values would make JSON.stringify (and many handlers) overflow the stack.
+ */
+export const MAX_ENVELOPE_DEPTH = 64
+
 // Sequence numbers in binary envelopes: 48 bits, the most writeUIntBE handles.
 const SEQ_BYTES = 6
 
@@ -59,12 +65,43 @@ export function isTopic (value: unknown): value is string {
   return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= TOPIC_MAX_BYTES
 }
 
+// UTF-8 bytes of the JSON punctuation that matters for nesting; none occurs inside a multi-byte sequence.
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const OPEN_ARRAY = 0x5b
+const CLOSE_ARRAY = 0x5d
+const OPEN_OBJECT = 0x7b
+const CLOSE_OBJECT = 0x7d
+
+/** Whether JSON text nests arrays and objects deeper than `max`, found before anything is parsed. */
+export function nestsDeeperThan (json: Buffer, max: number): boolean {
+  // Each level takes at least one byte, so a short frame cannot be too deep.
+  if (json.length <= max) return false
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < json.length; i++) {
+    const byte = json[i]
+    if (inString) {
+      if (byte === BACKSLASH) i++
+      else if (byte === QUOTE) inString = false
+    } else if (byte === QUOTE) {
+      inString = true
+    } else if (byte === OPEN_ARRAY || byte === OPEN_OBJECT) {
+      if (++depth > max) return true
+    } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) {
+      depth--
+    }
+  }
+  return false
+}
+
 /** Decodes one client frame of a glue.v1 socket. */
 export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope | InvalidEnvelope {
   if (isBinary) {
     if (raw.length === 0 || raw[0] !== BINARY_MESSAGE) return invalid(CLOSE_POLICY_VIOLATION, 'unknown binary envelope')
     return { kind: 'message', data: raw.subarray(1) }
   }
+  if (nestsDeeperThan(raw, MAX_ENVELOPE_DEPTH)) return invalid(CLOSE_POLICY_VIOLATION, 'envelope nested too deeply')
   let envelope: unknown
   try {
     envelope = JSON.parse(raw.toString('utf8'))

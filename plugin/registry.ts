@@ -1,9 +1,11 @@
 import { randomBytes } from 'node:crypto'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import { CLOSE_TRY_AGAIN_LATER, SLOW_CONSUMER_GRACE } from './constants.js'
+import { CLOSE_TRY_AGAIN_LATER, COALESCE_FLUSH_BYTES, SLOW_CONSUMER_GRACE } from './constants.js'
+import { DetachedSessions, type DetachedLimits } from './detached.js'
 import type { EncodedData } from './encode.js'
 import { CoalescingWriter, directTransport, frameOf, inspectSocket } from './frame.js'
+import { LiveSession, type Session } from './live-session.js'
 import { envelopeFrame, Outbound, type EnvelopeFrame, type StoredMessage } from './outbound.js'
 import { Outbox } from './outbox.js'
 import { gapEnvelope, GLUE_PROTOCOL, welcomeEnvelope, type ResumePoint } from './protocol.js'
@@ -11,20 +13,13 @@ import type { SessionStats } from './stats.js'
 import type { ClusterMessage, GlueAdapter, StreamPosition } from './adapters/adapter.js'
 import type { FastifyBaseLogger } from 'fastify'
 
-/** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
-export interface Session {
-  /** The unsigned session id. */
-  readonly id: string
-  /** The open sockets of this session on this node. */
-  readonly sockets: ReadonlySet<WebSocket>
-}
+export type { Session }
 
 /** Delivery limits, from the resolved options. */
-export interface DeliveryOptions {
-  readonly outboxLimit: number
+export interface DeliveryOptions extends DetachedLimits {
   readonly outboxMaxAge: number
-  readonly sessionGrace: number
   readonly sendHighWaterMark: number
+  readonly drainTimeout: number
 }
 
 // ws exposes readyState constants on the class; the numeric value is part of the WebSocket spec.
@@ -36,6 +31,8 @@ const HELD_LIMIT = 10_000
 
 const kEnveloped = Symbol('fastify-websocket-glue.enveloped')
 const kAddress = Symbol('fastify-websocket-glue.address')
+/** When the socket's unsent bytes went above the high-water mark; undefined while below. */
+const kCongestedSince = Symbol('fastify-websocket-glue.congestedSince')
 /** Next sequence number a resuming socket reads from the outbox; undefined once it is live. */
 const kCursor = Symbol('fastify-websocket-glue.cursor')
 /** Cluster mode: live messages held for a socket while its replay is read from the adapter. */
@@ -45,24 +42,7 @@ type RegisteredSocket = WebSocket & {
   [kAddress]?: string
   [kCursor]?: number
   [kHeld]?: EnvelopeFrame[]
-}
-
-class LiveSession implements Session {
-  readonly id: string
-  readonly sockets = new Set<RegisteredSocket>()
-  /** Created on first subscription: most sessions never subscribe. */
-  topics: Set<string> | undefined
-  /** Sequence number of the last message delivered to this session. */
-  seq = 0
-  /** Identifies this delivery state; set once a glue.v1 socket joins (the session becomes resumable). */
-  epoch: string | undefined
-  outbox: Outbox | undefined
-  /** When a detached session is released (ms, Date.now clock); 0 while it has sockets. */
-  releaseAt = 0
-
-  constructor (id: string) {
-    this.id = id
-  }
+  [kCongestedSince]?: number
 }
 
 /** Whether a socket speaks glue.v1 envelopes (it selected the subprotocol at the handshake). */
@@ -75,12 +55,16 @@ export function isEnveloped (socket: WebSocket): boolean {
  * Sessions that spoke glue.v1 outlive their last socket for the grace period, keeping an outbox.
  */
 export class SessionRegistry {
-  #sessions = new Map<string, LiveSession>()
+  /** Sessions with at least one socket on this node. */
+  #attached = new Map<string, LiveSession>()
+  #detached: DetachedSessions
   #topics = new Map<string, Set<LiveSession>>()
   #addresses = new Map<string, number>()
+  /** Sockets above the high-water mark: closed with 1013 when they do not drain within drainTimeout. */
+  #congested = new Set<RegisteredSocket>()
   /** Sockets closed with 1013, terminated if still open at the deadline. */
   #slowClosing = new Map<WebSocket, number>()
-  #writer = new CoalescingWriter()
+  #writer: CoalescingWriter
   #options: DeliveryOptions
   #stats: SessionStats
   #adapter: GlueAdapter | undefined
@@ -91,6 +75,9 @@ export class SessionRegistry {
   constructor (options: DeliveryOptions, stats: SessionStats) {
     this.#options = options
     this.#stats = stats
+    this.#detached = new DetachedSessions(options, stats, (session) => { this.#release(session) })
+    // Below the high-water mark, or a burst of small frames would count as a slow reader.
+    this.#writer = new CoalescingWriter(Math.min(COALESCE_FLUSH_BYTES, Math.ceil(options.sendHighWaterMark / 2)))
   }
 
   /** Connects the adapter: presence goes to it, and a sequencing adapter takes over numbering and resume. */
@@ -113,7 +100,7 @@ export class SessionRegistry {
       case 'subscribe': return this.subscribe(message.sessionId, message.topic) ? 1 : 0
       case 'unsubscribe': return this.unsubscribe(message.sessionId, message.topic) ? 1 : 0
       case 'expire': {
-        const session = this.#sessions.get(message.sessionId)
+        const session = this.#find(message.sessionId)
         for (const topic of session?.topics ?? []) this.#removeMember(topic, session as LiveSession)
         if (session !== undefined) session.topics = undefined
         return 0
@@ -123,8 +110,8 @@ export class SessionRegistry {
 
   /** Cluster mode: the shared delivery state restarted or skipped ahead; every glue.v1 client hears of it. */
   resync (position: StreamPosition): void {
-    for (const session of this.#sessions.values()) {
-      for (const socket of session.sockets) {
+    for (const session of this.#attached.values()) {
+      for (const socket of session.sockets as Set<RegisteredSocket>) {
         if (socket[kEnveloped] !== true) continue
         this.#stats.gaps++
         this.sendTo(socket, welcomeEnvelope(position.epoch, position.seq))
@@ -135,9 +122,7 @@ export class SessionRegistry {
 
   /** Open sockets per session on this node. */
   * socketCounts (): IterableIterator<[string, number]> {
-    for (const session of this.#sessions.values()) {
-      if (session.sockets.size > 0) yield [session.id, session.sockets.size]
-    }
+    for (const session of this.#attached.values()) yield [session.id, session.sockets.size]
   }
 
   /**
@@ -145,17 +130,19 @@ export class SessionRegistry {
    * its welcome, then whatever it missed since `resume`, before anything else is written to it.
    */
   join (sessionId: string, socket: WebSocket, address: string, resume: ResumePoint | undefined): Session {
-    let session = this.#sessions.get(sessionId)
+    let session = this.#attached.get(sessionId)
     if (session === undefined) {
-      session = new LiveSession(sessionId)
-      this.#sessions.set(sessionId, session)
-      // Cluster mode: subscriptions are cluster-wide; this node indexes those of its own sessions.
-      for (const topic of this.#cluster?.topicsOf(sessionId) ?? []) this.subscribe(sessionId, topic)
-    } else if (session.releaseAt !== 0) {
-      session.releaseAt = 0
-      this.#stats.detachedSessions--
+      session = this.#detached.get(sessionId)
+      if (session !== undefined) {
+        this.#detached.reattach(session)
+      } else {
+        session = new LiveSession(sessionId)
+        // Cluster mode: subscriptions are cluster-wide; this node indexes those of its own sessions.
+        for (const topic of this.#cluster?.topicsOf(sessionId) ?? []) this.#addMember(session, topic)
+      }
+      this.#attached.set(sessionId, session)
+      this.#stats.sessions++
     }
-    if (session.sockets.size === 0) this.#stats.sessions++
     this.#stats.sockets++
     this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
 
@@ -171,10 +158,11 @@ export class SessionRegistry {
 
   /** Removes a socket; a session without sockets is detached for the grace period or forgotten. */
   leave (session: Session, socket: WebSocket): void {
-    const live = this.#sessions.get(session.id)
+    const live = this.#attached.get(session.id)
     if (live === undefined || !live.sockets.delete(socket)) return
     this.#stats.sockets--
     this.#slowClosing.delete(socket)
+    this.#congested.delete(socket)
     this.#adapter?.socketClosed(session.id)
     const address = (socket as RegisteredSocket)[kAddress] as string
     const count = (this.#addresses.get(address) ?? 1) - 1
@@ -182,18 +170,23 @@ export class SessionRegistry {
     else this.#addresses.set(address, count)
     if (live.sockets.size > 0) return
     this.#stats.sessions--
-    // In cluster mode the session's messages wait in Redis; nothing needs to stay here.
+    this.#attached.delete(live.id)
+    // Only a glue.v1 session can resume. In cluster mode its messages wait in Redis; nothing needs to stay here.
     if (live.epoch !== undefined && this.#options.sessionGrace > 0 && this.#cluster === undefined) {
-      live.releaseAt = Date.now() + this.#options.sessionGrace
-      this.#stats.detachedSessions++
+      this.#detached.detach(live, Date.now())
     } else {
       this.#release(live)
     }
   }
 
+  /** Records that a client of the session sent something: a session that did is evicted after those that never did. */
+  heardFrom (session: Session): void {
+    (session as LiveSession).heardFrom = true
+  }
+
   /** Open sockets of a session on this node (0 for unknown or detached sessions). */
   socketCount (sessionId: string): number {
-    return this.#sessions.get(sessionId)?.sockets.size ?? 0
+    return this.#attached.get(sessionId)?.sockets.size ?? 0
   }
 
   /** Open sockets from one remote address. */
@@ -202,80 +195,85 @@ export class SessionRegistry {
   }
 
   get (sessionId: string): Session | undefined {
-    const session = this.#sessions.get(sessionId)
-    return session !== undefined && session.sockets.size > 0 ? session : undefined
+    return this.#attached.get(sessionId)
   }
 
   has (sessionId: string): boolean {
-    return this.get(sessionId) !== undefined
+    return this.#attached.has(sessionId)
   }
 
   /** Whether the session is known here: connected, or detached within its grace period. */
   isKnown (sessionId: string): boolean {
-    return this.#sessions.has(sessionId)
+    return this.#find(sessionId) !== undefined
   }
 
   get size (): number {
     return this.#stats.sessions
   }
 
-  * values (): IterableIterator<Session> {
-    for (const session of this.#sessions.values()) {
-      if (session.sockets.size > 0) yield session
-    }
+  /** Bytes charged to the detached-session budget (`maxDetachedBytes`). */
+  get detachedBytes (): number {
+    return this.#detached.bytes
+  }
+
+  values (): IterableIterator<Session> {
+    return this.#attached.values()
   }
 
   /** Sends to every open socket of a session, or keeps it for a detached one; returns how many sockets. */
   send (sessionId: string, data: EncodedData, volatile: boolean, seq = 0): number {
-    const session = this.#sessions.get(sessionId)
-    return session === undefined ? 0 : this.#deliver(session, new Outbound(data), volatile, Date.now(), seq)
+    const session = this.#find(sessionId)
+    return session === undefined ? 0 : this.#deliver(session, new Outbound(data, undefined, false), volatile, Date.now(), seq)
   }
 
-  /** Sends to every session but `except`; returns how many sockets. */
+  /** Sends to every session but `except`; returns how many sockets. Detached sessions read it from a shared log. */
   broadcast (data: EncodedData, except: string | undefined, volatile: boolean, seq = 0): number {
-    return this.#deliverAll(this.#sessions.values(), new Outbound(data), except, volatile, seq)
+    const outbound = new Outbound(data, undefined, true)
+    const now = Date.now()
+    if (!volatile && seq === 0) this.#detached.broadcast(outbound.stored(), except, now)
+    return this.#deliverAll(this.#attached.values(), outbound, except, volatile, seq, now)
   }
 
   /** Sends to every session subscribed to `topic` but `except`. */
   publish (topic: string, data: EncodedData, except: string | undefined, volatile: boolean, seq = 0): number {
     const members = this.#topics.get(topic)
     if (members === undefined) return 0
-    return this.#deliverAll(members.values(), new Outbound(data, topic), except, volatile, seq)
+    return this.#deliverAll(members.values(), new Outbound(data, topic, true), except, volatile, seq, Date.now())
   }
 
   /** Sends a glue.v1 envelope to one socket, in order with everything else written to it. */
   sendTo (socket: WebSocket, envelope: EncodedData): void {
     if (socket.readyState !== OPEN) return
     const transport = directTransport(socket)
+    if (!this.#admit(socket as RegisteredSocket, transport, false)) return
     if (transport !== null) this.#writer.write(transport, frameOf(envelope))
     else socket.send(envelope.payload, { binary: envelope.binary })
+    this.#watchDrain(socket as RegisteredSocket, transport)
   }
 
   /** Subscribes a session to a topic; false when the session is not known here. */
   subscribe (sessionId: string, topic: string): boolean {
-    const session = this.#sessions.get(sessionId)
+    const session = this.#find(sessionId)
     if (session === undefined) return false
-    session.topics ??= new Set()
-    session.topics.add(topic)
-    let members = this.#topics.get(topic)
-    if (members === undefined) {
-      members = new Set()
-      this.#topics.set(topic, members)
-    }
-    members.add(session)
+    this.#addMember(session, topic)
     return true
   }
 
   /** Unsubscribes a session; false when it was not subscribed. */
   unsubscribe (sessionId: string, topic: string): boolean {
-    const session = this.#sessions.get(sessionId)
+    const session = this.#find(sessionId)
     if (session?.topics?.delete(topic) !== true) return false
     this.#removeMember(topic, session)
     return true
   }
 
   topicsOf (sessionId: string): string[] {
-    return [...(this.#sessions.get(sessionId)?.topics ?? [])]
+    return [...(this.#find(sessionId)?.topics ?? [])]
+  }
+
+  /** How many topics a session has on this node. */
+  topicCount (sessionId: string): number {
+    return this.#find(sessionId)?.topics?.size ?? 0
   }
 
   subscriberCount (topic: string): number {
@@ -284,7 +282,7 @@ export class SessionRegistry {
 
   /** Starts the closing handshake on every socket of a session; returns how many sockets. */
   close (sessionId: string, code: number, reason: string): number {
-    const session = this.#sessions.get(sessionId)
+    const session = this.#attached.get(sessionId)
     if (session === undefined) return 0
     let count = 0
     for (const socket of session.sockets) {
@@ -298,21 +296,25 @@ export class SessionRegistry {
 
   /** Every socket of every session, for shutdown. */
   * sockets (): IterableIterator<WebSocket> {
-    for (const session of this.#sessions.values()) yield * session.sockets
+    for (const session of this.#attached.values()) yield * session.sockets
   }
 
   /**
    * Periodic upkeep: releases detached sessions past their grace, drops outbox messages past their
-   * age, and terminates slow consumers that did not finish closing.
+   * age, closes sockets that stayed above the high-water mark too long, and terminates slow
+   * consumers that did not finish closing.
    */
   sweep (now: number): void {
     const cutoff = now - this.#options.outboxMaxAge
-    for (const session of this.#sessions.values()) {
-      if (session.releaseAt !== 0 && session.releaseAt <= now) {
-        this.#stats.detachedSessions--
-        this.#release(session)
-      } else {
-        session.outbox?.trimBefore(cutoff)
+    this.#detached.sweep(now, cutoff)
+    for (const session of this.#attached.values()) session.outbox?.trimBefore(cutoff)
+    for (const socket of this.#congested) {
+      if (socket.readyState !== OPEN || this.#buffered(socket, directTransport(socket)) <= this.#options.sendHighWaterMark) {
+        socket[kCongestedSince] = undefined
+        this.#congested.delete(socket)
+      } else if ((socket[kCongestedSince] as number) + this.#options.drainTimeout <= now) {
+        this.#congested.delete(socket)
+        this.#closeSlow(socket)
       }
     }
     for (const [socket, deadline] of this.#slowClosing) {
@@ -323,9 +325,24 @@ export class SessionRegistry {
     }
   }
 
+  /** A session connected or detached on this node. */
+  #find (sessionId: string): LiveSession | undefined {
+    return this.#attached.get(sessionId) ?? this.#detached.get(sessionId)
+  }
+
   #release (session: LiveSession): void {
-    this.#sessions.delete(session.id)
     for (const topic of session.topics ?? []) this.#removeMember(topic, session)
+  }
+
+  #addMember (session: LiveSession, topic: string): void {
+    session.topics ??= new Set()
+    session.topics.add(topic)
+    let members = this.#topics.get(topic)
+    if (members === undefined) {
+      members = new Set()
+      this.#topics.set(topic, members)
+    }
+    members.add(session)
   }
 
   #removeMember (topic: string, session: LiveSession): void {
@@ -369,9 +386,11 @@ export class SessionRegistry {
     const transport = directTransport(socket)
     let cursor = socket[kCursor] as number
     while (cursor <= session.seq && socket.readyState === OPEN) {
-      if (transport !== null && transport.writableLength > this.#options.sendHighWaterMark) {
+      if (this.#buffered(socket, transport) > this.#options.sendHighWaterMark) {
         socket[kCursor] = cursor
-        transport.once('drain', () => { if (this.#sessions.get(session.id) === session) this.#catchUp(session, socket) })
+        const resume = (): void => { if (this.#attached.get(session.id) === session) this.#catchUp(session, socket) }
+        if (transport !== null) transport.once('drain', resume)
+        else setTimeout(resume, 10).unref()
         return
       }
       const oldest = session.outbox?.oldestSeq(session.seq + 1) ?? session.seq + 1
@@ -424,7 +443,7 @@ export class SessionRegistry {
       for (const { seq, message } of result.messages) {
         if (message.kind !== 'send' && message.kind !== 'broadcast' && message.kind !== 'publish') continue
         this.#stats.replayed++
-        this.#writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? message.topic : undefined).envelope(seq), false)
+        this.#writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? message.topic : undefined, false).envelope(seq), false)
       }
     }, (err: unknown) => {
       this.#log?.error({ err }, 'resume from the adapter failed')
@@ -436,11 +455,13 @@ export class SessionRegistry {
       for (const envelope of held) {
         if (socket.readyState === OPEN) this.#writeEnvelope(socket, envelope, false)
       }
+    }).catch((err: unknown) => {
+      this.#log?.error({ err }, 'writing a resumed socket failed')
+      if (socket.readyState === OPEN) socket.terminate()
     })
   }
 
-  #deliverAll (sessions: Iterable<LiveSession>, outbound: Outbound, except: string | undefined, volatile: boolean, clusterSeq: number): number {
-    const now = Date.now()
+  #deliverAll (sessions: Iterable<LiveSession>, outbound: Outbound, except: string | undefined, volatile: boolean, clusterSeq: number, now: number): number {
     let count = 0
     for (const session of sessions) {
       if (session.id !== except) count += this.#deliver(session, outbound, volatile, now, clusterSeq)
@@ -449,6 +470,11 @@ export class SessionRegistry {
   }
 
   #deliver (session: LiveSession, outbound: Outbound, volatile: boolean, now: number, clusterSeq: number): number {
+    if (session.away !== undefined) {
+      // Numbered when the session comes back, in the order it was sent.
+      if (!volatile) this.#detached.hold(session, outbound.stored(), now)
+      return 0
+    }
     let seq = VOLATILE_SEQ
     // A cluster number comes with the message; only the memory adapter's messages are numbered here.
     if (!volatile && clusterSeq !== 0) {
@@ -459,7 +485,7 @@ export class SessionRegistry {
     }
     let envelope: EnvelopeFrame | undefined
     let count = 0
-    for (const socket of session.sockets) {
+    for (const socket of session.sockets as Set<RegisteredSocket>) {
       // A socket stays in its session until 'close'; skip it once the closing handshake started.
       if (socket.readyState !== OPEN) continue
       if (socket[kEnveloped] !== true) {
@@ -482,19 +508,21 @@ export class SessionRegistry {
     return count
   }
 
-  #writeRaw (socket: WebSocket, outbound: Outbound, volatile: boolean): boolean {
+  #writeRaw (socket: RegisteredSocket, outbound: Outbound, volatile: boolean): boolean {
     const transport = directTransport(socket)
     if (!this.#admit(socket, transport, volatile)) return false
     if (transport !== null) this.#writer.write(transport, outbound.rawFrame())
     else socket.send(outbound.raw.payload, { binary: outbound.raw.binary })
+    this.#watchDrain(socket, transport)
     this.#stats.messagesOut++
     return true
   }
 
-  #writeEnvelope (socket: WebSocket, envelope: EnvelopeFrame, volatile: boolean): boolean {
+  #writeEnvelope (socket: RegisteredSocket, envelope: EnvelopeFrame, volatile: boolean): boolean {
     const transport = directTransport(socket)
     if (!this.#admit(socket, transport, volatile)) return false
     this.#writeFrame(socket, transport, envelope)
+    this.#watchDrain(socket, transport)
     this.#stats.messagesOut++
     return true
   }
@@ -509,22 +537,39 @@ export class SessionRegistry {
     }
   }
 
+  /** Unsent bytes of a socket: in its transport, or, when ws frames for it, in ws's queue too. */
+  #buffered (socket: WebSocket, transport: Duplex | null): number {
+    return transport !== null ? transport.writableLength : socket.bufferedAmount
+  }
+
   /**
-   * The slow-consumer policy: a socket whose unsent bytes exceed the high-water mark is closed with
-   * 1013 (its client resumes from the outbox), or, for a volatile message, just skipped.
+   * The slow-consumer policy, before every write. Above the high-water mark a volatile message is
+   * skipped; a socket that reaches twice the mark is closed with 1013 at once, so its memory stays
+   * bounded. Between the two it may go on: #watchDrain gives it drainTimeout to get below the mark.
    */
-  #admit (socket: WebSocket, transport: Duplex | null, volatile: boolean): boolean {
-    const buffered = transport !== null ? transport.writableLength : socket.bufferedAmount
-    if (buffered <= this.#options.sendHighWaterMark) return true
+  #admit (socket: RegisteredSocket, transport: Duplex | null, volatile: boolean): boolean {
+    const buffered = this.#buffered(socket, transport)
+    const mark = this.#options.sendHighWaterMark
+    if (buffered <= mark) return true
     if (volatile) {
       this.#stats.volatileDropped++
       return false
     }
+    if (buffered < mark * 2) return true
+    this.#congested.delete(socket)
     this.#closeSlow(socket)
     return false
   }
 
+  /** After a write: a socket above the mark starts its drain timeout, checked by the sweep. */
+  #watchDrain (socket: RegisteredSocket, transport: Duplex | null): void {
+    if (socket[kCongestedSince] !== undefined || this.#buffered(socket, transport) <= this.#options.sendHighWaterMark) return
+    socket[kCongestedSince] = Date.now()
+    this.#congested.add(socket)
+  }
+
   #closeSlow (socket: WebSocket): void {
+    if (socket.readyState !== OPEN) return
     this.#stats.slowConsumerCloses++
     socket.close(CLOSE_TRY_AGAIN_LATER, 'slow consumer')
     // A stalled reader never reads the close frame queued behind its backlog.

@@ -6,7 +6,8 @@ import {
   FST_WSGLUE_INVALID_CLOSE_REASON,
   FST_WSGLUE_INVALID_LISTENER,
   FST_WSGLUE_INVALID_SESSION_ID,
-  FST_WSGLUE_INVALID_TOPIC
+  FST_WSGLUE_INVALID_TOPIC,
+  FST_WSGLUE_TOO_MANY_TOPICS
 } from './errors.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
 import { isTopic } from './protocol.js'
@@ -63,7 +64,8 @@ export interface Sessions extends Iterable<Session> {
    * @returns false when the session is not known here (no open socket, not within its grace period).
    * With the Redis adapter always true: the subscription is cluster-wide and lasts until the session
    * has had no socket on any node for the grace period.
-   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_CLUSTER_UNAVAILABLE
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_TOO_MANY_TOPICS,
+   * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   subscribe (sessionId: string, topic: string): boolean
   /**
@@ -140,7 +142,13 @@ function assertListener (event: unknown, listener: unknown): void {
 }
 
 /** Builds the `app.sessions` facade: validates arguments, then hands work to the registry. */
-export function createSessions (registry: SessionRegistry, adapter: GlueAdapter, events: SessionEvents, stats: SessionStats): Sessions {
+export function createSessions (
+  registry: SessionRegistry,
+  adapter: GlueAdapter,
+  events: SessionEvents,
+  stats: SessionStats,
+  limits: { readonly maxTopicsPerSession: number }
+): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
       assertSessionId(sessionId)
@@ -154,6 +162,10 @@ export function createSessions (registry: SessionRegistry, adapter: GlueAdapter,
     subscribe (sessionId, topic) {
       assertSessionId(sessionId)
       assertTopic(topic)
+      const topics = adapter.topicsOf(sessionId)
+      if (topics.length >= limits.maxTopicsPerSession && !topics.includes(topic)) {
+        throw new FST_WSGLUE_TOO_MANY_TOPICS(`the session already has ${topics.length} topics (maxTopicsPerSession)`)
+      }
       return adapter.emit({ kind: 'subscribe', sessionId, topic }) === 1
     },
     unsubscribe (sessionId, topic) {

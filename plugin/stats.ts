@@ -6,6 +6,8 @@ export interface SessionStats {
   sessions: number
   /** Sessions without sockets, kept for their grace period so their clients can resume. */
   detachedSessions: number
+  /** Detached sessions released before their grace ended to keep within `maxDetachedSessions`/`maxDetachedBytes`. */
+  detachedEvictions: number
   /** Messages received from clients. */
   messagesIn: number
   /** Messages written to sockets (one per socket: a broadcast to 10 sockets counts 10). */
@@ -20,8 +22,10 @@ export interface SessionStats {
   rateLimitCloses: number
   /** Volatile messages dropped for sockets above the high-water mark. */
   volatileDropped: number
-  /** Handshakes refused (origin, socket limits). */
+  /** Handshakes refused (origin, socket limits, handshake rate). */
   refusedHandshakes: number
+  /** Sockets closed with 1011 because the plugin failed while handling them (logged at error level). */
+  internalErrors: number
 }
 
 /** Creates zeroed counters; the plugin's modules update them in place. */
@@ -30,6 +34,7 @@ export function createStats (): SessionStats {
     sockets: 0,
     sessions: 0,
     detachedSessions: 0,
+    detachedEvictions: 0,
     messagesIn: 0,
     messagesOut: 0,
     replayed: 0,
@@ -37,6 +42,7 @@ export function createStats (): SessionStats {
     slowConsumerCloses: 0,
     rateLimitCloses: 0,
     volatileDropped: 0,
-    refusedHandshakes: 0
+    refusedHandshakes: 0,
+    internalErrors: 0
   }
 }

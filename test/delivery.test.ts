@@ -111,7 +111,8 @@ test('a stalled reader is closed as a slow consumer, server memory stays bounded
     await new Promise((resolve) => setImmediate(resolve))
   }
   t.equal(app.sessions.stats().slowConsumerCloses, 1, 'closed as a slow consumer')
-  t.ok(maxBuffered < 256 * 1024 + 2 * chunk.length, `server buffer peaked at ${maxBuffered} bytes`)
+  // Unsent bytes may exceed the mark while they drain, never twice the mark (plus the message that crossed it).
+  t.ok(maxBuffered < 2 * 256 * 1024 + 2 * chunk.length, `server buffer peaked at ${maxBuffered} bytes`)
   for (let i = 0; i < 5; i++) app.sessions.send(id, `${++sent}:${chunk}`)
   client.socket.terminate()
   await until(() => !app.sessions.has(id), 'the stalled socket is gone')

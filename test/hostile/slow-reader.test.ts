@@ -1,0 +1,89 @@
+import { test } from 'tap'
+import { openGlueSocket, startApp, until, type GlueSocket } from '../helpers.js'
+
+function pauseReading (client: GlueSocket): void {
+  (client.socket as unknown as { _socket: { pause: () => void } })._socket.pause()
+}
+
+async function sessionId (app: { sessions: Iterable<{ id: string }> }): Promise<string> {
+  const [session] = [...app.sessions]
+  if (session === undefined) throw new Error('no session')
+  return session.id
+}
+
+test('a reader that keeps up is not a slow consumer after a synchronous burst', async (t) => {
+  for (const { mark, count } of [{ mark: undefined, count: 40 }, { mark: 64 * 1024, count: 10 }]) {
+    const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: mark } })
+    const client = await openGlueSocket(wsUrl)
+    const id = await sessionId(app)
+    const chunk = 'c'.repeat(32 * 1024)
+    // One synchronous burst: every byte is waiting at once, though the client reads normally.
+    for (let i = 0; i < count; i++) app.sessions.send(id, chunk)
+    await until(() => client.received.length === count + 1, `${count} messages of 32 KiB`)
+    t.equal(app.sessions.stats().slowConsumerCloses, 0, `${count} x 32 KiB with a ${mark ?? 'default'} mark: not closed`)
+    t.equal(client.socket.readyState, client.socket.OPEN)
+    client.socket.close()
+    await app.close()
+  }
+})
+
+test('a socket that stays above the mark for drainTimeout is closed with 1013', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, drainTimeout: 300 } })
+  t.teardown(() => app.close())
+  const client = await openGlueSocket(wsUrl)
+  const id = await sessionId(app)
+  pauseReading(client)
+  const chunk = 'c'.repeat(16 * 1024)
+  const [session] = [...app.sessions]
+  const transport = (([...session?.sockets ?? []][0]) as unknown as { _socket: { writableLength: number } })._socket
+  // Fill the kernel's buffers, then stay between the mark and twice the mark.
+  let sent = 0
+  while (transport.writableLength <= 64 * 1024 && sent < 10_000) {
+    app.sessions.send(id, chunk)
+    sent++
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.ok(transport.writableLength < 128 * 1024, 'above the mark, below twice the mark')
+  const congestedAt = Date.now()
+  t.equal(app.sessions.stats().slowConsumerCloses, 0, 'not closed at once')
+  await until(() => app.sessions.stats().slowConsumerCloses === 1, 'closed after drainTimeout', 3000)
+  t.ok(Date.now() - congestedAt >= 250, 'only after the drain timeout')
+  client.socket.terminate()
+})
+
+test('a socket that reaches twice the mark is closed at once, so memory stays bounded', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, drainTimeout: 60_000 } })
+  t.teardown(() => app.close())
+  const client = await openGlueSocket(wsUrl)
+  const id = await sessionId(app)
+  pauseReading(client)
+  const [session] = [...app.sessions]
+  const transport = (([...session?.sockets ?? []][0]) as unknown as { _socket: { writableLength: number } })._socket
+  let peak = 0
+  for (let i = 0; i < 10_000 && app.sessions.stats().slowConsumerCloses === 0; i++) {
+    app.sessions.send(id, 'c'.repeat(16 * 1024))
+    peak = Math.max(peak, transport.writableLength)
+    await new Promise((resolve) => setImmediate(resolve))
+  }
+  t.equal(app.sessions.stats().slowConsumerCloses, 1, 'closed well before drainTimeout')
+  t.ok(peak < 2 * 64 * 1024 + 16 * 1024 + 64, `unsent bytes peaked at ${peak}`)
+  client.socket.terminate()
+})
+
+test('replies, welcomes and errors honour the high-water mark too', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, rateLimit: false, onRequest: () => 'r'.repeat(16 * 1024) } })
+  t.teardown(() => app.close())
+  const client = await openGlueSocket(wsUrl)
+  pauseReading(client)
+  const [session] = [...app.sessions]
+  const transport = (([...session?.sockets ?? []][0]) as unknown as { _socket: { writableLength: number } })._socket
+  let peak = 0
+  for (let i = 0; i < 2000 && app.sessions.stats().slowConsumerCloses === 0; i++) {
+    client.sendEnvelope(['q', i, null])
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    peak = Math.max(peak, transport.writableLength)
+  }
+  t.equal(app.sessions.stats().slowConsumerCloses, 1, 'a client that asks and never reads is a slow consumer')
+  t.ok(peak < 2 * 64 * 1024 + 16 * 1024 + 64, `unsent bytes peaked at ${peak}`)
+  client.socket.terminate()
+})
