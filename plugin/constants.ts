@@ -26,6 +26,8 @@ export const SHUTDOWN_GRACE = 1000
 
 /** Raw request marker: the Set-Cookie value the 101 response must carry. */
 export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
+/** Route config marker: an ordinary HTTP route, whose websocket upgrades are refused with 404. */
+export const kHttpRoute = Symbol('fastify-websocket-glue.httpRoute')
 /** Socket marker for the heartbeat: false once pinged and not answered yet. */
 export const kAlive = Symbol('fastify-websocket-glue.alive')
 /** Close code for a glue.v1 envelope that is not valid JSON (RFC 6455: inconsistent data). */

@@ -12,15 +12,16 @@ export interface EncodedData {
 
 /**
  * Turns user data into a frame payload: a string is a text frame, a Buffer, ArrayBuffer or view
- * is a binary frame, anything else is JSON text.
+ * is a binary frame (copied: changing it afterwards changes nothing sent), anything else is JSON text.
  * @throws FST_WSGLUE_INVALID_DATA when the value cannot be serialised.
  */
 export function encodeData (data: unknown): EncodedData {
   // Encoding the string once here spares ws a Buffer.from per recipient.
   if (typeof data === 'string') return { payload: Buffer.from(data, 'utf8'), binary: false, json: undefined, text: data }
-  if (Buffer.isBuffer(data)) return binary(data)
-  if (data instanceof ArrayBuffer) return binary(Buffer.from(data))
-  if (ArrayBuffer.isView(data)) return binary(Buffer.from(data.buffer, data.byteOffset, data.byteLength))
+  // Outboxes keep binary payloads as they are: the caller may reuse its bytes, and a pooled Buffer
+  // would pin its 8 KiB slab. Copying once costs ~0.5 µs per send at 16 B, ~1.5 µs at 1 KiB.
+  if (ArrayBuffer.isView(data)) return binary(copyOf(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)))
+  if (data instanceof ArrayBuffer) return binary(copyOf(new Uint8Array(data)))
   let json: string | undefined
   try {
     json = JSON.stringify(data)
@@ -29,6 +30,18 @@ export function encodeData (data: unknown): EncodedData {
   }
   if (json === undefined) throw new FST_WSGLUE_INVALID_DATA(`got ${describe(data)}`)
   return { payload: Buffer.from(json, 'utf8'), binary: false, json, text: undefined }
+}
+
+/** Whether a Buffer spans all of its memory, so keeping it pins nothing else. */
+export function ownsMemory (buffer: Buffer): boolean {
+  return buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.length
+}
+
+/** A copy of `bytes` in memory of its own, outside Node's shared 8 KiB pool. */
+export function copyOf (bytes: Uint8Array): Buffer {
+  const copy = Buffer.allocUnsafeSlow(bytes.byteLength)
+  copy.set(bytes)
+  return copy
 }
 
 function binary (payload: Buffer): EncodedData {

@@ -50,10 +50,10 @@ export const FST_WSGLUE_INVALID_SESSION_ID = createError<'FST_WSGLUE_INVALID_SES
   TypeError
 )
 
-/** A topic argument is not a non-empty string of at most 255 UTF-8 bytes. */
+/** A topic argument is not a non-empty, well-formed Unicode string of at most 255 UTF-8 bytes. */
 export const FST_WSGLUE_INVALID_TOPIC = createError<'FST_WSGLUE_INVALID_TOPIC', [string]>(
   'FST_WSGLUE_INVALID_TOPIC',
-  'Invalid topic: expected a non-empty string of at most 255 UTF-8 bytes, got %s',
+  'Invalid topic: expected a non-empty, well-formed Unicode string (no lone surrogates) of at most 255 UTF-8 bytes, got %s',
   500,
   TypeError
 )

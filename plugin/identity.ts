@@ -1,4 +1,4 @@
-import { createHash, randomFillSync } from 'node:crypto'
+import { createHash, createHmac, randomFillSync } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
 import { SESSION_ID_BYTES } from './constants.js'
 import type { ResolvedCookieOptions } from './options.js'
@@ -18,10 +18,14 @@ export interface CookieIdentity {
 }
 
 const NO_IDENTITY: CookieIdentity = Object.freeze({ sessionId: null, renew: false })
+const UNVERIFIED = Object.freeze({ valid: false, renew: false, value: null })
 
-// Ids we mint are base64url; anything else that happens to verify (another cookie signed with a
-// shared app secret) is not a session id of ours.
-const SESSION_ID_RE = /^[A-Za-z0-9_-]{22,128}$/
+// Exactly what createSessionId returns: 18 bytes in base64url are 24 characters, no padding.
+const SESSION_ID_RE = /^[A-Za-z0-9_-]{24}$/
+
+// Domain separation: the session signature must not verify values the app signs for its own cookies.
+const SESSION_KEY_LABEL = 'fastify-websocket-glue session v1'
+const SHARED_SIGNER_PREFIX = 'glue1.'
 
 // One CSPRNG call fills ids for many handshakes: a randomBytes() call per id costs ~4 µs, a slice ~0.5 µs.
 const ID_POOL = Buffer.alloc(SESSION_ID_BYTES * 256)
@@ -40,9 +44,28 @@ export function createSessionId (): string {
   return id
 }
 
-/** Creates a signer for a rotation list: the first secret signs, all of them verify. */
+/**
+ * Creates the session signer for the plugin's own rotation list: the first secret signs, all of
+ * them verify. Each secret signs through its own derived key, HMAC-SHA256(secret, label), so a
+ * value @fastify/cookie signs with the same raw secret never verifies as a session.
+ */
 export function createCookieSigner (secrets: readonly string[]): CookieSigner {
-  return new Signer([...secrets])
+  return new Signer(secrets.map((secret) => createHmac('sha256', secret).update(SESSION_KEY_LABEL).digest()))
+}
+
+/**
+ * Wraps the app's @fastify/cookie signer, which signs the app's other cookies with the same key:
+ * the signed value is `glue1.<id>`, and only values with that prefix are session ids.
+ */
+export function createSharedCookieSigner (appSigner: CookieSigner): CookieSigner {
+  return {
+    sign: (sessionId) => appSigner.sign(SHARED_SIGNER_PREFIX + sessionId),
+    unsign (signed) {
+      const result = appSigner.unsign(signed)
+      if (!result.valid || result.value === null || !result.value.startsWith(SHARED_SIGNER_PREFIX)) return UNVERIFIED
+      return { valid: true, renew: result.renew, value: result.value.slice(SHARED_SIGNER_PREFIX.length) }
+    }
+  }
 }
 
 /** Reads the session identity out of a raw (already URI-decoded) cookie value. */

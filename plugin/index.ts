@@ -8,11 +8,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandle
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import { createConnectionHandler } from './connection.js'
-import { CLOSE_GOING_AWAY, kSetCookie, MAX_SWEEP_INTERVAL, SHUTDOWN_GRACE, WEAK_SECRET_LENGTH } from './constants.js'
+import { CLOSE_GOING_AWAY, kHttpRoute, kSetCookie, MAX_SWEEP_INTERVAL, SHUTDOWN_GRACE, WEAK_SECRET_LENGTH } from './constants.js'
 import { errors, FST_WSGLUE_MISSING_SECRET } from './errors.js'
 import { SessionEvents } from './events.js'
 import { createHeartbeat } from './heartbeat.js'
-import { createCookieSigner, createSessionId, readIdentity, serializeSessionCookie, type CookieSigner } from './identity.js'
+import { createCookieSigner, createSessionId, createSharedCookieSigner, readIdentity, serializeSessionCookie, type CookieSigner } from './identity.js'
 import { resolveOptions, type GlueOptions, type ResolvedGlueOptions } from './options.js'
 import { isOriginAllowed } from './origin.js'
 import { GLUE_PROTOCOL } from './protocol.js'
@@ -37,11 +37,16 @@ declare module 'fastify' {
 }
 
 type HandshakeRequest = IncomingMessage & { [kSetCookie]?: string }
+interface MarkedRouteConfig { [kHttpRoute]?: true }
 
 const FORBIDDEN_ORIGIN = 'FST_WSGLUE_FORBIDDEN_ORIGIN'
 const TOO_MANY_SESSION_SOCKETS = 'FST_WSGLUE_TOO_MANY_SESSION_SOCKETS'
 const TOO_MANY_ADDRESS_SOCKETS = 'FST_WSGLUE_TOO_MANY_ADDRESS_SOCKETS'
 const TOO_MANY_HANDSHAKES = 'FST_WSGLUE_TOO_MANY_HANDSHAKES'
+const NOT_A_WEBSOCKET_ROUTE = 'FST_WSGLUE_NOT_A_WEBSOCKET_ROUTE'
+
+// What a browser loads from the client prefix: the scripts, and their source maps when built with them.
+const CLIENT_ASSET_RE = /^\/[\w.-]+\.js(?:\.map)?$/
 
 /** Picks the signer: ours when a secret was given, else the one @fastify/cookie was registered with. */
 function chooseSigner (fastify: FastifyInstance, options: ResolvedGlueOptions): CookieSigner {
@@ -54,7 +59,7 @@ function chooseSigner (fastify: FastifyInstance, options: ResolvedGlueOptions): 
   }
   // @fastify/cookie types declare the signer methods always, but they exist only with a secret.
   if (typeof (fastify as Partial<FastifyInstance>).unsignCookie === 'function') {
-    return { sign: (value) => fastify.signCookie(value), unsign: (value) => fastify.unsignCookie(value) }
+    return createSharedCookieSigner({ sign: (value) => fastify.signCookie(value), unsign: (value) => fastify.unsignCookie(value) })
   }
   throw new FST_WSGLUE_MISSING_SECRET()
 }
@@ -101,6 +106,22 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
       }
     })
   }
+
+  // @fastify/websocket answers an upgrade to an ordinary route with a 101 and an immediate close.
+  // Mark the ordinary routes registered from here on; unmarked ones (registered earlier) fail open.
+  fastify.addHook('onRoute', function markHttpRoute (routeOptions) {
+    if (routeOptions.websocket === true || routeOptions.wsHandler !== undefined) return
+    // A fresh object: routes may share one config object, and a websocket route must stay unmarked.
+    routeOptions.config = { ...routeOptions.config, [kHttpRoute]: true } as typeof routeOptions.config
+  })
+  fastify.addHook('onRequest', function refuseHttpRouteUpgrade (request, reply, done) {
+    if (request.ws && (request.routeOptions.config as MarkedRouteConfig)[kHttpRoute] === true) {
+      request.log.info({ route: request.routeOptions.url }, 'refused websocket upgrade to an ordinary route')
+      reply.code(404).send({ statusCode: 404, code: NOT_A_WEBSOCKET_ROUTE, error: 'Not Found', message: 'Not a websocket route' })
+      return
+    }
+    done()
+  })
 
   const stats = createStats()
   const registry = new SessionRegistry(options, stats)
@@ -238,7 +259,22 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     const prefix = options.client.prefix
     // Encapsulated, so the app's own @fastify/static registration (and its decorators) is unaffected.
     await fastify.register(async function glueClient (child) {
-      await child.register(fastifyStatic, { root: clientDirectory(), prefix, decorateReply: false, index: false })
+      await child.register(fastifyStatic, {
+        root: clientDirectory(),
+        prefix,
+        decorateReply: false,
+        index: false,
+        // Everything else in the directory (type declarations) is for bundlers, not browsers: 404.
+        allowedPath: (pathName) => CLIENT_ASSET_RE.test(pathName),
+        // The file names carry no version, so browsers revalidate on every load (ETag, then 304)
+        // and pick up an upgrade at once; no max-age that would keep an old client running.
+        cacheControl: false,
+        etag: true,
+        setHeaders (reply) {
+          reply.header('cache-control', 'no-cache')
+          reply.header('x-content-type-options', 'nosniff')
+        }
+      })
     })
   }
 

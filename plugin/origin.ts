@@ -7,7 +7,7 @@ export type OriginPolicy = ReadonlySet<string> | OriginCheck | null
 
 /**
  * Decides whether a handshake may proceed, to stop Cross-Site WebSocket Hijacking.
- * Without a policy the `Origin` must name the same host and port as `Host`.
+ * Without a policy the `Origin` must be an http: or https: origin naming the same host and port as `Host`.
  * @throws whatever a user `OriginCheck` throws; the caller treats that as a refusal.
  */
 export function isOriginAllowed (
@@ -33,10 +33,12 @@ function sameHost (origin: string, host: string): boolean {
   } catch {
     return false
   }
-  // URL drops the scheme's default port, so drop it from Host as well before comparing.
+  // Only http(s) pages are this host's own; ftp:, ws: or extension origins with a matching host are not.
   const defaultPort = DEFAULT_PORTS[url.protocol]
+  if (defaultPort === undefined) return false
+  // URL drops the scheme's default port, so drop it from Host as well before comparing.
   let expected = host.toLowerCase()
-  if (defaultPort !== undefined && expected.endsWith(':' + defaultPort)) {
+  if (expected.endsWith(':' + defaultPort)) {
     expected = expected.slice(0, -(defaultPort.length + 1))
   }
   return url.host === expected

@@ -1,5 +1,5 @@
 import { CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, TOPIC_MAX_BYTES } from './constants.js'
-import { jsonOf, type EncodedData } from './encode.js'
+import { copyOf, jsonOf, ownsMemory, type EncodedData } from './encode.js'
 
 /** The websocket subprotocol of the shipped client; see docs/protocol.md. */
 export const GLUE_PROTOCOL = 'glue.v1'
@@ -60,9 +60,16 @@ function isRequestId (value: unknown): value is RequestId {
   return Number.isSafeInteger(value) && (value as number) >= 0
 }
 
-/** Whether a topic name is valid: a non-empty string of at most 255 UTF-8 bytes. */
+// String.prototype.isWellFormed is ES2024 (Node 20+); the ES2023 lib does not declare it.
+type MaybeWellFormed = string & { isWellFormed (): boolean }
+
+/**
+ * Whether a topic name is valid: a non-empty, well-formed Unicode string (no lone surrogate, which
+ * UTF-8 would turn into U+FFFD) of at most 255 UTF-8 bytes.
+ */
 export function isTopic (value: unknown): value is string {
-  return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= TOPIC_MAX_BYTES
+  return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= TOPIC_MAX_BYTES &&
+    (value as MaybeWellFormed).isWellFormed()
 }
 
 // UTF-8 bytes of the JSON punctuation that matters for nesting; none occurs inside a multi-byte sequence.
@@ -114,12 +121,15 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
     case MESSAGE:
       if (envelope.length !== 2) return invalid(CLOSE_POLICY_VIOLATION, 'message envelope takes 1 field')
       return { kind: 'message', data: typeof first === 'string' ? first : JSON.stringify(first) }
+    // A known kind with a usable id gets an error reply, whatever else is wrong: the client can probe.
     case REQUEST:
-      if (!isRequestId(first) || envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data')
+      if (!isRequestId(first)) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data')
+      if (envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data', first)
       return { kind: 'request', id: first, data: second }
     case SUBSCRIBE:
     case UNSUBSCRIBE:
-      if (!isRequestId(first) || envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic')
+      if (!isRequestId(first)) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic')
+      if (envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic', first)
       if (!isTopic(second)) return invalid(CLOSE_POLICY_VIOLATION, 'invalid topic', first)
       return { kind: kind === SUBSCRIBE ? 'subscribe' : 'unsubscribe', id: first, topic: second }
     default:
@@ -133,7 +143,8 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
  */
 export function envelopeBody (topic: string | undefined, data: EncodedData): Buffer {
   if (data.binary) {
-    if (topic === undefined) return data.payload
+    // encodeData's payloads are already their own memory; one decoded from a bus message is a slice of it.
+    if (topic === undefined) return ownsMemory(data.payload) ? data.payload : copyOf(data.payload)
     const length = Buffer.byteLength(topic)
     const body = Buffer.allocUnsafeSlow(1 + length + data.payload.length)
     body[0] = length

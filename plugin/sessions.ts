@@ -35,7 +35,8 @@ export interface BroadcastOptions extends SendOptions {
 export interface Sessions extends Iterable<Session> {
   /**
    * Sends `data` to every open socket of a session: a string as a text frame, a Buffer or
-   * ArrayBuffer view as a binary frame, anything else as JSON text.
+   * ArrayBuffer view as a binary frame (copied now, so reusing it later changes nothing), anything
+   * else as JSON text.
    * A session that spoke glue.v1 and is within its grace period keeps the message for its client.
    * With the Redis adapter the message reaches the session's sockets on every node, asynchronously.
    * @returns how many sockets it was written to; 0 for an unknown or detached session (not an error).

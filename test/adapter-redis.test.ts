@@ -4,6 +4,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import glue, { createRedisAdapter, errors, type GlueOptions } from '../plugin/index.js'
+import { createCookieSigner } from '../plugin/identity.js'
 import { cookiePair, openGlueSocket, openSocket, SECRET, startApp, until, type GlueSocket, type StartedApp } from './helpers.js'
 import { redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis-helpers.js'
 
@@ -28,8 +29,9 @@ async function tab (t: Test, node: StartedApp, cookie?: string, query = ''): Pro
   return { ...socket, cookie: cookie ?? cookiePair(socket.setCookie[0]) }
 }
 
-function sessionIdOf (node: StartedApp, cookie: string): string {
-  const unsigned = node.app.unsignCookie(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)))
+function sessionIdOf (_node: StartedApp, cookie: string): string {
+  // Every node signs with the same secret (startApp's SECRET), through the key derived from it.
+  const unsigned = createCookieSigner([SECRET]).unsign(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)))
   if (!unsigned.valid || unsigned.value === null) throw new Error('bad cookie')
   return unsigned.value
 }

@@ -1,16 +1,18 @@
 import { test } from 'tap'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
+import { createCookieSigner, createSharedCookieSigner } from '../plugin/identity.js'
 import { cookiePair, openSocket, SECRET, startApp } from './helpers.js'
 
+// Session cookies are signed with a key derived from the secret (identity.ts), not the raw secret.
 function unsignCookie (line: string | undefined, secret: string | string[] = SECRET): { valid: boolean, renew: boolean, value: string | null } {
   const pair = cookiePair(line)
   const signed = decodeURIComponent(pair.slice(pair.indexOf('=') + 1))
-  return new Signer(secret).unsign(signed)
+  return createCookieSigner(([] as string[]).concat(secret)).unsign(signed)
 }
 
 function signedCookie (value: string, secret: string = SECRET, name = 'sid'): string {
-  return `${name}=${encodeURIComponent(new Signer(secret).sign(value))}`
+  return `${name}=${encodeURIComponent(createCookieSigner([secret]).sign(value))}`
 }
 
 test('mints a session and a signed HttpOnly cookie on the 101 of a first handshake', async (t) => {
@@ -161,7 +163,8 @@ test("uses the app's own @fastify/cookie signer when no secret is given", async 
   })
   t.teardown(() => app.close())
   const client = await openSocket(wsUrl)
-  const unsigned = unsignCookie(client.setCookie[0], appSecret)
+  const pair = cookiePair(client.setCookie[0])
+  const unsigned = createSharedCookieSigner(new Signer(appSecret)).unsign(decodeURIComponent(pair.slice(pair.indexOf('=') + 1)))
   t.ok(unsigned.valid, "signed with the app's secret")
   const again = await openSocket(wsUrl, { headers: { cookie: cookiePair(client.setCookie[0]) } })
   t.teardown(() => { client.socket.terminate(); again.socket.terminate() })
