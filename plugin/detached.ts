@@ -115,8 +115,9 @@ export class DetachedSessions {
   reattach (session: LiveSession): void {
     const away = session.away
     if (away === undefined) return
-    this.#forget(session)
+    // Read before forgetting: the log is cleared once no session is detached.
     const { kept, dropped } = this.#log.since(away.broadcastMark)
+    this.#forget(session)
     const broadcasts = kept.filter((entry) => entry.except !== session.id)
     // Broadcasts dropped from the log that excluded this session were never meant for it.
     const lost = away.dropped + dropped - (away.excepted - (kept.length - broadcasts.length))

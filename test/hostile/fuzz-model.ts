@@ -11,11 +11,8 @@ export const PROBE = '\u0000glue-fuzz-probe'
 export const APP_ERROR = Object.freeze({ code: 'APP_DENIED', message: 'denied by the application' })
 /** The plugin's default maxPayload, which the server keeps. */
 export const MAX_PAYLOAD = 64 * 1024
-/**
- * Nesting depth above which an envelope may also be refused as too deep (close 1007 or 1008 with
- * a reason). Below it, only the normal outcome is accepted.
- */
-export const DEEP_NESTING = 32
+/** Deepest nesting a glue.v1 envelope may have (the envelope's own array counts); deeper closes 1008. */
+export const MAX_ENVELOPE_DEPTH = 64
 
 /** Reply error codes of docs/protocol.md, plus the code of the server's exposed error. */
 export const REPLY_CODES: ReadonlySet<string> = new Set([
@@ -26,6 +23,8 @@ export const REPLY_CODES: ReadonlySet<string> = new Set([
   'GLUE_UNKNOWN_KIND',
   'GLUE_BAD_ENVELOPE',
   'GLUE_UNAVAILABLE',
+  'GLUE_TOO_MANY_TOPICS',
+  'GLUE_TOO_MANY_REQUESTS',
   APP_ERROR.code
 ])
 
@@ -143,7 +142,7 @@ function requestOutcomes (id: number, data: unknown): Expected[] {
 }
 
 function isValidTopic (value: unknown): value is string {
-  return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= 255
+  return typeof value === 'string' && value !== '' && !hasLoneSurrogate(value) && Buffer.byteLength(value) <= 255
 }
 
 function subscriptionOutcomes (kind: 's' | 'u', id: number, topic: unknown, state: ModelState): Expected[] {
@@ -160,8 +159,6 @@ function subscriptionOutcomes (kind: 's' | 'u', id: number, topic: unknown, stat
   } else {
     outcomes = [{ kind: 'reply', id, accept: (value) => value === topic, what: 'the topic', effect: () => { state.subscribed.add(topic) } }]
   }
-  // A lone surrogate has no UTF-8 form: the documented byte limit does not decide such a topic.
-  if (hasLoneSurrogate(topic)) outcomes.push(bad)
   return outcomes
 }
 
@@ -175,11 +172,14 @@ function envelopeOutcomes (envelope: unknown, state: ModelState): Expected[] {
       const data = typeof first === 'string' ? first : tryStringify(first)
       return [{ kind: 'deliver', digest: data === undefined ? undefined : digestOf(data) }]
     }
+    // A usable id gets an error reply for a malformed envelope; without one the socket closes.
     case 'q':
-      return isRequestId(first) && arity === 3 ? requestOutcomes(first, second) : [close([1008])]
+      if (!isRequestId(first)) return [close([1008])]
+      return arity === 3 ? requestOutcomes(first, second) : [error(first, 'GLUE_BAD_ENVELOPE')]
     case 's':
     case 'u':
-      return isRequestId(first) && arity === 3 ? subscriptionOutcomes(kind, first, second, state) : [close([1008])]
+      if (!isRequestId(first)) return [close([1008])]
+      return arity === 3 ? subscriptionOutcomes(kind, first, second, state) : [error(first, 'GLUE_BAD_ENVELOPE')]
     default: {
       if (!isRequestId(first)) return [close([1008])]
       const outcomes = [error(first, 'GLUE_UNKNOWN_KIND')]
@@ -205,9 +205,9 @@ export function glueOutcomes (bytes: Buffer, binary: boolean, state: ModelState)
   } catch {
     return [close([1007])]
   }
-  const outcomes = envelopeOutcomes(envelope, state)
-  if (nestingDepth(text) > DEEP_NESTING) outcomes.push(close([1007, 1008], /./))
-  return outcomes
+  // Checked before anything is parsed, whatever the envelope says.
+  if (nestingDepth(text) > MAX_ENVELOPE_DEPTH) return [close([1008], /^envelope nested too deeply$/)]
+  return envelopeOutcomes(envelope, state)
 }
 
 /** The acceptable outcomes of one message on a socket without subprotocol: onMessage gets it as is. */

@@ -1,6 +1,7 @@
 import { test, type Test } from 'tap'
 import type { OpenedSocket } from '../helpers.js'
 import { cookiePair, openGlueSocket, openSocket, refusedHandshake, type GlueSocket } from '../helpers.js'
+import type { SessionStats } from '../../plugin/index.js'
 import { MiB, mib, startTarget, type Target } from './target.js'
 
 // What one client on one address may cost the server, whatever it does, with default options.
@@ -78,6 +79,16 @@ test('sockets that never read cannot pin memory with request replies', async (t)
   await servesOthers(t, target)
 })
 
+/** Polls the target's counters until `predicate` holds (the server handles closes after the client sees them). */
+async function settledStats (target: Target, predicate: (stats: SessionStats) => boolean): Promise<SessionStats> {
+  let stats = await target.stats()
+  for (let i = 0; i < 200 && !predicate(stats); i++) {
+    await sleep(10)
+    stats = await target.stats()
+  }
+  return stats
+}
+
 /** Opens glue.v1 sockets without a cookie and closes each after its welcome: one fresh session each. */
 async function mintSessions (target: Target, count: number, options: { speak?: boolean } = {}): Promise<string[]> {
   const cookies: string[] = []
@@ -96,8 +107,8 @@ test('a handshake flood cannot grow what detached sessions hold, nor what a broa
   const target = await startTarget(t)
   const baseline = (await target.memory()).total
   await mintSessions(target, 2500, { speak: true })
+  let stats = await settledStats(target, (stats) => stats.sockets === 0 && stats.detachedSessions === 2500)
   const flooded = await target.memory()
-  let stats = await target.stats()
   t.equal(stats.detachedSessions, 2500, 'every session that spoke is kept for its grace')
   const perSession = (flooded.total - baseline) / 2500
   t.ok(perSession < 2048, `about ${Math.round(perSession)} B per detached session`)
@@ -121,7 +132,7 @@ test('detached sessions stay within maxDetachedSessions; idle ones are evicted f
   await user.closed
   await target.call('send', { sessionId: userId, data: 'while away' })
   await mintSessions(target, 100)
-  let stats = await target.stats()
+  let stats = await settledStats(target, (stats) => stats.sockets === 0 && stats.detachedEvictions >= 61)
   t.equal(stats.detachedSessions, 40, 'at most maxDetachedSessions are kept')
   t.equal(stats.detachedEvictions, 61, 'the oldest idle sessions went first')
   t.equal(await target.call('isKnown', { sessionId: userId }), true, 'the session with something to resume stays')
@@ -131,7 +142,7 @@ test('detached sessions stay within maxDetachedSessions; idle ones are evicted f
   await back.closed
 
   await mintSessions(target, 60, { speak: true })
-  stats = await target.stats()
+  stats = await settledStats(target, (stats) => stats.sockets === 0 && stats.detachedEvictions >= 101)
   t.equal(stats.detachedSessions, 40)
   t.equal(await target.call('isKnown', { sessionId: userId }), false, 'sessions that spoke are evicted oldest first once no idle one is left')
   const late = await openGlueSocket(`${target.wsUrl}?glue_resume=${user.welcome.epoch}.1`, { headers: { cookie } })
@@ -144,7 +155,7 @@ test('maxDetachedBytes bounds the messages kept for detached sessions', async (t
   // Every new session is sent 100 KB at connect, so each detached session holds one unique message.
   const target = await startTarget(t, { sendOnConnect: 100_000 })
   const growth = await peakGrowth(target, async () => { await mintSessions(target, 600) })
-  const stats = await target.stats()
+  const stats = await settledStats(target, (stats) => stats.sockets === 0 && stats.detachedSessions + stats.detachedEvictions === 600)
   // 32 MiB of detached memory holds about 330 of them.
   t.ok(stats.detachedSessions < 340 && stats.detachedSessions > 300, `${stats.detachedSessions} kept`)
   t.equal(stats.detachedEvictions, 600 - stats.detachedSessions)
