@@ -254,7 +254,8 @@ test('grace expiry releases detached sessions and their outboxes (heap measured 
   const gc = runInNewContext('gc') as () => void
   const ids: string[] = []
   const { app, wsUrl } = await startApp({
-    glue: { sessionGrace: 3000, outboxLimit: 200, outboxMaxAge: 600_000, onConnect: (session) => { ids.push(session.id) } }
+    // A grace long enough for 20,000 sends on a loaded machine before it ends.
+    glue: { sessionGrace: 6000, outboxLimit: 200, outboxMaxAge: 600_000, onConnect: (session) => { ids.push(session.id) } }
   })
   t.teardown(() => app.close())
   const sessions = 100
@@ -273,7 +274,7 @@ test('grace expiry releases detached sessions and their outboxes (heap measured 
   gc()
   const full = used() - baseline
   t.ok(full > sessions * 200 * 1024, `full outboxes hold ${Math.round(full / sessions / 1024)} KiB per session`)
-  await until(() => app.sessions.stats().detachedSessions === 0, 'grace expired', 10_000)
+  await until(() => app.sessions.stats().detachedSessions === 0, 'grace expired', 15_000)
   for (const id of ids) t.notOk(app.sessions.isKnown(id))
   // Buffer backing stores are freed after their wrappers: collect twice, a turn apart.
   gc()

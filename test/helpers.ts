@@ -7,6 +7,17 @@ import glue, { type GlueOptions } from '../plugin/index.js'
 
 export const SECRET = 'test-secret-that-is-long-enough-0123456789'
 
+/**
+ * The environment for a child process that attacks or fuzzes a server: without V8 coverage, so a
+ * child killed in the middle of writing its report cannot spoil the run's coverage. In-process
+ * tests measure coverage.
+ */
+export function withoutCoverage (): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  delete env.NODE_V8_COVERAGE
+  return env
+}
+
 /** Captures the JSON log lines of a Fastify app. */
 export interface LogCapture {
   readonly stream: Writable

@@ -6,6 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import { connect as connectTcp, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
+import { withoutCoverage } from '../helpers.js'
 import { PROBE, type Observation, type ProbeAnswer, type ServerCommand, type ServerReply } from './fuzz-model.js'
 
 const SERVER_FILE = fileURLToPath(new URL('./fuzz-server.ts', import.meta.url))
@@ -72,7 +73,7 @@ export class FuzzServer {
 
   /** Starts a server process and resolves once it listens. */
   static async start (): Promise<FuzzServer> {
-    const server = new FuzzServer(spawn(process.execPath, ['--import', 'tsx', SERVER_FILE], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }))
+    const server = new FuzzServer(spawn(process.execPath, ['--import', 'tsx', SERVER_FILE], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], env: withoutCoverage() }))
     // The server announces its port with the reply id -1.
     server.port = await new Promise<number>((resolve, reject) => {
       server.#pending.set(-1, { resolve: (port) => { resolve(port as number) }, reject })

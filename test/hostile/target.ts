@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { Test } from 'tap'
 import type { GlueOptions, SessionStats } from '../../plugin/index.js'
+import { withoutCoverage } from '../helpers.js'
 
 /** What the target process can be asked to behave like (see test/fixtures/hostile-target.mjs). */
 export interface TargetConfig {
@@ -42,6 +43,7 @@ export const MiB = 1024 * 1024
 export async function startTarget (t: Test, config: TargetConfig = {}): Promise<Target> {
   const child = fork('test/fixtures/hostile-target.mjs', [JSON.stringify(config)], {
     execArgv: ['--expose-gc'],
+    env: withoutCoverage(),
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   let exited = false
