@@ -58,7 +58,7 @@ function readInterval (name: string, fallback: number, min: number): number {
 /** The one topic browsers may subscribe to; the periodic broadcast also publishes to it. */
 export const NEWS_TOPIC = 'news'
 
-/** An error `onRequest` shows to the client: `expose` lets its code and message through. */
+/** An error `answerRequest` shows to the client: `expose` lets its code and message through. */
 class ExposedError extends Error {
   readonly expose = true
   readonly code: string
@@ -79,7 +79,7 @@ function answer (data: unknown): unknown {
 
 /**
  * Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast (also
- * published to the "news" topic), requests answered by `onRequest`, `POST /notify`, a numbered
+ * published to the "news" topic), requests answered by `answerRequest`, `POST /notify`, a numbered
  * stream (`POST /stream`, `DELETE /stream`) and the delivery counters at `GET /stats`.
  */
 export async function buildApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
@@ -102,7 +102,7 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
       socket.send(data === 'ping' ? 'pong' : 'ok')
     },
     authorizeSubscribe: (_session, topic) => topic === NEWS_TOPIC,
-    onRequest: (_session, data) => answer(data),
+    answerRequest: (_session, data) => answer(data),
     // With REDIS_URL every node started against that Redis is one cluster.
     redis: redisUrl
   })

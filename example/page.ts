@@ -35,7 +35,7 @@ export const PAGE = `<!doctype html>
   <button id="subscribe" title="client.subscribe('news'): the periodic broadcast is also published to this topic">Subscribe news</button>
   <button id="unsubscribe">Unsubscribe news</button>
   <span>News: <span id="topic" data-topic="off">off</span></span>
-  <button id="request" title="client.request({ op: 'time' }): the server's onRequest answers">Ask the time</button>
+  <button id="request" title="client.request({ op: 'time' }): the server's answerRequest answers">Ask the time</button>
 </div>
 <div class="row">
   <button id="stream" title="POST /stream: the server pushes 1, 2, 3 … to this session; cut the connection and see none lost">Stream numbers</button>

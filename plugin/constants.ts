@@ -28,8 +28,6 @@ export const SHUTDOWN_GRACE = 1000
 export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
 /** Route config marker: an ordinary HTTP route, whose websocket upgrades are refused with 404. */
 export const kHttpRoute = Symbol('fastify-websocket-glue.httpRoute')
-/** Socket marker for the heartbeat: false once pinged and not answered yet. */
-export const kAlive = Symbol('fastify-websocket-glue.alive')
 /** Close code for a glue.v1 envelope that is not valid JSON (RFC 6455: inconsistent data). */
 export const CLOSE_INVALID_PAYLOAD = 1007
 /** Close code for a glue.v1 envelope that breaks the protocol's rules. */

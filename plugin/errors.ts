@@ -91,6 +91,42 @@ export const FST_WSGLUE_REDIS_UNAVAILABLE = createError<'FST_WSGLUE_REDIS_UNAVAI
   500
 )
 
+/** An HTTP refusal of a websocket handshake, sent before any 101 as `{ statusCode, code, error, message }`. */
+export interface HandshakeRefusal {
+  readonly statusCode: number
+  readonly code: string
+  readonly error: string
+  readonly message: string
+}
+
+/** Every refusal of a handshake, by what caused it (README "Close codes"). */
+export const REFUSALS = Object.freeze({
+  forbiddenOrigin: { statusCode: 403, code: 'FST_WSGLUE_FORBIDDEN_ORIGIN', error: 'Forbidden', message: 'Origin not allowed' },
+  tooManySessionSockets: { statusCode: 429, code: 'FST_WSGLUE_TOO_MANY_SESSION_SOCKETS', error: 'Too Many Requests', message: 'Too many sockets for this session' },
+  tooManyAddressSockets: { statusCode: 429, code: 'FST_WSGLUE_TOO_MANY_ADDRESS_SOCKETS', error: 'Too Many Requests', message: 'Too many sockets from this address' },
+  tooManyHandshakes: { statusCode: 429, code: 'FST_WSGLUE_TOO_MANY_HANDSHAKES', error: 'Too Many Requests', message: 'Too many handshakes from this address' },
+  notAWebsocketRoute: { statusCode: 404, code: 'FST_WSGLUE_NOT_A_WEBSOCKET_ROUTE', error: 'Not Found', message: 'Not a websocket route' }
+} satisfies Record<string, HandshakeRefusal>)
+
+/** An error reply as a glue.v1 client sees it: `["r", id, 0, { code, message }]`. */
+export interface ReplyError {
+  readonly code: string
+  readonly message: string
+}
+
+/** Reply error codes a glue.v1 client can receive (docs/protocol.md). */
+export const REPLY_ERRORS = Object.freeze({
+  noHandler: { code: 'GLUE_NO_HANDLER', message: 'this server answers no requests' },
+  requestFailed: { code: 'GLUE_REQUEST_FAILED', message: 'request failed' },
+  refused: { code: 'GLUE_SUBSCRIBE_REFUSED', message: 'subscription refused' },
+  authorizerFailed: { code: 'GLUE_SUBSCRIBE_FAILED', message: 'subscription check failed' },
+  unknownKind: { code: 'GLUE_UNKNOWN_KIND', message: 'unknown envelope kind' },
+  badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' },
+  unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' },
+  tooManyTopics: { code: 'GLUE_TOO_MANY_TOPICS', message: 'this session has as many topics as it may' },
+  tooManyRequests: { code: 'GLUE_TOO_MANY_REQUESTS', message: 'too many requests in progress on this socket' }
+} satisfies Record<string, ReplyError>)
+
 /** Every error code of the plugin, for `instanceof` checks and `err.code` comparisons. */
 export const errors = Object.freeze({
   FST_WSGLUE_INVALID_OPTION,

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { CODEC_VERSION, decodeClusterMessage, encodeClusterMessage, type ClusterMessage } from '../plugin/index.js'
-import { encodeData } from '../plugin/encode.js'
+import { encodeData } from '../plugin/wire/encode.js'
 
 const MESSAGES: ClusterMessage[] = [
   { kind: 'send', sessionId: 'sid-1', data: encodeData('hello'), volatile: false },

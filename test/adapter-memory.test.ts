@@ -40,9 +40,7 @@ test('a custom adapter receives every message and delivers through the host', as
     socketOpened: (sessionId) => memory.socketOpened(sessionId),
     socketClosed: (sessionId) => memory.socketClosed(sessionId),
     presence: async (sessionId) => await memory.presence(sessionId),
-    clusterCounts: async () => await memory.clusterCounts(),
-    topicsOf: (sessionId) => memory.topicsOf(sessionId),
-    subscriberCount: (topic) => memory.subscriberCount(topic)
+    clusterCounts: async () => await memory.clusterCounts()
   }
   const { app, wsUrl } = await startApp({ glue: { adapter: spy, authorizeSubscribe: () => true } })
   const socket = await openGlueSocket(wsUrl)

@@ -4,7 +4,7 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import glue, { createRedisAdapter, errors, type GlueOptions } from '../plugin/index.js'
-import { createCookieSigner } from '../plugin/identity.js'
+import { createCookieSigner } from '../plugin/handshake/identity.js'
 import { cookiePair, openGlueSocket, openSocket, SECRET, startApp, until, type GlueSocket, type StartedApp } from './helpers.js'
 import { redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis-helpers.js'
 

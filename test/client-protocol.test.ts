@@ -109,7 +109,7 @@ test('refuses without an authoriser and reports a throwing or rejecting one', as
 })
 
 test('unsubscribe stops the topic\'s messages and its restoring', async (t) => {
-  const server = await startServer({ authorizeSubscribe: () => true, onRequest: (_session, data) => data })
+  const server = await startServer({ authorizeSubscribe: () => true, answerRequest: (_session, data) => data })
   t.teardown(() => server.app.close())
   // The cookie jar brings the same session back after a reconnect, as in a browser.
   const client = await connect(t, server, { WebSocket: cookieWebSocket().WebSocket })
@@ -158,7 +158,7 @@ test('unsubscribe stops the topic\'s messages and its restoring', async (t) => {
 })
 
 test('close() rejects an unsubscribe waiting for the connection and still tells the server on connect()', async (t) => {
-  const server = await startServer({ authorizeSubscribe: () => true, onRequest: (_session, data) => data })
+  const server = await startServer({ authorizeSubscribe: () => true, answerRequest: (_session, data) => data })
   t.teardown(() => server.app.close())
   const client = await connect(t, server, { WebSocket: cookieWebSocket().WebSocket })
   await client.subscribe('news')
@@ -180,7 +180,7 @@ test('close() rejects an unsubscribe waiting for the connection and still tells 
 
 test('restores subscriptions after the server restarts on the same port, and reports a refused restore', async (t) => {
   let allow = true
-  const options = { authorizeSubscribe: () => allow, onRequest: (_session: unknown, data: unknown) => data }
+  const options = { authorizeSubscribe: () => allow, answerRequest: (_session: unknown, data: unknown) => data }
   let server = await startServer(options)
   t.teardown(() => server.app.close())
   const client = new GlueClient({ ...FAST, url: server.url })
@@ -217,7 +217,7 @@ test('close() rejects unconfirmed subscriptions, keeps confirmed ones for connec
   let release = (_allowed: boolean): void => {}
   const server = await startServer({
     authorizeSubscribe: (_session, topic) => topic !== 'slow' || new Promise<boolean>((resolve) => { release = resolve }),
-    onRequest: (_session, data) => data
+    answerRequest: (_session, data) => data
   })
   t.teardown(() => { release(true); return server.app.close() })
   const client = await connect(t, server, { WebSocket: cookieWebSocket().WebSocket })
@@ -240,9 +240,9 @@ test('close() rejects unconfirmed subscriptions, keeps confirmed ones for connec
   t.same(server.app.sessions.topicsOf(sessionId), ['news'], 'the rejected "slow", which the server granted late, is undone')
 })
 
-test('requests are answered by onRequest, sync or async, in any order', async (t) => {
+test('requests are answered by answerRequest, sync or async, in any order', async (t) => {
   const server = await startServer({
-    onRequest (_session, data) {
+    answerRequest (_session, data) {
       const { op, value } = (data ?? {}) as { op?: string, value?: unknown }
       if (op === 'time') return 1763787000000
       if (op === 'later') return new Promise((resolve) => setTimeout(() => resolve(value), 30))
@@ -271,7 +271,7 @@ test('requests are answered by onRequest, sync or async, in any order', async (t
 
 test('request errors come back with the exposed code and message, and nothing else leaks', async (t) => {
   const server = await startServer({
-    onRequest (_session, data) {
+    answerRequest (_session, data) {
       if (data === 'exposed') throw Object.assign(new Error('no such order'), { expose: true, code: 'ORDER_NOT_FOUND' })
       if (data === 'exposed-async') return Promise.reject(Object.assign(new Error('try again later'), { expose: true }))
       throw new Error('database password is hunter2')
@@ -294,7 +294,7 @@ test('request errors come back with the exposed code and message, and nothing el
 test('a request times out with GLUE_TIMEOUT, and its late reply is ignored', async (t) => {
   const hanging: Array<(value: unknown) => void> = []
   const server = await startServer({
-    onRequest: (_session, data) => data === 'hang' ? new Promise((resolve) => { hanging.push(resolve) }) : data
+    answerRequest: (_session, data) => data === 'hang' ? new Promise((resolve) => { hanging.push(resolve) }) : data
   })
   t.teardown(() => { for (const resolve of hanging) resolve(null); return server.app.close() })
   const client = await connect(t, server, { requestTimeout: 40 })
@@ -309,7 +309,7 @@ test('a request rejects with GLUE_DISCONNECTED when the socket closes before the
   let started = (): void => {}
   const handled = new Promise<void>((resolve) => { started = resolve })
   const server = await startServer({
-    onRequest: (_session, data) => {
+    answerRequest: (_session, data) => {
       if (data !== 'hang') return data
       started()
       return new Promise(() => {})
@@ -509,7 +509,7 @@ test('speaks the documented client envelopes, with ids increasing per client', a
       super.send(data as Buffer)
     }
   }
-  const server = await startServer({ authorizeSubscribe: () => true, onRequest: () => 'ok' })
+  const server = await startServer({ authorizeSubscribe: () => true, answerRequest: () => 'ok' })
   t.teardown(() => server.app.close())
   const client = await connect(t, server, { WebSocket: RecordingWebSocket })
   await client.subscribe('a')

@@ -261,12 +261,15 @@ test('grace expiry releases detached sessions and their outboxes (heap measured 
   const sessions = 100
   // Buffers live outside the JS heap: count both.
   const used = (): number => { const memory = process.memoryUsage(); return memory.heapUsed + memory.arrayBuffers }
-  gc()
-  const baseline = used()
   const clients = await Promise.all(Array.from({ length: sessions }, () => openGlueSocket(wsUrl)))
   for (const client of clients) client.socket.close()
   await Promise.all(clients.map((client) => client.closed))
   await until(() => app.sessions.stats().detachedSessions === sessions, 'all detached')
+  // Measured from here, so garbage of earlier tests collected meanwhile cannot hide what the outboxes hold.
+  gc()
+  await new Promise((resolve) => setImmediate(resolve))
+  gc()
+  const baseline = used()
   // A full outbox for each: 200 distinct 1 KiB messages.
   for (let m = 0; m < 200; m++) {
     for (const id of ids) t0(app.sessions.send(id, `${m}:${id}:`.padEnd(1024, 'z')) === 0)

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
-import { createCookieSigner, createSharedCookieSigner } from '../plugin/identity.js'
+import { createCookieSigner, createSharedCookieSigner } from '../plugin/handshake/identity.js'
 import { cookiePair, openSocket, SECRET, startApp } from './helpers.js'
 
 // Session cookies are signed with a key derived from the secret (identity.ts), not the raw secret.

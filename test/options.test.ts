@@ -2,7 +2,8 @@ import { test } from 'tap'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import glue, { type GlueOptions } from '../plugin/index.js'
-import { DEFAULTS, resolveOptions } from '../plugin/options.js'
+import { resolveRedisOptions } from '../plugin/adapters/redis-options.js'
+import { DEFAULTS, resolveOptions } from '../plugin/config/resolve.js'
 import { createLogCapture, SECRET } from './helpers.js'
 
 async function registerWith (options: unknown): Promise<unknown> {
@@ -81,7 +82,16 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['rateLimit.burst', 1.5, /`rateLimit.burst` to be an integer >= 1, got `1.5`/],
   ['maxSocketsPerSession', 0, /`maxSocketsPerSession` to be an integer >= 1/],
   ['maxSocketsPerAddress', -1, /`maxSocketsPerAddress` to be an integer >= 0/],
-  ['onRequest', 'fn', /`onRequest` to be a function/],
+  ['drainTimeout', 0, /`drainTimeout` to be an integer >= 1/],
+  ['maxDetachedSessions', -1, /`maxDetachedSessions` to be an integer >= 0/],
+  ['maxDetachedBytes', 'lots', /`maxDetachedBytes` to be an integer >= 0/],
+  ['maxTopicsPerSession', 0, /`maxTopicsPerSession` to be an integer >= 1/],
+  ['maxPendingRequests', 0, /`maxPendingRequests` to be an integer >= 1/],
+  ['handshakeRateLimit', true, /`handshakeRateLimit` to be an object or false, got `true`/],
+  ['handshakeRateLimit.handshakesPerSecond', 0, /`handshakeRateLimit.handshakesPerSecond` to be an integer >= 1/],
+  ['handshakeRateLimit.burst', 0.5, /`handshakeRateLimit.burst` to be an integer >= 1/],
+  ['answerRequest', 'fn', /`answerRequest` to be a function/],
+  ['onRequest', () => null, /`onRequest` to be unset: it is now called `answerRequest`/],
   ['authorizeSubscribe', 1, /`authorizeSubscribe` to be a function/],
   ['onConnect', 'fn', /`onConnect` to be a function/],
   ['onMessage', {}, /`onMessage` to be a function/],
@@ -167,12 +177,14 @@ test('registers on a custom path only', async (t) => {
 })
 
 test('validates the redis options and fills in their defaults', async (t) => {
-  t.same(resolveOptions({ redis: 'redis://127.0.0.1:6379' }).redis, {
+  // The Redis adapter validates its options itself, under the name of the plugin's `redis` option.
+  const resolveRedis = (value: unknown): ReturnType<typeof resolveRedisOptions> => resolveRedisOptions(value, 'redis')
+  t.same(resolveRedis('redis://127.0.0.1:6379'), {
     url: 'redis://127.0.0.1:6379', client: undefined, prefix: 'glue', streamLimit: 100_000, bufferLimit: 10_000, nodeTimeout: 10_000
   })
   const client = { duplicate: () => client }
-  t.equal(resolveOptions({ redis: client }).redis?.client, client, 'an ioredis client as is')
-  t.match(resolveOptions({ redis: { client, prefix: 'app:1', bufferLimit: 0 } }).redis, { client, prefix: 'app:1', bufferLimit: 0 })
+  t.equal(resolveRedis(client).client, client, 'an ioredis client as is')
+  t.match(resolveRedis({ client, prefix: 'app:1', bufferLimit: 0 }), { client, prefix: 'app:1', bufferLimit: 0 })
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ url: 'redis://x', prefix: '' }, /`redis.prefix` to be 1 to 64 letters/],
     [{ url: 'redis://x', prefix: 'a b' }, /`redis.prefix`/],
@@ -184,6 +196,6 @@ test('validates the redis options and fills in their defaults', async (t) => {
     [{ url: 42 }, /`redis.url`/]
   ]
   for (const [redis, message] of cases) {
-    t.throws(() => resolveOptions({ redis: redis as GlueOptions['redis'] }), { code: 'FST_WSGLUE_INVALID_OPTION', message }, JSON.stringify(redis))
+    t.throws(() => resolveRedis(redis), { code: 'FST_WSGLUE_INVALID_OPTION', message }, JSON.stringify(redis))
   }
 })

@@ -66,10 +66,10 @@ test('client message envelopes reach onMessage as strings, JSON text or Buffers'
   t.same(got, ['ping', '{"a":[1,2]}', Buffer.from([7, 8])])
 })
 
-test('requests are answered by onRequest, sync or async, with replies matched by id', async (t) => {
+test('requests are answered by answerRequest, sync or async, with replies matched by id', async (t) => {
   const { app, wsUrl } = await startApp({
     glue: {
-      onRequest (session, data) {
+      answerRequest (session, data) {
         const op = (data as { op: string }).op
         if (op === 'echo') return data
         if (op === 'slow') return new Promise((resolve) => setTimeout(() => resolve('slow done'), 30))
@@ -94,7 +94,7 @@ test('requests are answered by onRequest, sync or async, with replies matched by
 test('request errors come back with a safe message; only exposed errors keep theirs', async (t) => {
   const { app, wsUrl, logs } = await startApp({
     glue: {
-      async onRequest (_session, data) {
+      async answerRequest (_session, data) {
         if (data === 'exposed') throw Object.assign(new Error('quota exceeded'), { expose: true, code: 'QUOTA' })
         if (data === 'exposed-no-code') throw Object.assign(new Error('try later'), { expose: true })
         if (data === 'circular') { const value: Record<string, unknown> = {}; value.self = value; return value }
@@ -118,8 +118,8 @@ test('request errors come back with a safe message; only exposed errors keep the
   await logs.waitFor('request reply is not serialisable')
 })
 
-test('a synchronous throw in onRequest is answered too', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { onRequest () { throw new Error('sync') } } })
+test('a synchronous throw in answerRequest is answered too', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { answerRequest () { throw new Error('sync') } } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   t.teardown(() => client.socket.terminate())
@@ -127,7 +127,7 @@ test('a synchronous throw in onRequest is answered too', async (t) => {
   t.same(await client.nextEnvelope(), ['r', 9, 0, { code: 'GLUE_REQUEST_FAILED', message: 'request failed' }])
 })
 
-test('requests without an onRequest handler get GLUE_NO_HANDLER', async (t) => {
+test('requests without an answerRequest handler get GLUE_NO_HANDLER', async (t) => {
   const { app, wsUrl } = await startApp()
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)

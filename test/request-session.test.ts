@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { createCookieSigner } from '../plugin/identity.js'
+import { createCookieSigner } from '../plugin/handshake/identity.js'
 import { cookiePair, openSocket, SECRET, startApp } from './helpers.js'
 
 async function startWithRoutes (glue = {}) {

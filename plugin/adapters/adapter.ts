@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { EncodedData } from '../encode.js'
+import type { EncodedData } from '../wire/encode.js'
 
 /**
  * A message that travels between `app.sessions` and the sockets of every node. Payloads are
@@ -53,40 +53,31 @@ export interface AdapterLimits {
 /** What the plugin gives an adapter: delivery to this node's sockets, and what this node holds. */
 export interface AdapterHost {
   /**
-   * Applies a message to this node's sockets. `seq` is its cluster sequence number, or 0 when the
-   * adapter does not number messages (the registry then numbers them per session).
+   * Applies a message to this node's sockets. `clusterSeq` is its number in the cluster order;
+   * without one (a local adapter) the node numbers it per session.
    * @returns for send/broadcast/publish/close the number of sockets reached; for subscribe and
    * unsubscribe 1 when membership changed, else 0.
    */
-  deliver (message: ClusterMessage, seq: number): number
+  apply (message: ClusterMessage, clusterSeq?: number): number
   /** The shared delivery state was lost or skipped ahead: tell this node's clients (welcome and gap). */
   resync (position: StreamPosition): void
+  /** Replaces topic membership with the cluster's: session id → topics (at start, or after Redis lost its data). */
+  resetSubscriptions (snapshot: Iterable<[sessionId: string, topics: readonly string[]]>): void
+  /** Topics of a session (cluster-wide once the adapter applies every subscription). */
+  topicsOf (sessionId: string): string[]
   /** Open sockets of a session on this node. */
   socketCount (sessionId: string): number
   /** Open sockets per session on this node, to announce presence again after an outage. */
   localSessions (): IterableIterator<[sessionId: string, sockets: number]>
-  /** Topics of a session in this node's registry (memory adapter). */
-  topicsOf (sessionId: string): string[]
-  /** Sessions subscribed to a topic in this node's registry (memory adapter). */
-  subscriberCount (topic: string): number
   /** Sessions and sockets on this node. */
   localCounts (): { sessions: number, sockets: number }
   readonly log: FastifyBaseLogger
 }
 
-/**
- * The transport between `app.sessions` and the sockets of every node. The memory adapter delivers
- * on this node only; the Redis adapter numbers every message cluster-wide and fans it out.
- * Adapters never touch sockets: they hand messages to the host.
- */
-export interface GlueAdapter {
+/** What every adapter does: carry messages between `app.sessions` and the sockets of every node. */
+interface AdapterBase {
   /** A short name for logs. */
   readonly name: string
-  /**
-   * True when the adapter numbers messages cluster-wide and keeps them for resume (the registry then
-   * keeps no outbox); false when the registry numbers them per session on this node.
-   */
-  readonly sequenced: boolean
   /** Connects; the plugin awaits it during `register`. Rejects when the transport is unreachable. */
   start (host: AdapterHost, limits: AdapterLimits): Promise<void>
   /** Disconnects; called from the plugin's `onClose`. */
@@ -106,12 +97,27 @@ export interface GlueAdapter {
   presence (sessionId: string): Promise<number>
   /** Live nodes, sessions and sockets on every node. */
   clusterCounts (): Promise<ClusterCounts>
-  /** Topics of a session, cluster-wide. */
-  topicsOf (sessionId: string): string[]
-  /** Sessions subscribed to a topic, cluster-wide. */
-  subscriberCount (topic: string): number
-  /** Sequenced adapters: where this node stands in the cluster order. */
-  position? (): StreamPosition
-  /** Sequenced adapters: the session's messages after `afterSeq` up to `untilSeq`. */
-  replay? (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult>
 }
+
+/** An adapter that leaves numbering and outboxes to each node: the memory adapter. */
+export interface LocalAdapter extends AdapterBase {
+  readonly sequenced: false
+}
+
+/**
+ * An adapter that numbers every message cluster-wide and keeps them for resume (the nodes keep no
+ * outbox): the Redis adapter.
+ */
+export interface SequencedAdapter extends AdapterBase {
+  readonly sequenced: true
+  /** Where this node stands in the cluster order. */
+  position (): StreamPosition
+  /** The session's messages after `afterSeq` up to `untilSeq`, within the resume limits. */
+  replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult>
+}
+
+/**
+ * The transport between `app.sessions` and the sockets of every node. Adapters never touch
+ * sockets: they hand messages to the host.
+ */
+export type GlueAdapter = LocalAdapter | SequencedAdapter

@@ -1,4 +1,4 @@
-import type { EncodedData } from '../encode.js'
+import type { EncodedData } from '../wire/encode.js'
 import type { ClusterMessage, ClusterMessageKind } from './adapter.js'
 
 /**

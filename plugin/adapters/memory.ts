@@ -1,10 +1,10 @@
-import type { AdapterHost, ClusterCounts, GlueAdapter } from './adapter.js'
+import type { AdapterHost, ClusterCounts, LocalAdapter } from './adapter.js'
 
 /**
  * The default adapter: one node, delivery in the same tick. Numbering per session and outboxes for
  * resume stay in the registry.
  */
-export function createMemoryAdapter (): GlueAdapter {
+export function createMemoryAdapter (): LocalAdapter {
   let host: AdapterHost | undefined
   const connected = (): AdapterHost => {
     if (host === undefined) throw new Error('memory adapter used before start')
@@ -18,7 +18,7 @@ export function createMemoryAdapter (): GlueAdapter {
     },
     async stop () {},
     emit (message) {
-      return connected().deliver(message, 0)
+      return connected().apply(message)
     },
     settled () {
       return undefined
@@ -30,12 +30,6 @@ export function createMemoryAdapter (): GlueAdapter {
     },
     async clusterCounts (): Promise<ClusterCounts> {
       return { nodes: 1, ...connected().localCounts() }
-    },
-    topicsOf (sessionId) {
-      return connected().topicsOf(sessionId)
-    },
-    subscriberCount (topic) {
-      return connected().subscriberCount(topic)
     }
   }
 }

@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
 import { REDIS_READ_BATCH, REDIS_READ_BLOCK, REDIS_STOP_GRACE } from '../constants.js'
 import { FST_WSGLUE_CLUSTER_UNAVAILABLE, FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
-import { resolveRedisOptions, type RedisAdapterOptions, type RedisClientLike, type ResolvedRedisAdapterOptions } from '../options.js'
-import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, GlueAdapter, ReplayResult, StreamPosition } from './adapter.js'
+import { receives } from '../messages/recipients.js'
+import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, StreamPosition } from './adapter.js'
 import { decodeClusterMessage, encodeClusterMessage } from './codec.js'
-import { Membership } from './membership.js'
+import { resolveRedisOptions, type RedisAdapterOptions, type RedisClientLike, type ResolvedRedisAdapterOptions } from './redis-options.js'
 import { EMIT, EPOCH, JOIN, LEAVE, REAP, SNAPSHOT, SYNC_NODE } from './redis-scripts.js'
 
 type Arg = string | number | Buffer
@@ -42,14 +42,9 @@ const SCRIPTS: ReadonlyArray<[name: keyof ScriptCommands, keys: number, lua: str
   ['glueReap', 8, REAP]
 ]
 
-/** Whether a stored message is one this session receives (volatile ones are never replayed). */
-function concerns (message: ClusterMessage, sessionId: string, topics: ReadonlySet<string>): boolean {
-  switch (message.kind) {
-    case 'send': return !message.volatile && message.sessionId === sessionId
-    case 'broadcast': return !message.volatile && message.except !== sessionId
-    case 'publish': return !message.volatile && message.except !== sessionId && topics.has(message.topic)
-    default: return false
-  }
+/** Whether a stored message is one this session receives again on resume (volatile ones are never replayed). */
+function replayable (message: ClusterMessage, sessionId: string, topics: ReadonlySet<string>): boolean {
+  return !('volatile' in message && message.volatile) && receives(message, sessionId, (topic) => topics.has(topic))
 }
 
 function seqOf (id: Buffer): number {
@@ -63,13 +58,12 @@ function seqOf (id: Buffer): number {
  * numbers on any node, and a node that loses Redis for a moment reads on from where it stopped.
  * Resume reads the session's messages back from the same stream.
  */
-class RedisAdapter implements GlueAdapter {
+class RedisAdapter implements SequencedAdapter {
   readonly name = 'redis'
   readonly sequenced = true
   readonly #options: ResolvedRedisAdapterOptions
   readonly #uid = randomBytes(9).toString('base64url')
   readonly #keys: Record<'seq' | 'epoch' | 'stream' | 'emitted' | 'subs' | 'presence' | 'detached' | 'sockets' | 'nodes' | 'node', string>
-  readonly #membership = new Membership()
   #host: AdapterHost | undefined
   #limits: AdapterLimits = { outboxLimit: 0, outboxMaxAge: 0, sessionGrace: 0 }
   #commands: Connection | undefined
@@ -124,7 +118,7 @@ class RedisAdapter implements GlueAdapter {
       this.#epoch = snapshot.epoch
       this.#writerEpoch = snapshot.epoch
       this.#cursor = snapshot.seq
-      this.#membership.reset(snapshot.subscriptions)
+      host.resetSubscriptions(snapshot.subscriptions)
       await this.#syncNode()
     } catch (err) {
       commands.disconnect()
@@ -163,7 +157,7 @@ class RedisAdapter implements GlueAdapter {
     const host = this.#host as AdapterHost
     if (!this.#ready) {
       // Best effort by definition: delivered on this node, nowhere else, while Redis is away.
-      if ('volatile' in message && message.volatile) return host.deliver(message, 0)
+      if ('volatile' in message && message.volatile) return host.apply(message)
       if (this.#buffer.length >= this.#options.bufferLimit) {
         throw new FST_WSGLUE_CLUSTER_UNAVAILABLE(`Redis is unreachable and ${this.#options.bufferLimit} messages are already waiting for it`)
       }
@@ -174,7 +168,7 @@ class RedisAdapter implements GlueAdapter {
     if (this.#ready) this.#write(pending)
     else this.#buffer.push(pending)
     if (message.kind === 'subscribe') return 1
-    if (message.kind === 'unsubscribe') return this.#membership.has(message.sessionId, message.topic) ? 1 : 0
+    if (message.kind === 'unsubscribe') return host.topicsOf(message.sessionId).includes(message.topic) ? 1 : 0
     return 0
   }
 
@@ -212,14 +206,6 @@ class RedisAdapter implements GlueAdapter {
     return { nodes, sessions, sockets: Math.max(0, Number(sockets ?? 0)) }
   }
 
-  topicsOf (sessionId: string): string[] {
-    return this.#membership.topicsOf(sessionId)
-  }
-
-  subscriberCount (topic: string): number {
-    return this.#membership.subscriberCount(topic)
-  }
-
   position (): StreamPosition {
     return { epoch: this.#epoch, seq: this.#cursor }
   }
@@ -231,7 +217,7 @@ class RedisAdapter implements GlueAdapter {
    */
   async replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult> {
     const commands = this.#commands as Connection
-    const topics = new Set(this.#membership.topicsOf(sessionId))
+    const topics = new Set((this.#host as AdapterHost).topicsOf(sessionId))
     const cutoff = Date.now() - this.#limits.outboxMaxAge
     const kept: Array<{ seq: number, message: ClusterMessage }> = []
     let missed = 0
@@ -243,7 +229,7 @@ class RedisAdapter implements GlueAdapter {
         const seq = seqOf(id)
         oldestSeen = seq
         const decoded = fields[1] === undefined ? undefined : decodeClusterMessage(fields[1])
-        if (decoded === undefined || !concerns(decoded.message, sessionId, topics)) continue
+        if (decoded === undefined || !replayable(decoded.message, sessionId, topics)) continue
         if (decoded.time < cutoff || kept.length >= this.#limits.outboxLimit) missed++
         else kept.push({ seq, message: decoded.message })
       }
@@ -395,7 +381,7 @@ class RedisAdapter implements GlueAdapter {
       this.#log.warn({ epoch: snapshot.epoch }, 'redis adapter: Redis lost its data; clients are told messages may be missing')
       this.#epoch = snapshot.epoch
       this.#cursor = 0
-      this.#membership.reset(snapshot.subscriptions)
+      ;(this.#host as AdapterHost).resetSubscriptions(snapshot.subscriptions)
       ;(this.#host as AdapterHost).resync(this.position())
     } catch (err) {
       this.#log.debug({ err }, 'redis adapter: snapshot after reconnect failed')
@@ -418,11 +404,8 @@ class RedisAdapter implements GlueAdapter {
       return
     }
     const { message } = decoded
-    if (message.kind === 'subscribe') this.#membership.add(message.sessionId, message.topic)
-    else if (message.kind === 'unsubscribe') this.#membership.remove(message.sessionId, message.topic)
-    else if (message.kind === 'expire') this.#membership.removeSession(message.sessionId)
     try {
-      host.deliver(message, seq)
+      host.apply(message, seq)
     } catch (err) {
       this.#log.error({ err, kind: message.kind }, 'redis adapter: delivery failed')
     }
@@ -463,11 +446,14 @@ class RedisAdapter implements GlueAdapter {
  * same Redis and prefix.
  * @throws FST_WSGLUE_INVALID_OPTION for invalid options.
  */
-export function createRedisAdapter (options: string | RedisClientLike | RedisAdapterOptions): GlueAdapter {
+export function createRedisAdapter (options: string | RedisClientLike | RedisAdapterOptions): SequencedAdapter {
   return new RedisAdapter(resolveRedisOptions(options, 'createRedisAdapter'))
 }
 
-/** For the plugin: an adapter from already validated options. */
-export function createRedisAdapterFromResolved (options: ResolvedRedisAdapterOptions): GlueAdapter {
-  return new RedisAdapter(options)
+/**
+ * For the plugin's `redis` option: validated under that name, so an error names `redis.url` and so on.
+ * @throws FST_WSGLUE_INVALID_OPTION for invalid options.
+ */
+export function createRedisAdapterFromOption (value: unknown): SequencedAdapter {
+  return new RedisAdapter(resolveRedisOptions(value, 'redis'))
 }

@@ -59,23 +59,23 @@ test('a deeply nested frame from a raw client is handed to onMessage as text, un
   t.equal(got[0], nestedArray(5000))
 })
 
-/** A memory adapter whose `topicsOf` or `socketOpened` throws: code the plugin calls but does not own. */
-function brokenAdapter (broken: 'topicsOf' | 'socketOpened'): GlueAdapter {
+/** A memory adapter whose `settled` or `socketOpened` throws: code the plugin calls but does not own. */
+function brokenAdapter (broken: 'settled' | 'socketOpened'): GlueAdapter {
   const adapter = createMemoryAdapter()
   return { ...adapter, [broken]: () => { throw new Error(`${broken} is broken`) } }
 }
 
 test('an unexpected error while handling a message closes that socket with 1011, logged, and nothing else', async (t) => {
-  const { app, wsUrl, logs } = await startApp({ glue: { adapter: brokenAdapter('topicsOf'), authorizeSubscribe: () => true } })
+  const { app, wsUrl, logs } = await startApp({ glue: { adapter: brokenAdapter('settled'), authorizeSubscribe: () => true } })
   t.teardown(() => app.close())
   const bystander = await openGlueSocket(wsUrl)
   t.teardown(() => bystander.socket.terminate())
   const client = await openGlueSocket(wsUrl)
-  client.sendEnvelope(['s', 1, 'news'])
+  client.sendEnvelope(['u', 1, 'news'])
   t.same(await client.closed, { code: 1011, reason: 'internal error' })
   const line = await logs.waitFor('websocket handling failed')
   t.equal(line.level, 50, 'logged at error level')
-  t.match(line.err, { message: 'topicsOf is broken' })
+  t.match(line.err, { message: 'settled is broken' })
   t.equal(app.sessions.stats().internalErrors, 1)
   bystander.sendEnvelope(['q', 1, null])
   t.same((await bystander.nextEnvelope()).slice(0, 3), ['r', 1, 0], 'the other socket still works')

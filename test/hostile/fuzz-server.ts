@@ -42,7 +42,7 @@ await app.register(glue, {
     entry.count++
     entry.digest = digestOf(data)
   },
-  onRequest (session, data, socket) {
+  answerRequest (session, data, socket) {
     if (data === PROBE) {
       const entry = seenBy(socket)
       const answer: ProbeAnswer = { count: entry.count, digest: entry.digest, sessionId: session.id }

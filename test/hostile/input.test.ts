@@ -292,7 +292,7 @@ async function answerTo (client: GlueSocket, envelope: unknown[]): Promise<unkno
 
 test('a malformed envelope with a usable id gets GLUE_BAD_ENVELOPE and the socket stays open', async (t) => {
   const requests: unknown[] = []
-  const { app, wsUrl } = await startApp({ glue: { onRequest: (_session, data) => { requests.push(data); return data } } })
+  const { app, wsUrl } = await startApp({ glue: { answerRequest: (_session, data) => { requests.push(data); return data } } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   t.teardown(() => client.socket.terminate())

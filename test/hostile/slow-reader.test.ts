@@ -71,7 +71,7 @@ test('a socket that reaches twice the mark is closed at once, so memory stays bo
 })
 
 test('replies, welcomes and errors honour the high-water mark too', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, rateLimit: false, onRequest: () => 'r'.repeat(16 * 1024) } })
+  const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, rateLimit: false, answerRequest: () => 'r'.repeat(16 * 1024) } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   pauseReading(client)

@@ -7,7 +7,7 @@ import { withoutCoverage } from '../helpers.js'
 /** What the target process can be asked to behave like (see test/fixtures/hostile-target.mjs). */
 export interface TargetConfig {
   /** JSON-serialisable plugin options; defaults for everything not given. */
-  glue?: Omit<GlueOptions, 'onConnect' | 'onMessage' | 'onClose' | 'onRequest' | 'authorizeSubscribe' | 'adapter' | 'redis'>
+  glue?: Omit<GlueOptions, 'onConnect' | 'onMessage' | 'onClose' | 'answerRequest' | 'authorizeSubscribe' | 'adapter' | 'redis'>
   authorizeAll?: boolean
   /** onConnect waits until the test calls `releaseConnect`. */
   slowConnect?: boolean

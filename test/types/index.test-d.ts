@@ -85,7 +85,7 @@ const authorize: SubscribeAuthorizer = async (session, topic) => session.id !== 
 const answer: RequestHandler = (_session, data) => ({ echo: data })
 await app.register(glue, {
   authorizeSubscribe: authorize,
-  onRequest: answer,
+  answerRequest: answer,
   outboxLimit: 100,
   outboxMaxAge: 60_000,
   sessionGrace: 0,

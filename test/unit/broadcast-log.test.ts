@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { BroadcastLog, type LoggedBroadcast } from '../../plugin/broadcast-log.js'
+import { BroadcastLog, type LoggedBroadcast } from '../../plugin/sessions/broadcast-log.js'
 
 const message = { body: Buffer.from('x'), topic: false, binary: false, shared: true }
 const entry = (order: number, time = order, except?: string): LoggedBroadcast => ({ order, message, time, except })

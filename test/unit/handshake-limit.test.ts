@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { createHandshakeLimiter } from '../../plugin/handshake-limit.js'
+import { createHandshakeLimiter } from '../../plugin/handshake/handshake-limit.js'
 
 test('allows a burst per address, then the sustained rate', (t) => {
   const limiter = createHandshakeLimiter({ handshakesPerSecond: 10, burst: 3 })

@@ -1,4 +1,4 @@
-import { describe, FST_WSGLUE_INVALID_DATA } from './errors.js'
+import { describe, FST_WSGLUE_INVALID_DATA } from '../errors.js'
 
 /** A payload ready for the wire: encoded once, sent to any number of sockets. */
 export interface EncodedData {

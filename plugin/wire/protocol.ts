@@ -1,4 +1,5 @@
-import { CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, TOPIC_MAX_BYTES } from './constants.js'
+import { CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, TOPIC_MAX_BYTES } from '../constants.js'
+import type { ReplyError } from '../errors.js'
 import { copyOf, jsonOf, ownsMemory, type EncodedData } from './encode.js'
 
 /** The websocket subprotocol of the shipped client; see docs/protocol.md. */
@@ -46,11 +47,6 @@ export interface InvalidEnvelope {
   readonly unknownKind: boolean
 }
 
-/** A reply error as the client sees it. */
-export interface ReplyError {
-  readonly code: string
-  readonly message: string
-}
 
 function invalid (code: number, reason: string, id?: RequestId, unknownKind = false): InvalidEnvelope {
   return { kind: 'invalid', code, reason, id, unknownKind }

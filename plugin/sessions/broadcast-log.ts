@@ -1,4 +1,4 @@
-import type { StoredMessage } from './outbound.js'
+import type { StoredMessage } from '../messages/outbound.js'
 
 /** A broadcast as detached sessions see it when they come back. */
 export interface LoggedBroadcast {

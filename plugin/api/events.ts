@@ -1,14 +1,7 @@
-import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
-import type { WebSocket } from 'ws'
-import { sessionTag } from './identity.js'
-import type { Session } from './registry.js'
-
-/** Runs when a socket has joined its session. May be async; a throw or rejection closes that socket with 1011. */
-export type ConnectListener = (session: Session, socket: WebSocket, request: FastifyRequest) => unknown
-/** Runs for every inbound message: `data` is a string for text frames and a Buffer for binary frames. */
-export type MessageListener = (session: Session, data: string | Buffer, socket: WebSocket) => unknown
-/** Runs once a socket has closed, with the close code and reason it closed with. */
-export type CloseListener = (session: Session, socket: WebSocket, code: number, reason: string) => unknown
+import type { FastifyBaseLogger } from 'fastify'
+import { sessionTag } from '../handshake/identity.js'
+import type { Session } from '../sessions/live-session.js'
+import type { CloseListener, ConnectListener, MessageListener } from './hooks.js'
 
 /** Event names of `app.sessions.on()` and the listener each one takes. */
 export interface SessionEventMap {

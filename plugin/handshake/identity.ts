@@ -1,7 +1,16 @@
 import { createHash, createHmac, randomFillSync } from 'node:crypto'
 import { Signer } from '@fastify/cookie'
-import { SESSION_ID_BYTES } from './constants.js'
-import type { ResolvedCookieOptions } from './options.js'
+import { SESSION_ID_BYTES } from '../constants.js'
+
+/** The attributes of the session cookie, as resolved from the options. */
+export interface SessionCookieAttributes {
+  readonly name: string
+  readonly maxAge: number | undefined
+  readonly domain: string | undefined
+  readonly path: string
+  readonly sameSite: 'lax' | 'strict' | 'none'
+  readonly secure: boolean | 'auto'
+}
 
 /** Signs and verifies cookie values; the interface of @fastify/cookie's Signer. */
 export interface CookieSigner {
@@ -78,7 +87,7 @@ export function readIdentity (cookieValue: string | undefined, signer: CookieSig
 
 /** Builds the `Set-Cookie` header value for a session id. */
 export function serializeSessionCookie (
-  cookie: ResolvedCookieOptions,
+  cookie: SessionCookieAttributes,
   sessionId: string,
   signer: CookieSigner,
   overHttps: boolean

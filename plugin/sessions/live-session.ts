@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws'
-import type { StoredMessage } from './outbound.js'
-import type { Outbox } from './outbox.js'
+import type { StoredMessage } from '../messages/outbound.js'
+import type { Outbox } from '../messages/outbox.js'
 
 /** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
 export interface Session {
@@ -38,8 +38,6 @@ export interface AwayState {
 export class LiveSession implements Session {
   readonly id: string
   readonly sockets = new Set<WebSocket>()
-  /** Created on first subscription: most sessions never subscribe. */
-  topics: Set<string> | undefined
   /** Sequence number of the last message numbered for this session. */
   seq = 0
   /** Identifies this delivery state; set once a glue.v1 socket joins (the session becomes resumable). */

@@ -1,7 +1,5 @@
 import type { WebSocket } from 'ws'
-import { kAlive } from './constants.js'
-
-type Beating = WebSocket & { [kAlive]?: boolean }
+import { stateOf } from '../sessions/socket-state.js'
 
 /** Tracks liveness of many sockets with a single timer. */
 export interface Heartbeat {
@@ -12,38 +10,43 @@ export interface Heartbeat {
 
 const OPEN = 1
 
-function markAlive (this: Beating): void {
-  this[kAlive] = true
+function markAlive (this: WebSocket): void {
+  stateOf(this).alive = true
 }
 
 /**
  * Pings every socket each `interval` ms and terminates those that did not answer the previous ping.
  * One timer for all sockets: per-socket timers cost memory and wake-ups at scale.
  */
-export function createHeartbeat (interval: number): Heartbeat {
+export function createHeartbeat (interval: number, onError: (err: unknown) => void): Heartbeat {
   if (interval === 0) return { add () {}, delete () {}, stop () {} }
 
-  const sockets = new Set<Beating>()
+  const sockets = new Set<WebSocket>()
   const timer = setInterval(() => {
     for (const socket of sockets) {
-      if (socket[kAlive] === false) {
-        // terminate() emits 'close' (1006), which runs the close listeners and deletes the socket.
-        socket.terminate()
-      } else if (socket.readyState === OPEN) {
-        socket[kAlive] = false
-        socket.ping()
+      try {
+        const state = stateOf(socket)
+        if (!state.alive) {
+          // terminate() emits 'close' (1006), which runs the close listeners and deletes the socket.
+          socket.terminate()
+        } else if (socket.readyState === OPEN) {
+          state.alive = false
+          socket.ping()
+        }
+      } catch (err) {
+        onError(err)
       }
     }
   }, interval)
   timer.unref()
 
   return {
-    add (socket: Beating) {
-      socket[kAlive] = true
+    add (socket) {
+      stateOf(socket).alive = true
       socket.on('pong', markAlive)
       sockets.add(socket)
     },
-    delete (socket: Beating) {
+    delete (socket) {
       sockets.delete(socket)
     },
     stop () {

@@ -1,8 +1,9 @@
 import { BroadcastLog, type LoggedBroadcast } from './broadcast-log.js'
 import type { AwayMessage, LiveSession } from './live-session.js'
-import type { StoredMessage } from './outbound.js'
-import { Outbox } from './outbox.js'
-import type { SessionStats } from './stats.js'
+import type { StoredMessage } from '../messages/outbound.js'
+import { Outbox } from '../messages/outbox.js'
+import { receives } from '../messages/recipients.js'
+import type { SessionStats } from '../api/stats.js'
 
 /** Limits of detached sessions, from the resolved options. */
 export interface DetachedLimits {
@@ -68,12 +69,14 @@ export class DetachedSessions {
     return this.#sessions.get(sessionId) ?? this.#idle.get(sessionId)
   }
 
-  /** Keeps a session whose last socket closed for its grace period. */
-  detach (session: LiveSession, now: number): void {
+  /**
+   * Keeps a session whose last socket closed for its grace period. `idle` says it has nothing to
+   * resume (it never received or sent anything, and has no topic).
+   */
+  detach (session: LiveSession, now: number, idle: boolean): void {
     let bytes = DETACHED_SESSION_COST
     for (const message of session.outbox?.messages() ?? []) bytes += messageCost(message)
     session.away = { releaseAt: now + this.#limits.sessionGrace, broadcastMark: this.#log.total, messages: [], dropped: 0, excepted: 0, bytes }
-    const idle = session.seq === 0 && !session.heardFrom && session.topics === undefined
     ;(idle ? this.#idle : this.#sessions).set(session.id, session)
     this.#bytes += bytes
     this.#stats.detachedSessions++
@@ -118,7 +121,7 @@ export class DetachedSessions {
     // Read before forgetting: the log is cleared once no session is detached.
     const { kept, dropped } = this.#log.since(away.broadcastMark)
     this.#forget(session)
-    const broadcasts = kept.filter((entry) => entry.except !== session.id)
+    const broadcasts = kept.filter((entry) => receives({ kind: 'broadcast', except: entry.except }, session.id, noTopic))
     // Broadcasts dropped from the log that excluded this session were never meant for it.
     const lost = away.dropped + dropped - (away.excepted - (kept.length - broadcasts.length))
     if (lost > 0) {
@@ -166,6 +169,8 @@ export class DetachedSessions {
     }
   }
 }
+
+const noTopic = (): boolean => false
 
 /** Broadcasts and away messages, each already in order, merged into the order they were sent. */
 function * merge (broadcasts: readonly LoggedBroadcast[], messages: readonly AwayMessage[]): IterableIterator<AwayMessage> {

@@ -1,5 +1,5 @@
-import { CLOSE_APP_MAX, CLOSE_APP_MIN, CLOSE_NORMAL, CLOSE_REASON_MAX_BYTES } from './constants.js'
-import { encodeData } from './encode.js'
+import type { ClusterCounts, GlueAdapter } from '../adapters/adapter.js'
+import { CLOSE_APP_MAX, CLOSE_APP_MIN, CLOSE_NORMAL, CLOSE_REASON_MAX_BYTES } from '../constants.js'
 import {
   describe,
   FST_WSGLUE_INVALID_CLOSE_CODE,
@@ -8,12 +8,13 @@ import {
   FST_WSGLUE_INVALID_SESSION_ID,
   FST_WSGLUE_INVALID_TOPIC,
   FST_WSGLUE_TOO_MANY_TOPICS
-} from './errors.js'
+} from '../errors.js'
+import type { Session } from '../sessions/live-session.js'
+import type { SessionStore } from '../sessions/store.js'
+import { encodeData } from '../wire/encode.js'
+import { isTopic } from '../wire/protocol.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
-import { isTopic } from './protocol.js'
-import type { Session, SessionRegistry } from './registry.js'
 import type { SessionStats } from './stats.js'
-import type { ClusterCounts, GlueAdapter } from './adapters/adapter.js'
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {
@@ -142,9 +143,9 @@ function assertListener (event: unknown, listener: unknown): void {
   }
 }
 
-/** Builds the `app.sessions` facade: validates arguments, then hands work to the registry. */
+/** Builds the `app.sessions` facade: validates arguments, then hands messages to the adapter and questions to the store. */
 export function createSessions (
-  registry: SessionRegistry,
+  store: SessionStore,
   adapter: GlueAdapter,
   events: SessionEvents,
   stats: SessionStats,
@@ -163,9 +164,9 @@ export function createSessions (
     subscribe (sessionId, topic) {
       assertSessionId(sessionId)
       assertTopic(topic)
-      const topics = adapter.topicsOf(sessionId)
-      if (topics.length >= limits.maxTopicsPerSession && !topics.includes(topic)) {
-        throw new FST_WSGLUE_TOO_MANY_TOPICS(`the session already has ${topics.length} topics (maxTopicsPerSession)`)
+      const count = store.topicCount(sessionId)
+      if (count >= limits.maxTopicsPerSession && !store.isSubscribed(sessionId, topic)) {
+        throw new FST_WSGLUE_TOO_MANY_TOPICS(`the session already has ${count} topics (maxTopicsPerSession)`)
       }
       return adapter.emit({ kind: 'subscribe', sessionId, topic }) === 1
     },
@@ -181,10 +182,10 @@ export function createSessions (
       return adapter.emit({ kind: 'publish', topic, data: encodeData(data), except, volatile: options?.volatile === true })
     },
     topicsOf (sessionId) {
-      return adapter.topicsOf(sessionId)
+      return store.topicsOf(sessionId)
     },
     subscriberCount (topic) {
-      return adapter.subscriberCount(topic)
+      return store.subscriberCount(topic)
     },
     presence (sessionId) {
       assertSessionId(sessionId)
@@ -200,19 +201,19 @@ export function createSessions (
       return adapter.emit({ kind: 'close', sessionId, code, reason })
     },
     has (sessionId) {
-      return registry.has(sessionId)
+      return store.get(sessionId) !== undefined
     },
     isKnown (sessionId) {
-      return registry.isKnown(sessionId)
+      return store.find(sessionId) !== undefined
     },
     stats () {
       return { ...stats }
     },
     get (sessionId) {
-      return registry.get(sessionId)
+      return store.get(sessionId)
     },
     get size () {
-      return registry.size
+      return stats.sessions
     },
     on (event, listener) {
       assertListener(event, listener)
@@ -225,7 +226,7 @@ export function createSessions (
       return sessions
     },
     [Symbol.iterator] () {
-      return registry.values()
+      return store.attached()
     }
   }
   return sessions

@@ -1,6 +1,6 @@
-import type { EncodedData } from './encode.js'
-import { frameHead, frameOf } from './frame.js'
-import { envelopeBody, envelopePrefix } from './protocol.js'
+import type { EncodedData } from '../wire/encode.js'
+import { frameHead, frameOf } from '../wire/ws-fast-path.js'
+import { envelopeBody, envelopePrefix } from '../wire/protocol.js'
 
 /** The bytes of one message for one glue.v1 session: a per-session head and the shared body. */
 export interface EnvelopeFrame {

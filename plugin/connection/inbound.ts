@@ -1,62 +1,32 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { WebSocket } from 'ws'
-import type { SessionEvents } from './events.js'
-import { sessionTag } from './identity.js'
-import { parseInbound, replyEnvelope, type ReplyError, type RequestId } from './protocol.js'
-import type { Session, SessionRegistry } from './registry.js'
-import type { ClusterMessage, GlueAdapter } from './adapters/adapter.js'
-
-/**
- * Decides whether a client may subscribe its session to a topic. May be async. Without one, every
- * client-initiated subscription is refused.
- */
-export type SubscribeAuthorizer = (session: Session, topic: string, socket: WebSocket) => boolean | Promise<boolean>
-
-/**
- * Answers a `client.request(data)`: the return value (or resolved value) is the reply. A thrown
- * error rejects the client's promise with `{ code, message }` only when it has `expose: true`;
- * anything else is logged and reported as `GLUE_REQUEST_FAILED`. `signal` aborts when the socket
- * closes, so long work can stop: nobody is left to read the reply.
- */
-export type RequestHandler = (session: Session, data: unknown, socket: WebSocket, signal: AbortSignal) => unknown
-
-/** Reply error codes a glue.v1 client can receive (docs/protocol.md). */
-export const REPLY_ERRORS = Object.freeze({
-  noHandler: { code: 'GLUE_NO_HANDLER', message: 'this server answers no requests' },
-  requestFailed: { code: 'GLUE_REQUEST_FAILED', message: 'request failed' },
-  refused: { code: 'GLUE_SUBSCRIBE_REFUSED', message: 'subscription refused' },
-  authorizerFailed: { code: 'GLUE_SUBSCRIBE_FAILED', message: 'subscription check failed' },
-  unknownKind: { code: 'GLUE_UNKNOWN_KIND', message: 'unknown envelope kind' },
-  badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' },
-  unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' },
-  tooManyTopics: { code: 'GLUE_TOO_MANY_TOPICS', message: 'this session has as many topics as it may' },
-  tooManyRequests: { code: 'GLUE_TOO_MANY_REQUESTS', message: 'too many requests in progress on this socket' }
-} satisfies Record<string, ReplyError>)
+import type { ClusterMessage, GlueAdapter } from '../adapters/adapter.js'
+import type { SessionEvents } from '../api/events.js'
+import type { RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
+import type { SocketWriter } from '../delivery/socket-writer.js'
+import { REPLY_ERRORS, type ReplyError } from '../errors.js'
+import { sessionTag } from '../handshake/identity.js'
+import type { Session } from '../sessions/live-session.js'
+import { stateOf } from '../sessions/socket-state.js'
+import type { SessionStore } from '../sessions/store.js'
+import { parseInbound, replyEnvelope, type RequestId } from '../wire/protocol.js'
 
 /** What the glue.v1 dispatcher needs from the plugin instance. */
 export interface InboundContext {
-  readonly registry: SessionRegistry
+  readonly store: SessionStore
+  readonly writer: SocketWriter
   readonly adapter: GlueAdapter
   readonly events: SessionEvents
   readonly log: FastifyBaseLogger
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
-  readonly onRequest: RequestHandler | undefined
+  readonly answerRequest: RequestHandler | undefined
   readonly maxTopicsPerSession: number
   readonly maxPendingRequests: number
 }
 
-const kInFlight = Symbol('fastify-websocket-glue.inFlight')
-const kAborts = Symbol('fastify-websocket-glue.aborts')
-type InboundSocket = WebSocket & {
-  /** Requests and subscription checks of this socket still in progress. */
-  [kInFlight]?: number
-  /** One per request handler still running: a signal each, so listeners go with their request. */
-  [kAborts]?: Set<AbortController>
-}
-
 /** The socket closed: request handlers still running for it are told through their signal. */
 export function abortRequests (socket: WebSocket): void {
-  const aborts = (socket as InboundSocket)[kAborts]
+  const aborts = stateOf(socket).aborts
   if (aborts === undefined) return
   for (const controller of aborts) controller.abort()
   aborts.clear()
@@ -70,7 +40,7 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
 
 /** Creates the dispatcher of client envelopes: messages, requests and subscriptions. */
 export function createInboundHandler (context: InboundContext): (session: Session, socket: WebSocket, raw: Buffer, isBinary: boolean) => void {
-  const { registry, adapter, events, log } = context
+  const { store, writer, adapter, events, log } = context
 
   /**
    * Changes a subscription through the adapter, so it holds on every node, and replies once it has
@@ -99,16 +69,16 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
    * Counts a request of `socket` in and returns the function that counts it out (once, whatever
    * path ends it); undefined, after an error reply, when the socket has as many as it may.
    */
-  function begin (socket: InboundSocket, id: RequestId): (() => void) | undefined {
-    const inFlight = socket[kInFlight] ?? 0
-    if (inFlight >= context.maxPendingRequests) {
+  function begin (socket: WebSocket, id: RequestId): (() => void) | undefined {
+    const state = stateOf(socket)
+    if (state.inFlight >= context.maxPendingRequests) {
       reply(socket, id, REPLY_ERRORS.tooManyRequests)
       return undefined
     }
-    socket[kInFlight] = inFlight + 1
+    state.inFlight++
     let counted = true
     return () => {
-      if (counted) socket[kInFlight] = (socket[kInFlight] as number) - 1
+      if (counted) state.inFlight--
       counted = false
     }
   }
@@ -121,7 +91,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
       log.error({ err }, 'request reply is not serialisable')
       envelope = replyEnvelope(id, REPLY_ERRORS.requestFailed)
     }
-    registry.sendTo(socket, envelope)
+    writer.sendTo(socket, envelope)
   }
 
   // Settles a sync or async result, so sync handlers reply in the same tick.
@@ -133,8 +103,8 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     Promise.resolve(result).then(onValue, onError).catch((err: unknown) => { log.error({ err }, 'answering a client failed') })
   }
 
-  function handleRequest (session: Session, socket: InboundSocket, id: RequestId, data: unknown): void {
-    const handler = context.onRequest
+  function handleRequest (session: Session, socket: WebSocket, id: RequestId, data: unknown): void {
+    const handler = context.answerRequest
     if (handler === undefined) {
       reply(socket, id, REPLY_ERRORS.noHandler)
       return
@@ -142,7 +112,8 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     const counted = begin(socket, id)
     if (counted === undefined) return
     const controller = new AbortController()
-    const aborts = socket[kAborts] ??= new Set()
+    const state = stateOf(socket)
+    const aborts = state.aborts ??= new Set()
     aborts.add(controller)
     const done = (): void => {
       counted()
@@ -168,7 +139,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     }
   }
 
-  function handleSubscribe (session: Session, socket: InboundSocket, id: RequestId, topic: string): void {
+  function handleSubscribe (session: Session, socket: WebSocket, id: RequestId, topic: string): void {
     const authorize = context.authorizeSubscribe
     if (authorize === undefined) {
       reply(socket, id, REPLY_ERRORS.refused)
@@ -200,8 +171,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
   }
 
   function atTopicLimit (sessionId: string, topic: string): boolean {
-    const topics = adapter.topicsOf(sessionId)
-    return topics.length >= context.maxTopicsPerSession && !topics.includes(topic)
+    return store.topicCount(sessionId) >= context.maxTopicsPerSession && !store.isSubscribed(sessionId, topic)
   }
 
   return function dispatch (session, socket, raw, isBinary) {

@@ -1,4 +1,4 @@
-import type { OriginCheck } from './options.js'
+import type { OriginCheck } from '../api/hooks.js'
 
 const DEFAULT_PORTS: Readonly<Record<string, string>> = { 'http:': '80', 'https:': '443' }
 

@@ -6,18 +6,21 @@ import type { EncodedData } from './encode.js'
 const FIN_TEXT = 0x81
 const FIN_BINARY = 0x82
 
-/** The ws internals the fast path relies on, with a fallback to send() when they are missing. */
+/**
+ * The fast path into `ws` internals: frames built once and written straight to a socket's transport,
+ * skipping ws's per-socket framing. Everything here falls back to `socket.send()` when the internals
+ * it relies on are missing.
+ */
+
+/** The ws internals the fast path relies on. */
 interface WsInternals {
   _socket?: Duplex | null
   _sender?: { _queue?: unknown[], _state?: number } | null
-  [kPlain]?: boolean
 }
 
-const kPlain = Symbol('fastify-websocket-glue.plain')
-
-/** Records, once per socket, whether it negotiated no extension (extensions never change later). */
-export function inspectSocket (socket: WebSocket): void {
-  (socket as unknown as WsInternals)[kPlain] = socket.extensions === ''
+/** Whether a socket negotiated no extension (they never change later): only then may pre-built frames go to it. */
+export function isPlain (socket: WebSocket): boolean {
+  return socket.extensions === ''
 }
 
 /**
@@ -50,11 +53,11 @@ export function frameOf (data: EncodedData): Buffer {
  * Returns the socket's transport when a pre-built frame may be written to it directly: no
  * extension (permessage-deflate would need per-socket compression) and nothing queued in ws's sender.
  */
-export function directTransport (socket: WebSocket): Duplex | null {
+export function directTransport (socket: WebSocket, plain: boolean): Duplex | null {
   const internals = socket as unknown as WsInternals
   const transport = internals._socket
   const sender = internals._sender
-  if (transport == null || sender == null || internals[kPlain] !== true) return null
+  if (transport == null || sender == null || !plain) return null
   if (sender._state !== 0 || (sender._queue?.length ?? 1) !== 0) return null
   return transport
 }

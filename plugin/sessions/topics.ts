@@ -1,8 +1,9 @@
 /**
- * Topic membership of every session in the cluster, mirrored on each node from the stream: which
- * topics a session has, and how many sessions a topic has. Kept in two maps so both lookups are O(1).
+ * Topic membership: which topics a session has, and which sessions a topic has, both O(1). The
+ * one place membership lives: on one node it holds the node's sessions; in cluster mode the adapter
+ * keeps it for every session of the cluster through the messages it applies.
  */
-export class Membership {
+export class TopicIndex {
   #bySession = new Map<string, Set<string>>()
   #byTopic = new Map<string, Set<string>>()
 
@@ -57,7 +58,18 @@ export class Membership {
     return [...(this.#bySession.get(sessionId) ?? [])]
   }
 
+  topicCount (sessionId: string): number {
+    return this.#bySession.get(sessionId)?.size ?? 0
+  }
+
+  /** The ids of the sessions subscribed to a topic. */
+  sessionsOf (topic: string): ReadonlySet<string> {
+    return this.#byTopic.get(topic) ?? EMPTY
+  }
+
   subscriberCount (topic: string): number {
     return this.#byTopic.get(topic)?.size ?? 0
   }
 }
+
+const EMPTY: ReadonlySet<string> = new Set()

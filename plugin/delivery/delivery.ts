@@ -1,0 +1,133 @@
+import type { WebSocket } from 'ws'
+import type { ClusterMessage } from '../adapters/adapter.js'
+import { Outbound, type EnvelopeFrame } from '../messages/outbound.js'
+import { receives } from '../messages/recipients.js'
+import type { LiveSession } from '../sessions/live-session.js'
+import { stateOf } from '../sessions/socket-state.js'
+import type { SessionStore } from '../sessions/store.js'
+import type { SocketWriter } from './socket-writer.js'
+
+// ws exposes readyState constants on the class; the numeric value is part of the WebSocket spec.
+const OPEN = 1
+// Volatile messages carry sequence number 0 on the wire: never stored, never replayed, never a gap.
+const VOLATILE_SEQ = 0
+/** Cluster mode: live messages held for one socket while its replay is read, before it counts as a slow consumer. */
+const HELD_LIMIT = 10_000
+
+/**
+ * Applies messages to this node's sockets: the single way in for everything `app.sessions` sends,
+ * on one node or many. It finds the recipients (the rule in messages/recipients.ts), numbers the
+ * message for each session (or takes the cluster's number), keeps it for resume, and hands each
+ * socket's bytes to the writer. A message walks one way: adapter → apply → session → socket.
+ */
+export class Delivery {
+  readonly #store: SessionStore
+  readonly #writer: SocketWriter
+
+  constructor (store: SessionStore, writer: SocketWriter) {
+    this.#store = store
+    this.#writer = writer
+  }
+
+  /**
+   * Applies a message from the adapter. `clusterSeq` is the message's number in the cluster order;
+   * without one this node numbers it per session.
+   * @returns for send/broadcast/publish/close the sockets reached; for subscribe and unsubscribe 1
+   * when membership changed, else 0.
+   */
+  apply (message: ClusterMessage, clusterSeq?: number): number {
+    switch (message.kind) {
+      case 'send': {
+        const session = this.#store.find(message.sessionId)
+        return session === undefined ? 0 : this.#fanOut([session], message, new Outbound(message.data, undefined, false), clusterSeq)
+      }
+      case 'broadcast': {
+        const outbound = new Outbound(message.data, undefined, true)
+        // Detached sessions read it from one shared log when they come back.
+        if (!message.volatile && clusterSeq === undefined) this.#store.logBroadcast(outbound.stored(), message.except, Date.now())
+        return this.#fanOut(this.#store.attached(), message, outbound, clusterSeq)
+      }
+      case 'publish':
+        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, message.topic, true), clusterSeq)
+      case 'close':
+        return this.#close(message.sessionId, message.code, message.reason)
+      case 'subscribe':
+        return this.#store.subscribe(message.sessionId, message.topic) ? 1 : 0
+      case 'unsubscribe':
+        return this.#store.unsubscribe(message.sessionId, message.topic) ? 1 : 0
+      case 'expire':
+        this.#store.expire(message.sessionId)
+        return 0
+    }
+  }
+
+  #fanOut (
+    sessions: Iterable<LiveSession>,
+    message: ClusterMessage & { kind: 'send' | 'broadcast' | 'publish' },
+    outbound: Outbound,
+    clusterSeq: number | undefined
+  ): number {
+    const now = Date.now()
+    // Candidates were found by topic or id: the rule only needs to say no to `except`.
+    const isCandidate = (): boolean => true
+    let count = 0
+    for (const session of sessions) {
+      if (receives(message, session.id, isCandidate)) count += this.#deliverTo(session, outbound, message.volatile, now, clusterSeq)
+    }
+    return count
+  }
+
+  /** Numbers the message for one session, keeps it for resume, and writes it to the session's sockets. */
+  #deliverTo (session: LiveSession, outbound: Outbound, volatile: boolean, now: number, clusterSeq: number | undefined): number {
+    if (session.away !== undefined) {
+      // Numbered when the session comes back, in the order it was sent.
+      if (!volatile) this.#store.hold(session, outbound.stored(), now)
+      return 0
+    }
+    let seq = VOLATILE_SEQ
+    if (!volatile) {
+      if (clusterSeq !== undefined) {
+        seq = clusterSeq
+      } else {
+        seq = ++session.seq
+        session.outbox?.push(seq, outbound.stored(), now)
+      }
+    }
+    let envelope: EnvelopeFrame | undefined
+    let count = 0
+    for (const socket of session.sockets) {
+      // A socket stays in its session until 'close'; skip it once the closing handshake started.
+      if (socket.readyState !== OPEN) continue
+      const state = stateOf(socket)
+      if (!state.enveloped) {
+        if (this.#writer.writeRaw(socket, outbound, volatile)) count++
+        continue
+      }
+      // A resuming socket reads this message from its outbox when its turn comes (or, in cluster mode, after its replay).
+      if (state.cursor !== undefined) {
+        if (state.held !== undefined && !volatile) {
+          state.held.push(envelope ??= outbound.envelope(seq))
+          // A replay that cannot keep up with live traffic: the client comes back and resumes again.
+          if (state.held.length > HELD_LIMIT) this.#writer.closeSlow(socket)
+        }
+        continue
+      }
+      envelope ??= outbound.envelope(seq)
+      if (this.#writer.writeEnvelope(socket, envelope, volatile)) count++
+    }
+    return count
+  }
+
+  /** Starts the closing handshake on every socket of a session; returns how many sockets. */
+  #close (sessionId: string, code: number, reason: string): number {
+    const sockets: Iterable<WebSocket> = this.#store.get(sessionId)?.sockets ?? []
+    let count = 0
+    for (const socket of sockets) {
+      if (socket.readyState === OPEN) {
+        socket.close(code, reason)
+        count++
+      }
+    }
+    return count
+  }
+}

@@ -1,0 +1,196 @@
+import type { WebSocket } from 'ws'
+import type { SessionStats } from '../api/stats.js'
+import type { StoredMessage } from '../messages/outbound.js'
+import { isPlain } from '../wire/ws-fast-path.js'
+import { DetachedSessions, type DetachedLimits } from './detached.js'
+import { LiveSession, type Session } from './live-session.js'
+import { attachState, SocketState, stateOf } from './socket-state.js'
+import { TopicIndex } from './topics.js'
+
+/** Store limits, from the resolved options. */
+export interface StoreOptions extends DetachedLimits {
+  readonly outboxMaxAge: number
+}
+
+/** Where the store reports sockets opening and closing (the adapter's presence). */
+export interface PresenceListener {
+  socketOpened (sessionId: string): void
+  socketClosed (sessionId: string): void
+}
+
+/**
+ * The sessions of this node: the connected ones with their sockets, the detached ones kept for
+ * their grace period, topic membership, and open sockets per address. It stores; it never writes
+ * to a socket.
+ */
+export class SessionStore {
+  /** Sessions with at least one socket on this node. */
+  readonly #attached = new Map<string, LiveSession>()
+  readonly #detached: DetachedSessions
+  readonly #topics = new TopicIndex()
+  readonly #addresses = new Map<string, number>()
+  readonly #options: StoreOptions
+  readonly #stats: SessionStats
+  readonly #presence: PresenceListener
+  /** Cluster mode: sessions are not kept after their last socket here, and membership is cluster-wide. */
+  readonly #clustered: boolean
+
+  constructor (options: StoreOptions, stats: SessionStats, presence: PresenceListener, clustered: boolean) {
+    this.#options = options
+    this.#stats = stats
+    this.#presence = presence
+    this.#clustered = clustered
+    this.#detached = new DetachedSessions(options, stats, (session) => { this.#release(session) })
+  }
+
+  /**
+   * Adds a socket to its session, creating the session or bringing a detached one back (what it
+   * missed meanwhile is then numbered into its outbox). The socket gets its state here.
+   */
+  join (sessionId: string, socket: WebSocket, address: string, enveloped: boolean): LiveSession {
+    let session = this.#attached.get(sessionId)
+    if (session === undefined) {
+      session = this.#detached.get(sessionId)
+      if (session !== undefined) this.#detached.reattach(session)
+      else session = new LiveSession(sessionId)
+      this.#attached.set(sessionId, session)
+      this.#stats.sessions++
+    }
+    this.#stats.sockets++
+    this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
+    attachState(socket, new SocketState(session, address, enveloped, isPlain(socket)))
+    session.sockets.add(socket)
+    this.#presence.socketOpened(sessionId)
+    return session
+  }
+
+  /** Removes a socket; a session left without sockets is detached for its grace period or forgotten. */
+  leave (socket: WebSocket): void {
+    const { session, address } = stateOf(socket)
+    if (this.#attached.get(session.id) !== session || !session.sockets.delete(socket)) return
+    this.#stats.sockets--
+    this.#presence.socketClosed(session.id)
+    const count = (this.#addresses.get(address) ?? 1) - 1
+    if (count === 0) this.#addresses.delete(address)
+    else this.#addresses.set(address, count)
+    if (session.sockets.size > 0) return
+    this.#stats.sessions--
+    this.#attached.delete(session.id)
+    // Only a glue.v1 session can resume. In cluster mode its messages wait in Redis; nothing needs to stay here.
+    if (session.epoch !== undefined && this.#options.sessionGrace > 0 && !this.#clustered) {
+      const idle = session.seq === 0 && !session.heardFrom && this.#topics.topicCount(session.id) === 0
+      this.#detached.detach(session, Date.now(), idle)
+    } else {
+      this.#release(session)
+    }
+  }
+
+  /** A session connected or detached on this node. */
+  find (sessionId: string): LiveSession | undefined {
+    return this.#attached.get(sessionId) ?? this.#detached.get(sessionId)
+  }
+
+  /** A session with at least one open socket on this node. */
+  get (sessionId: string): LiveSession | undefined {
+    return this.#attached.get(sessionId)
+  }
+
+  /** Sessions with at least one open socket on this node. */
+  attached (): IterableIterator<LiveSession> {
+    return this.#attached.values()
+  }
+
+  /** Every open socket on this node, for shutdown. */
+  * sockets (): IterableIterator<WebSocket> {
+    for (const session of this.#attached.values()) yield * session.sockets
+  }
+
+  /** Open sockets per session on this node. */
+  * socketCounts (): IterableIterator<[string, number]> {
+    for (const session of this.#attached.values()) yield [session.id, session.sockets.size]
+  }
+
+  socketCount (sessionId: string): number {
+    return this.#attached.get(sessionId)?.sockets.size ?? 0
+  }
+
+  /** Open sockets from one remote address. */
+  addressCount (address: string): number {
+    return this.#addresses.get(address) ?? 0
+  }
+
+  /** Subscribes a session to a topic; false when it is not known (on one node it must be connected or detached here). */
+  subscribe (sessionId: string, topic: string): boolean {
+    if (!this.#clustered && this.find(sessionId) === undefined) return false
+    this.#topics.add(sessionId, topic)
+    return true
+  }
+
+  /** @returns whether the session was subscribed. */
+  unsubscribe (sessionId: string, topic: string): boolean {
+    return this.#topics.remove(sessionId, topic)
+  }
+
+  /** Cluster mode: a session without sockets anywhere outlived its grace period; its subscriptions end. */
+  expire (sessionId: string): void {
+    this.#topics.removeSession(sessionId)
+  }
+
+  /** Cluster mode: replaces membership with the cluster's (at start, or after the shared store lost its data). */
+  resetSubscriptions (snapshot: Iterable<[string, readonly string[]]>): void {
+    this.#topics.reset(snapshot)
+  }
+
+  topicsOf (sessionId: string): string[] {
+    return this.#topics.topicsOf(sessionId)
+  }
+
+  topicCount (sessionId: string): number {
+    return this.#topics.topicCount(sessionId)
+  }
+
+  isSubscribed (sessionId: string, topic: string): boolean {
+    return this.#topics.has(sessionId, topic)
+  }
+
+  subscriberCount (topic: string): number {
+    return this.#topics.subscriberCount(topic)
+  }
+
+  /** The sessions on this node, connected or detached, subscribed to a topic. */
+  * subscribers (topic: string): IterableIterator<LiveSession> {
+    for (const sessionId of this.#topics.sessionsOf(topic)) {
+      const session = this.find(sessionId)
+      if (session !== undefined) yield session
+    }
+  }
+
+  /** Keeps a message for a detached session until it comes back. */
+  hold (session: LiveSession, message: StoredMessage, now: number): void {
+    this.#detached.hold(session, message, now)
+  }
+
+  /** Logs a broadcast once for every detached session. */
+  logBroadcast (message: StoredMessage, except: string | undefined, now: number): void {
+    this.#detached.broadcast(message, except, now)
+  }
+
+  /** Bytes charged to the detached-session budget (`maxDetachedBytes`). */
+  get detachedBytes (): number {
+    return this.#detached.bytes
+  }
+
+  /** Releases detached sessions past their grace and drops outbox messages past their age. */
+  sweep (now: number): void {
+    const cutoff = now - this.#options.outboxMaxAge
+    this.#detached.sweep(now, cutoff)
+    for (const session of this.#attached.values()) session.outbox?.trimBefore(cutoff)
+  }
+
+  #release (session: LiveSession): void {
+    // In cluster mode membership is the cluster's: it ends with an expire message, not here.
+    if (!this.#clustered) this.#topics.removeSession(session.id)
+  }
+}
+
+export type { Session }
