@@ -14,7 +14,7 @@ import type { SessionStore } from '../sessions/store.js'
 import { encodeData } from '../wire/encode.js'
 import { isTopic } from '../wire/protocol.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
-import type { SessionStats } from './stats.js'
+import type { SessionStats } from '../stats.js'
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {

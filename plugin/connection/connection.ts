@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { SessionStats } from '../api/stats.js'
+import type { SessionStats } from '../stats.js'
 import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CONNECT_QUEUE_BYTES, CONNECT_QUEUE_MESSAGES } from '../constants.js'
 import type { Resume } from '../delivery/resume.js'
 import { sessionTag } from '../handshake/identity.js'

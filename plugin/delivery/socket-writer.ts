@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
-import type { SessionStats } from '../api/stats.js'
+import type { SessionStats } from '../stats.js'
 import { CLOSE_TRY_AGAIN_LATER, COALESCE_FLUSH_BYTES, SLOW_CONSUMER_GRACE } from '../constants.js'
 import type { EnvelopeFrame, Outbound } from '../messages/outbound.js'
 import { stateOf } from '../sessions/socket-state.js'

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
-import type { SessionStats } from '../api/stats.js'
+import type { SessionStats } from '../stats.js'
 import type { ResolvedGlueOptions } from '../config/resolve.js'
 import { kHttpRoute, kSetCookie, WEAK_SECRET_LENGTH } from '../constants.js'
 import { FST_WSGLUE_MISSING_SECRET, REFUSALS, type HandshakeRefusal } from '../errors.js'

@@ -1,11 +1,9 @@
-import type { ClusterMessage } from '../adapters/adapter.js'
-
-/** The part of a message that says who it is for. */
+/** The part of a message that says who it is for (every ClusterMessage has this shape). */
 export type Addressing =
   | { readonly kind: 'send', readonly sessionId: string }
   | { readonly kind: 'broadcast', readonly except: string | undefined }
   | { readonly kind: 'publish', readonly topic: string, readonly except: string | undefined }
-  | { readonly kind: Exclude<ClusterMessage['kind'], 'send' | 'broadcast' | 'publish'> }
+  | { readonly kind: 'close' | 'subscribe' | 'unsubscribe' | 'expire' }
 
 /**
  * The one rule for who receives a message, used by live fan-out, by detached sessions coming back

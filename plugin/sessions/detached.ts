@@ -3,7 +3,7 @@ import type { AwayMessage, LiveSession } from './live-session.js'
 import type { StoredMessage } from '../messages/outbound.js'
 import { Outbox } from '../messages/outbox.js'
 import { receives } from '../messages/recipients.js'
-import type { SessionStats } from '../api/stats.js'
+import type { SessionStats } from '../stats.js'
 
 /** Limits of detached sessions, from the resolved options. */
 export interface DetachedLimits {

@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws'
-import type { SessionStats } from '../api/stats.js'
+import type { SessionStats } from '../stats.js'
 import type { StoredMessage } from '../messages/outbound.js'
 import { isPlain } from '../wire/ws-fast-path.js'
 import { DetachedSessions, type DetachedLimits } from './detached.js'

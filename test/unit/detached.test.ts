@@ -3,7 +3,7 @@ import { DETACHED_MESSAGE_COST, DETACHED_SESSION_COST, DetachedSessions } from '
 import { LiveSession } from '../../plugin/sessions/live-session.js'
 import type { StoredMessage } from '../../plugin/messages/outbound.js'
 import { Outbox } from '../../plugin/messages/outbox.js'
-import { createStats } from '../../plugin/api/stats.js'
+import { createStats } from '../../plugin/stats.js'
 
 const limits = { outboxLimit: 3, sessionGrace: 1000, maxDetachedSessions: 100, maxDetachedBytes: 1_000_000 }
 
