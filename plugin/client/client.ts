@@ -2,8 +2,8 @@
 // backoff, queue, replies, topics, inbound frames and listeners each live in their own module.
 import { Backoff } from './backoff.js'
 import { CLOSE_NORMAL } from './constants.js'
-import { encodeOutgoing, GLUE_PROTOCOL, toFrame, type GlueSendData, type Outgoing } from './envelope.js'
-import { CLOSED, GlueClientError, type Failure } from './errors.js'
+import { GLUE_PROTOCOL, toFrame, type GlueSendData, type Outgoing } from './envelope.js'
+import { clientClosed, CLOSED, GlueClientError, protocolUnavailable, type Failure } from './errors.js'
 import { GlueEmitter, type GlueClientEventMap, type GlueListener, type GlueState, type GlueTopicListener } from './events.js'
 import { Inbound } from './inbound.js'
 import { OfflineQueue } from './offline-queue.js'
@@ -230,26 +230,17 @@ export class GlueClient {
 
   /** Why topics and requests cannot be used now, if they cannot. */
   #unusable (): GlueClientError | undefined {
-    if (this.#state === 'closed') return new GlueClientError('GLUE_CLOSED', 'The client is closed: call connect() first')
-    if (this.#options.raw || (this.#state === 'open' && this.#protocol !== GLUE_PROTOCOL)) {
-      return new GlueClientError('GLUE_PROTOCOL_UNAVAILABLE', `Topics and requests need the ${GLUE_PROTOCOL} subprotocol, which ${this.#options.raw ? 'the raw option turns off' : 'the server did not select'}`)
-    }
+    if (this.#state === 'closed') return clientClosed()
+    if (this.#options.raw || (this.#state === 'open' && this.#protocol !== GLUE_PROTOCOL)) return protocolUnavailable(this.#options.raw)
     return undefined
   }
 
   /** Sends or queues a message or request; returns the error when it can do neither. */
   #push (item: Outgoing, data: unknown): GlueClientError | undefined {
-    const socket = this.#live()
-    if (socket !== null) this.#write(socket, item)
-    else if (this.#state === 'closed') return new GlueClientError('GLUE_CLOSED', 'The client is closed: call connect() first', data)
-    else if (!this.#queue.add(item)) {
-      return new GlueClientError('GLUE_QUEUE_FULL', `The offline queue holds ${this.#queue.limit} messages already (maxQueue); this one was not queued`, data)
-    }
-    return undefined
-  }
-
-  #write (socket: GlueSocket, item: Outgoing): void {
-    socket.send(encodeOutgoing(item, this.#protocol === GLUE_PROTOCOL) as never)
+    // Only an open client has a live socket, so a closed one never reaches the queue.
+    if (this.#state === 'closed') return clientClosed(data)
+    if (this.#queue.send(this.#live(), item, this.#protocol === GLUE_PROTOCOL)) return undefined
+    return new GlueClientError('GLUE_QUEUE_FULL', `The offline queue holds ${this.#queue.limit} messages already (maxQueue); this one was not queued`, data)
   }
 
   /** Rejects what waits for the server: queued requests, and subscribe and unsubscribe calls (see Subscriptions.abandon). */
@@ -281,9 +272,7 @@ export class GlueClient {
       // Topics go first, so queued requests find them (unsubscriptions before subscriptions, as
       // they were made); then the queue in order, before anything a listener sends.
       this.#subscriptions.restore(socket)
-      while (this.#queue.length > 0 && socket.readyState === OPEN) {
-        this.#write(socket, this.#queue.shift() as Outgoing)
-      }
+      this.#queue.flush(socket, this.#protocol === GLUE_PROTOCOL)
       this.#events.emit('open', undefined)
     }
     socket.onmessage = (event) => {
@@ -309,9 +298,7 @@ export class GlueClient {
       if (userClosed) this.#abandon(CLOSED, false)
       this.#events.emit('close', { code, reason, wasClean, willReconnect })
       // A close listener may have called close(), which wins over the retry.
-      if (willReconnect && this.#state === 'reconnecting') {
-        this.#events.emit('reconnecting', this.#backoff.schedule(() => { this.#open('reconnecting') }))
-      }
+      if (willReconnect && this.#state === 'reconnecting') this.#events.emit('reconnecting', this.#backoff.schedule(() => { this.#open('reconnecting') }))
       if (comeBack && !willReconnect) {
         this.#events.emit('error', new GlueClientError('GLUE_RECONNECT_FAILED', `Gave up after ${this.#backoff.attempt} reconnection attempts (reconnectionAttempts)`))
       }

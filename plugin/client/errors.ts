@@ -44,6 +44,16 @@ export const DISCONNECTED: Failure = { code: 'GLUE_DISCONNECTED', message: 'The 
 /** What a call waiting for the server gets when the client is closed. */
 export const CLOSED: Failure = { code: 'GLUE_CLOSED', message: 'The client closed before the server answered' }
 
+/** The `GLUE_CLOSED` error of a call made while the client is closed; `data` is what was not sent. */
+export function clientClosed (data?: unknown): GlueClientError {
+  return new GlueClientError('GLUE_CLOSED', 'The client is closed: call connect() first', data)
+}
+
+/** The `GLUE_PROTOCOL_UNAVAILABLE` error of a topic or request call without glue.v1, turned off by `raw` or not selected by the server. */
+export function protocolUnavailable (raw: boolean): GlueClientError {
+  return new GlueClientError('GLUE_PROTOCOL_UNAVAILABLE', `Topics and requests need the glue.v1 subprotocol, which ${raw ? 'the raw option turns off' : 'the server did not select'}`)
+}
+
 /** The `GLUE_INVALID_OPTION` error for option `name`: it names the rule and shows the value received. */
 export function invalidOption (name: string, rule: string, value: unknown): GlueClientError {
   const shown = typeof value === 'string' ? `"${value}"` : String(value)

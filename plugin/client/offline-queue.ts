@@ -1,5 +1,7 @@
-// Messages and requests that wait for the next open socket, in the order they were made.
-import type { Outgoing } from './envelope.js'
+// Messages and requests on their way out: written to the open socket, or queued in order while
+// there is none, then written on the next open before anything newer.
+import { encodeOutgoing, type Outgoing } from './envelope.js'
+import { OPEN, type GlueSocket } from './socket.js'
 
 /** The bounded queue of what was sent while no socket was open: messages (id 0) and requests. */
 export class OfflineQueue {
@@ -16,16 +18,22 @@ export class OfflineQueue {
     return this.#items.length
   }
 
-  /** Appends an item; returns false, leaving the queue as it is, when it holds `limit` already. */
-  add (item: Outgoing): boolean {
-    if (this.#items.length >= this.limit) return false
-    this.#items.push(item)
+  /**
+   * Writes an item to `socket` (enveloped when `glue`), or queues it when there is no open socket;
+   * returns false, leaving the queue as it is, when it holds `limit` already.
+   */
+  send (socket: GlueSocket | null, item: Outgoing, glue: boolean): boolean {
+    if (socket !== null) socket.send(encodeOutgoing(item, glue) as never)
+    else if (this.#items.length >= this.limit) return false
+    else this.#items.push(item)
     return true
   }
 
-  /** Removes and returns the oldest item. */
-  shift (): Outgoing | undefined {
-    return this.#items.shift()
+  /** Writes the queued items to a socket that just opened, oldest first, while it stays open. */
+  flush (socket: GlueSocket, glue: boolean): void {
+    while (this.#items.length > 0 && socket.readyState === OPEN) {
+      socket.send(encodeOutgoing(this.#items.shift() as Outgoing, glue) as never)
+    }
   }
 
   /** Whether request `id` still waits here, so it has not been sent. */
