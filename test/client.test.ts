@@ -343,6 +343,45 @@ test('keeps working when a listener throws, and reports the error', async (t) =>
   t.same(reported, [boom])
 })
 
+/** Resolves with `promise`, or rejects once `ms` passed, naming what did not happen. */
+async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what} did not happen within ${ms} ms`)) }, ms)
+  })
+  try {
+    return await Promise.race([promise, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('connect() while reconnecting starts the waiting attempt at once', async (t) => {
+  let server = await startServer()
+  t.teardown(() => server.app.close())
+  // The scheduled attempt waits a minute, so only an attempt started early can open within the test.
+  const client = new GlueClient({ WebSocket, url: server.url, reconnectionDelay: 60_000, reconnectionDelayMax: 60_000, randomizationFactor: 0 })
+  t.teardown(() => closeClient(client))
+  await nextEvent(client, 'open')
+  const scheduled = nextEvent(client, 'reconnecting')
+  await server.app.close()
+  t.same(await scheduled, { attempt: 1, delay: 60_000 })
+  server = await startServer({}, server.port)
+
+  const events = recordEvents(client)
+  const opened = nextEvent(client, 'open')
+  client.connect()
+  t.same(events, [['reconnecting', { attempt: 1, delay: 0 }]], 'connect() announces the same attempt, now')
+  await within(opened, 10_000, 'open after connect()')
+  t.same(events, [
+    ['reconnecting', { attempt: 1, delay: 0 }],
+    ['statechange', { state: 'open', previous: 'reconnecting' }],
+    ['open', undefined]
+  ], 'and the attempt opens without waiting for its delay')
+  client.connect()
+  t.equal(events.length, 3, 'connect() while open does nothing')
+})
+
 test('off() removes a listener and connect() is a no-op while not closed', async (t) => {
   const server = await startServer()
   t.teardown(() => server.app.close())

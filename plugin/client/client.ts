@@ -1,6 +1,5 @@
 // The GlueClient class: its public methods, and the life cycle of its sockets. The wire format,
-// backoff, queue, replies, topics, inbound frames and listeners each live in their own module.
-import { Backoff } from './backoff.js'
+// reconnection, queue, replies, topics, inbound frames and listeners each live in their own module.
 import { CLOSE_NORMAL } from './constants.js'
 import { GLUE_PROTOCOL, toFrame, type GlueSendData, type Outgoing } from './envelope.js'
 import { clientClosed, CLOSED, GlueClientError, protocolUnavailable, type Failure } from './errors.js'
@@ -11,6 +10,7 @@ import {
   checkCloseArguments, checkDelay, isDoNotComeBack, resolveClientOptions,
   type GlueClientOptions, type GlueRequestOptions, type ResolvedClientOptions
 } from './options.js'
+import { Reconnection } from './reconnection.js'
 import { Replies } from './replies.js'
 import { OPEN, type GlueSocket } from './socket.js'
 import { Subscriptions } from './subscriptions.js'
@@ -35,7 +35,7 @@ export class GlueClient {
   readonly url: string
   readonly #options: ResolvedClientOptions
   readonly #events = new GlueEmitter()
-  readonly #backoff: Backoff
+  readonly #reconnection: Reconnection
   readonly #queue: OfflineQueue
   readonly #replies = new Replies()
   readonly #subscriptions = new Subscriptions(this.#replies, (error) => { this.#events.emit('error', error) })
@@ -52,7 +52,9 @@ export class GlueClient {
   constructor (options: GlueClientOptions = {}) {
     this.#options = resolveClientOptions(options)
     this.url = this.#options.url
-    this.#backoff = new Backoff(this.#options)
+    // A `reconnecting` listener may have called close(), which wins over the retry.
+    const retry = (): void => { if (this.#state === 'reconnecting') this.#open('reconnecting') }
+    this.#reconnection = new Reconnection(this.#options, (event) => { this.#events.emit('reconnecting', event) }, retry)
     this.#queue = new OfflineQueue(this.#options.maxQueue)
     this.#inbound = new Inbound(this.#events, this.#replies, this.#options.resume)
     if (this.#options.autoConnect) this.connect()
@@ -90,10 +92,14 @@ export class GlueClient {
     return this.#inbound.epoch
   }
 
-  /** Opens the connection after `close()`, a "do not come back" close, or `autoConnect: false`. Does nothing otherwise. */
+  /**
+   * Opens the connection after `close()`, a "do not come back" close, or `autoConnect: false`. While
+   * reconnecting, ends the wait: the next attempt starts at once. Does nothing otherwise.
+   */
   connect (): void {
+    if (this.#state === 'reconnecting') this.#reconnection.retryNow()
     if (this.#state !== 'closed') return
-    this.#backoff.reset()
+    this.#reconnection.reset()
     this.#open('connecting')
   }
 
@@ -183,7 +189,7 @@ export class GlueClient {
    */
   close (code: number = CLOSE_NORMAL, reason = ''): void {
     checkCloseArguments(code, reason)
-    this.#backoff.stop()
+    this.#reconnection.stop()
     const socket = this.#socket
     this.#setState('closed')
     // The socket's own close event still arrives and is reported as the `close` event.
@@ -218,7 +224,12 @@ export class GlueClient {
     const previous = this.#state
     if (previous === state) return
     this.#state = state
-    if (state === 'closed') this.#abandon(CLOSED, false)
+    // The browser's signals matter only while not closed; a closed client leaves no listener behind.
+    if (previous === 'closed') this.#reconnection.watch()
+    if (state === 'closed') {
+      this.#reconnection.unwatch()
+      this.#abandon(CLOSED, false)
+    }
     this.#events.emit('statechange', { state, previous })
   }
 
@@ -265,7 +276,7 @@ export class GlueClient {
       if (this.#socket !== socket) return
       this.#protocol = socket.protocol
       this.#setState('open')
-      this.#backoff.opened()
+      this.#reconnection.opened()
       if (this.#protocol !== GLUE_PROTOCOL) {
         this.#abandon(this.#unusable() as GlueClientError, true)
       }
@@ -286,21 +297,21 @@ export class GlueClient {
     socket.onclose = (event) => {
       if (this.#socket !== socket) return
       this.#socket = null
-      this.#backoff.dropped()
+      this.#reconnection.dropped()
       // What was sent on this socket gets no reply now; queued requests wait for the next one.
       this.#replies.disconnect((id) => this.#queue.has(id))
       const { code, reason, wasClean } = event
       const userClosed = this.#state === 'closed'
       const comeBack = !userClosed && this.#options.reconnection && !this.#options.doNotComeBack(code)
-      const willReconnect = comeBack && this.#backoff.canRetry
+      const willReconnect = comeBack && this.#reconnection.canRetry
       this.#setState(willReconnect ? 'reconnecting' : 'closed')
       // After close(), what was in flight on the socket was only settled just now.
       if (userClosed) this.#abandon(CLOSED, false)
       this.#events.emit('close', { code, reason, wasClean, willReconnect })
       // A close listener may have called close(), which wins over the retry.
-      if (willReconnect && this.#state === 'reconnecting') this.#events.emit('reconnecting', this.#backoff.schedule(() => { this.#open('reconnecting') }))
+      if (willReconnect && this.#state === 'reconnecting') this.#reconnection.schedule()
       if (comeBack && !willReconnect) {
-        this.#events.emit('error', new GlueClientError('GLUE_RECONNECT_FAILED', `Gave up after ${this.#backoff.attempt} reconnection attempts (reconnectionAttempts)`))
+        this.#events.emit('error', new GlueClientError('GLUE_RECONNECT_FAILED', `Gave up after ${this.#reconnection.attempt} reconnection attempts (reconnectionAttempts)`))
       }
     }
   }

@@ -40,7 +40,7 @@ export interface GlueCloseEvent {
 export interface GlueReconnectingEvent {
   /** 1 for the first attempt after a drop; back to 1 once a socket stayed open for `stableAfter`. */
   readonly attempt: number
-  /** Milliseconds until the attempt. */
+  /** Milliseconds until the attempt: 0 when a wait ends early (`online`, the page visible again, `connect()`), for the same attempt. */
   readonly delay: number
 }
 
