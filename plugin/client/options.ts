@@ -57,8 +57,9 @@ export interface GlueClientOptions {
    */
   reconnectionDelay?: number
   /**
-   * Upper bound of the backoff delay, in milliseconds.
-   * @default 30000
+   * Upper bound of the backoff delay, in milliseconds, as in socket.io-client: a client comes back
+   * within this long of the server.
+   * @default 5000, or `reconnectionDelay` when that is larger
    */
   reconnectionDelayMax?: number
   /**
@@ -139,7 +140,7 @@ const DEFAULTS = Object.freeze({
   reconnection: true,
   reconnectionAttempts: Infinity,
   reconnectionDelay: 1000,
-  reconnectionDelayMax: 30_000,
+  reconnectionDelayMax: 5000,
   randomizationFactor: 1,
   stableAfter: 5000,
   maxQueue: 100,
@@ -217,7 +218,8 @@ export function resolveClientOptions (options: GlueClientOptions): ResolvedClien
   if (typeof WebSocket !== 'function') throw invalidOption('WebSocket', 'a WebSocket constructor (this runtime has none)', WebSocket)
   const reconnectionAttempts = checkNumber('reconnectionAttempts', options.reconnectionAttempts ?? DEFAULTS.reconnectionAttempts, 0, { integer: true, infinite: true })
   const reconnectionDelay = checkDelay('reconnectionDelay', options.reconnectionDelay ?? DEFAULTS.reconnectionDelay)
-  const reconnectionDelayMax = checkDelay('reconnectionDelayMax', options.reconnectionDelayMax ?? DEFAULTS.reconnectionDelayMax, reconnectionDelay)
+  // The default cap never stands below a larger base delay: that base is then the delay of every attempt.
+  const reconnectionDelayMax = checkDelay('reconnectionDelayMax', options.reconnectionDelayMax ?? Math.max(DEFAULTS.reconnectionDelayMax, reconnectionDelay), reconnectionDelay)
   const randomizationFactor = checkNumber('randomizationFactor', options.randomizationFactor ?? DEFAULTS.randomizationFactor, 0, { max: 1 })
   const stableAfter = checkDelay('stableAfter', options.stableAfter ?? DEFAULTS.stableAfter)
   const maxQueue = checkNumber('maxQueue', options.maxQueue ?? DEFAULTS.maxQueue, 0, { integer: true })
