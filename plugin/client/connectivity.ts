@@ -7,8 +7,8 @@ interface EventSource {
   removeEventListener (type: string, listener: () => void): void
 }
 
-/** The globals of a browser page or worker; Node (with `ws`) has none of them. */
-interface BrowserScope {
+/** The globals of a browser page or worker that the client listens to; Node (with `ws`) has none of them. */
+export interface BrowserScope {
   addEventListener?: EventSource['addEventListener']
   removeEventListener?: EventSource['removeEventListener']
   document?: Partial<EventSource> & { readonly visibilityState?: string }
@@ -21,9 +21,9 @@ function isEventSource (target: Partial<EventSource> | undefined): target is Eve
 /**
  * Calls `onChance` when the browser comes back online or the page becomes visible, and returns what
  * removes those listeners. Where the globals are missing (Node), it listens to nothing.
+ * @param scope where the events fire: the page's global object, whose `document` fires visibilitychange
  */
-export function watchConnectivity (onChance: () => void): () => void {
-  const scope = globalThis as BrowserScope
+export function watchConnectivity (onChance: () => void, scope: BrowserScope = globalThis as BrowserScope): () => void {
   const page = scope.document
   const onOnline = (): void => { onChance() }
   const onVisibilityChange = (): void => {
