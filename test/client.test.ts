@@ -343,6 +343,61 @@ test('keeps working when a listener throws, and reports the error', async (t) =>
   t.same(reported, [boom])
 })
 
+/** Resolves with `promise`, or rejects once `ms` passed, naming what did not happen. */
+async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const deadline = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => { reject(new Error(`${what} did not happen within ${ms} ms`)) }, ms)
+  })
+  try {
+    return await Promise.race([promise, deadline])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+test('connect() while reconnecting starts the waiting attempt at once', async (t) => {
+  let server = await startServer()
+  t.teardown(() => server.app.close())
+  // The scheduled attempt waits a minute, so only an attempt started early can open within the test.
+  const client = new GlueClient({ WebSocket, url: server.url, reconnectionDelay: 60_000, randomizationFactor: 0 })
+  t.teardown(() => closeClient(client))
+  await nextEvent(client, 'open')
+  const scheduled = nextEvent(client, 'reconnecting')
+  await server.app.close()
+  t.same(await scheduled, { attempt: 1, delay: 60_000 }, 'a reconnectionDelay above the default cap is the delay')
+  server = await startServer({}, server.port)
+
+  const events = recordEvents(client)
+  const opened = nextEvent(client, 'open')
+  client.connect()
+  t.same(events, [['reconnecting', { attempt: 1, delay: 0 }]], 'connect() announces the same attempt, now')
+  await within(opened, 10_000, 'open after connect()')
+  t.same(events, [
+    ['reconnecting', { attempt: 1, delay: 0 }],
+    ['statechange', { state: 'open', previous: 'reconnecting' }],
+    ['open', undefined]
+  ], 'and the attempt opens without waiting for its delay')
+  client.connect()
+  t.equal(events.length, 3, 'connect() while open does nothing')
+})
+
+test('caps the default backoff at 5000 ms over many attempts, with jitter', async (t) => {
+  const port = await freePort()
+  // Default delays and full jitter; connect() skips each wait, so the attempts come quickly while
+  // each delay is still drawn as the backoff draws it.
+  const client = new GlueClient({ WebSocket, url: `ws://127.0.0.1:${port}/ws` })
+  t.teardown(() => closeClient(client))
+  const delays: number[] = []
+  for (let attempt = 1; attempt <= 16; attempt++) {
+    const event = await nextEvent(client, 'reconnecting')
+    t.equal(event.attempt, attempt, 'an attempt started early still counts once')
+    delays.push(event.delay)
+    client.connect()
+  }
+  t.ok(delays.every((delay) => delay >= 0 && delay <= 5000), `every delay is within [0, 5000]: ${delays.join(', ')}`)
+})
+
 test('off() removes a listener and connect() is a no-op while not closed', async (t) => {
   const server = await startServer()
   t.teardown(() => server.app.close())

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type BrowserContext, type Page } from 'playwright-core'
+import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { buildApp, type ExampleOptions } from '../example/app.js'
 
@@ -221,5 +221,61 @@ test('the page shows a numbered stream once and in order across a cut socket and
   await seeInLog(page, 'DELETE /stream 200 {"stopped":true}')
   await page.click('#disconnect')
   await waitForState(page, 'closed')
+  t.same(pageErrors, [], 'no errors on the page')
+})
+
+/** How many `type` listeners the page has on the object `expression` evaluates to (window, document). */
+async function listenerCount (cdp: CDPSession, expression: string, type: string): Promise<number> {
+  const { result } = await cdp.send('Runtime.evaluate', { expression })
+  const { listeners } = await cdp.send('DOMDebugger.getEventListeners', { objectId: result.objectId ?? '' })
+  return listeners.filter((listener) => listener.type === type).length
+}
+
+test('a page back online, or visible again, reconnects at once instead of after its backoff', { skip: inCI ? false : missing }, async (t) => {
+  let server = await startExample()
+  t.teardown(() => server.app.close())
+  const { context, page, pageErrors } = await openPage(t)
+  const cdp = await context.newCDPSession(page)
+  await page.goto(server.url + '/')
+  const baseline = { online: await listenerCount(cdp, 'window', 'online'), visibility: await listenerCount(cdp, 'document', 'visibilitychange') }
+
+  // Its own client, whose backoff waits a minute (and never starts again): only an early attempt opens within a step.
+  await page.evaluate(`new Promise((resolve) => {
+    window.probeEvents = []
+    window.probe = new GlueClient({ reconnectionDelay: 60000, reconnectionDelayMax: 60000, randomizationFactor: 0, stableAfter: 600000 })
+    for (const type of ['open', 'reconnecting']) {
+      window.probe.on(type, (event) => { window.probeEvents.push(type + ' ' + JSON.stringify(event ?? {})) })
+    }
+    window.probe.on('open', resolve)
+  })`)
+  t.equal(await listenerCount(cdp, 'window', 'online'), baseline.online + 1, 'it listens for online while not closed')
+  t.equal(await listenerCount(cdp, 'document', 'visibilitychange'), baseline.visibility + 1, 'and for visibilitychange')
+  const probeEvents = async (): Promise<string[]> => page.evaluate<string[]>('window.probeEvents.splice(0)')
+  t.same(await probeEvents(), ['open {}'])
+
+  /** Stops the server, waits for the long backoff, starts the server again and fires `signal` on the page. */
+  const restartAndSignal = async (signal: string, attempt: number): Promise<void> => {
+    const port = server.port
+    await server.app.close()
+    await page.waitForFunction(`window.probeEvents.includes('reconnecting {"attempt":${attempt},"delay":60000}')`)
+    server = await startExample(port)
+    await page.evaluate(signal)
+    await page.waitForFunction("window.probe.state === 'open'")
+  }
+
+  t.comment('the server comes back; the page hears online')
+  await restartAndSignal("window.dispatchEvent(new Event('online'))", 1)
+  t.same(await probeEvents(), ['reconnecting {"attempt":1,"delay":60000}', 'reconnecting {"attempt":1,"delay":0}', 'open {}'],
+    'online ends the wait: the same attempt, now')
+
+  t.comment('again; the page becomes visible')
+  t.equal(await page.evaluate('document.visibilityState'), 'visible')
+  await restartAndSignal("document.dispatchEvent(new Event('visibilitychange'))", 2)
+  t.same(await probeEvents(), ['reconnecting {"attempt":2,"delay":60000}', 'reconnecting {"attempt":2,"delay":0}', 'open {}'],
+    'visible again ends the wait too')
+
+  await page.evaluate('window.probe.close()')
+  t.equal(await listenerCount(cdp, 'window', 'online'), baseline.online, 'close() removes the online listener')
+  t.equal(await listenerCount(cdp, 'document', 'visibilitychange'), baseline.visibility, 'and the visibilitychange listener')
   t.same(pageErrors, [], 'no errors on the page')
 })

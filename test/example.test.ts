@@ -53,7 +53,18 @@ test('serves the page, which loads the client from the plugin url and sets an Ht
   t.match(await script.text(), 'GlueClient')
   const esm = await fetch(http + '/_glue/glue-client.js')
   t.equal(esm.status, 200)
-  t.match(await esm.text(), 'export class GlueClient')
+  const bundle = await esm.text()
+  t.match(bundle, /\n\/\/# sourceMappingURL=glue-client\.js\.map\n?$/, 'the ES module names its source map')
+  const map = await fetch(http + '/_glue/glue-client.js.map')
+  t.equal(map.status, 200, 'which is served beside it')
+  const { sources } = await map.json() as { sources: string[] }
+  t.ok(sources.length > 0 && sources.every((source) => /plugin\/client\/[\w-]+\.ts$/.test(source)), 'and maps to the TypeScript sources')
+  // The ES module is a minified bundle: import it as a page would (a data: URL has no place for
+  // the relative map), then look for the exports by name.
+  const code = Buffer.from(bundle.replace(/\/\/# sourceMappingURL=.*\n?$/, '')).toString('base64')
+  const served = await import('data:text/javascript;base64,' + code) as Record<string, unknown>
+  t.equal(typeof served.GlueClient, 'function', 'the ES module exports GlueClient')
+  t.equal(typeof served.GlueClientError, 'function', 'and GlueClientError')
 })
 
 test('greets with a session tag, answers ping with pong and any other text with ok', async (t) => {

@@ -1,6 +1,8 @@
 import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
+import { runInNewContext } from 'node:vm'
 import { test } from 'tap'
 import Fastify from 'fastify'
 import { SECRET } from './helpers.js'
@@ -48,6 +50,27 @@ test('require() from a CommonJS process works too', async (t) => {
     })
   `], { cwd: process.cwd() })
   t.equal(stdout, 'function')
+})
+
+test('the client entry is a bundled ES module with GlueClient, and the classic build defines it globally', async (t) => {
+  const client = await import('fastify-websocket-glue/client')
+  t.equal(typeof client.GlueClient, 'function')
+  t.equal(typeof client.GlueClientError, 'function')
+  const idle = new client.GlueClient({ url: 'ws://127.0.0.1:1/ws', WebSocket: class {} as never, autoConnect: false })
+  t.equal(idle.state, 'closed')
+  const dist = new URL('../dist/client/', import.meta.url)
+  for (const name of ['glue-client.js', 'glue-client.global.js']) {
+    const code = await readFile(new URL(name, dist), 'utf8')
+    t.notMatch(code, /^\s*import\b|\bfrom\s*["']\.\//m, `${name} imports nothing: one file`)
+    t.match(code, new RegExp(`\\n//# sourceMappingURL=${name.replaceAll('.', '\\.')}\\.map\\n?$`), `${name} names its source map`)
+    const map = JSON.parse(await readFile(new URL(name + '.map', dist), 'utf8')) as { sources: string[], sourcesContent: string[] }
+    t.ok(map.sources.some((source) => /plugin\/client\/[\w-]+\.ts$/.test(source)), `${name}.map maps to the TypeScript sources`)
+    t.equal(map.sourcesContent.length, map.sources.length, `${name}.map carries the sources, which the package does not ship`)
+  }
+  // A classic script has no exports: run it as a page would and look on the global object.
+  const page: Record<string, unknown> = {}
+  runInNewContext(await readFile(new URL('glue-client.global.js', dist), 'utf8'), page)
+  t.equal(typeof page.GlueClient, 'function', 'the classic build sets GlueClient on the global object')
 })
 
 test('public types compile, including declaration merging of sessions and sessionId', async (t) => {

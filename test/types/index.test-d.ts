@@ -17,6 +17,15 @@ import glue, {
   createMemoryAdapter,
   createRedisAdapter
 } from 'fastify-websocket-glue'
+import WebSocketClass from 'ws'
+import {
+  GlueClient,
+  GlueClientError,
+  type GlueClientOptions,
+  type GlueMessageEvent,
+  type GlueReconnectingEvent,
+  type GlueState
+} from 'fastify-websocket-glue/client'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (_value?: T): void {}
@@ -127,4 +136,19 @@ const badAdapter: GlueOptions = { adapter: { name: 'x' } }
 export { badRedis, badAdapter }
 
 const code: 'FST_WSGLUE_INVALID_OPTION' = new errors.FST_WSGLUE_INVALID_OPTION('x').code
+
+// The browser client, by its package name: the declarations of the bundled ES module.
+const clientOptions: GlueClientOptions = { url: 'ws://127.0.0.1/ws', WebSocket: WebSocketClass, reconnectionDelayMax: 5000, autoConnect: false }
+const client = new GlueClient(clientOptions)
+expectType<Equal<typeof client.state, GlueState>>()
+expectType<Equal<ReturnType<typeof client.request<{ now: string }>>, Promise<{ now: string }>>>()
+expectType<Equal<ReturnType<typeof GlueClient.isDoNotComeBack>, boolean>>()
+client.on('message', (event) => { expectType<Equal<typeof event, GlueMessageEvent>>() })
+client.on('reconnecting', (event) => { expectType<Equal<typeof event, GlueReconnectingEvent>>() })
+client.on('error', (error) => { expectType<Equal<typeof error, GlueClientError>>() })
+// @ts-expect-error there is no such event
+client.on('reconnected', () => {})
+// @ts-expect-error reconnectionDelayMax is a number of milliseconds
+const badClient: GlueClientOptions = { reconnectionDelayMax: '5s' }
+export { badClient }
 export { badSameSite, badInterval, badRate, code }

@@ -1,0 +1,76 @@
+// What arrives on the client's sockets: each frame read, replies handed to their callers, and
+// messages delivered once and in order by keeping the session's resume point.
+import { readEnvelope, resumeUrl, type GlueData } from './envelope.js'
+import { messageEvent, type GlueEmitter } from './events.js'
+import type { GlueResumePoint } from './options.js'
+import type { Replies } from './replies.js'
+
+/** The receiving side of a client: its position in the session's message stream and the dispatch of each frame. */
+export class Inbound {
+  #epoch: string | undefined
+  #lastSeq = 0
+  readonly #events: GlueEmitter
+  readonly #replies: Replies
+
+  /** `resume` is where the first connection resumes, if the caller saved a position. */
+  constructor (events: GlueEmitter, replies: Replies, resume: GlueResumePoint | undefined) {
+    this.#events = events
+    this.#replies = replies
+    if (resume !== undefined) {
+      this.#epoch = resume.epoch
+      this.#lastSeq = resume.lastSeq
+    }
+  }
+
+  /** The delivery epoch of the latest welcome, or of the `resume` option. */
+  get epoch (): string | undefined {
+    return this.#epoch
+  }
+
+  /** The sequence number up to which messages are processed. */
+  get lastSeq (): number {
+    return this.#lastSeq
+  }
+
+  /** The handshake URL of the next socket: once the client knows an epoch, it asks to resume after `lastSeq`. */
+  socketUrl (url: string): string {
+    return this.#epoch === undefined ? url : resumeUrl(url, this.#epoch, this.#lastSeq)
+  }
+
+  /** Handles a frame: a plain message unless `glue` (the socket speaks glue.v1), then an envelope. */
+  receive (data: unknown, glue: boolean): void {
+    if (!glue) {
+      this.#deliver(data as GlueData)
+      return
+    }
+    const envelope = readEnvelope(data)
+    if (envelope === undefined) return
+    switch (envelope.kind) {
+      case 'message':
+        this.#deliver(envelope.data, envelope.seq, envelope.topic)
+        break
+      case 'reply':
+        this.#replies.settle(envelope.id, envelope.failure, envelope.value)
+        break
+      case 'welcome':
+        // Messages above the welcome's seq follow: after a resume, a trim or another epoch alike.
+        this.#epoch = envelope.epoch
+        this.#lastSeq = envelope.seq
+        break
+      case 'gap':
+        this.#events.emit('gap', { missed: envelope.missed })
+        break
+    }
+  }
+
+  #deliver (data: GlueData, seq?: number, topic?: string): void {
+    // Volatile messages carry seq 0: delivered, never tracked. A replay may repeat what came before the drop.
+    if (seq !== undefined && seq > 0) {
+      if (seq <= this.#lastSeq) return
+      this.#lastSeq = seq
+    }
+    const event = messageEvent(data, seq, topic)
+    if (topic === undefined) this.#events.emit('message', event)
+    else this.#events.emitTopic(topic, event)
+  }
+}
