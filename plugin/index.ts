@@ -39,7 +39,7 @@ declare module 'fastify' {
 async function chooseAdapter (options: ResolvedGlueOptions): Promise<GlueAdapter> {
   if (options.adapter !== undefined) return options.adapter
   if (options.redis === undefined) return createMemoryAdapter()
-  const { createRedisAdapterFromOption } = await import('./adapters/redis.js')
+  const { createRedisAdapterFromOption } = await import('./redis/adapter.js')
   return createRedisAdapterFromOption(options.redis)
 }
 
@@ -156,7 +156,7 @@ export default plugin
 export { plugin as glue, errors }
 export { createSessionId } from './handshake/identity.js'
 export { createMemoryAdapter } from './adapters/memory.js'
-export { createRedisAdapter } from './adapters/redis.js'
+export { createRedisAdapter } from './redis/adapter.js'
 export type {
   GlueAdapter,
   LocalAdapter,
@@ -169,7 +169,7 @@ export type {
   ReplayResult,
   StreamPosition
 } from './adapters/adapter.js'
-export { CODEC_VERSION, encodeClusterMessage, decodeClusterMessage } from './adapters/codec.js'
+export { CODEC_VERSION, encodeClusterMessage, decodeClusterMessage } from './redis/codec.js'
 export type {
   GlueOptions,
   GlueCookieOptions,
@@ -177,7 +177,7 @@ export type {
   HandshakeRateLimitOptions,
   RateLimitOptions
 } from './config/options.js'
-export type { RedisAdapterOptions, RedisClientLike } from './adapters/redis-options.js'
+export type { RedisAdapterOptions, RedisClientLike } from './redis/options.js'
 export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
 export type { SessionStats } from './stats.js'
 export type { Session } from './sessions/live-session.js'

@@ -1,6 +1,6 @@
 import type { CloseListener, ConnectListener, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
 import type { GlueAdapter } from '../adapters/adapter.js'
-import type { RedisAdapterOptions, RedisClientLike } from '../adapters/redis-options.js'
+import type { RedisAdapterOptions, RedisClientLike } from '../redis/options.js'
 
 /** Options of the session cookie. */
 export interface GlueCookieOptions {

@@ -1,12 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import { Redis, type RedisOptions } from 'ioredis'
-import { REDIS_READ_BATCH, REDIS_READ_BLOCK, REDIS_STOP_GRACE } from '../constants.js'
 import { FST_WSGLUE_CLUSTER_UNAVAILABLE, FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
 import { receives } from '../messages/recipients.js'
-import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, StreamPosition } from './adapter.js'
+import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, StreamPosition } from '../adapters/adapter.js'
 import { decodeClusterMessage, encodeClusterMessage } from './codec.js'
-import { resolveRedisOptions, type RedisAdapterOptions, type RedisClientLike, type ResolvedRedisAdapterOptions } from './redis-options.js'
-import { EMIT, EPOCH, JOIN, LEAVE, REAP, SNAPSHOT, SYNC_NODE } from './redis-scripts.js'
+import {
+  REDIS_READ_BATCH,
+  REDIS_READ_BLOCK,
+  REDIS_STOP_GRACE,
+  resolveRedisOptions,
+  type RedisAdapterOptions,
+  type RedisClientLike,
+  type ResolvedRedisAdapterOptions
+} from './options.js'
+import { EMIT, EPOCH, JOIN, LEAVE, REAP, SNAPSHOT, SYNC_NODE } from './scripts.js'
 
 type Arg = string | number | Buffer
 interface ScriptCommands {
