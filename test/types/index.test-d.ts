@@ -14,9 +14,9 @@ import glue, {
   type SubscribeAuthorizer,
   type ClusterCounts,
   type GlueAdapter,
-  createMemoryAdapter,
-  createRedisAdapter
+  createMemoryAdapter
 } from 'fastify-websocket-glue'
+import { createRedisAdapter } from 'fastify-websocket-glue/redis'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (_value?: T): void {}
