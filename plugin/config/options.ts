@@ -195,8 +195,10 @@ export interface GlueOptions {
   /**
    * Joins several nodes through Redis: a `redis://` or `rediss://` URL, an ioredis client (the
    * adapter opens its own connections with `duplicate()`), or the Redis adapter's options.
-   * Unset means one node with the memory adapter.
+   * Unset means one node with the memory adapter. Needs the optional peer dependency ioredis;
+   * `createRedisAdapter` from `fastify-websocket-glue/redis` is the same adapter as an `adapter`.
    * @default undefined
+   * @throws FST_WSGLUE_INVALID_OPTION at register when invalid, or when ioredis is not installed.
    */
   redis?: string | RedisClientLike | RedisAdapterOptions
   /** A custom adapter (see `GlueAdapter`); takes precedence over `redis`. @default the memory adapter */
