@@ -58,14 +58,3 @@ export const COALESCE_FLUSH_BYTES = 64 * 1024
 export const CONNECT_QUEUE_MESSAGES = 100
 /** …or this many bytes (TCP then holds the rest back; nothing is lost). */
 export const CONNECT_QUEUE_BYTES = 1024 * 1024
-
-export const DEFAULT_REDIS_PREFIX = 'glue'
-export const DEFAULT_REDIS_STREAM_LIMIT = 100_000
-export const DEFAULT_REDIS_BUFFER_LIMIT = 10_000
-export const DEFAULT_REDIS_NODE_TIMEOUT = 10_000
-/** Stream entries read per XREAD/XREVRANGE round trip. */
-export const REDIS_READ_BATCH = 1000
-/** Milliseconds an XREAD waits for new entries before asking again (also how soon a stop is noticed). */
-export const REDIS_READ_BLOCK = 5000
-/** How long the Redis adapter's stop waits for messages in flight before disconnecting. */
-export const REDIS_STOP_GRACE = 2000

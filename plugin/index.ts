@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import type { GlueAdapter } from './adapters/adapter.js'
+import { loadRedisAdapter } from './adapters/load-redis.js'
 import { createMemoryAdapter } from './adapters/memory.js'
 import { SessionEvents } from './api/events.js'
 import { createSessions, type Sessions } from './api/sessions.js'
@@ -39,8 +40,7 @@ declare module 'fastify' {
 async function chooseAdapter (options: ResolvedGlueOptions): Promise<GlueAdapter> {
   if (options.adapter !== undefined) return options.adapter
   if (options.redis === undefined) return createMemoryAdapter()
-  const { createRedisAdapterFromOption } = await import('./adapters/redis.js')
-  return createRedisAdapterFromOption(options.redis)
+  return await loadRedisAdapter(options.redis)
 }
 
 /** Registers @fastify/cookie and @fastify/websocket unless the app already has them. */
@@ -156,7 +156,6 @@ export default plugin
 export { plugin as glue, errors }
 export { createSessionId } from './handshake/identity.js'
 export { createMemoryAdapter } from './adapters/memory.js'
-export { createRedisAdapter } from './adapters/redis.js'
 export type {
   GlueAdapter,
   LocalAdapter,
@@ -169,7 +168,6 @@ export type {
   ReplayResult,
   StreamPosition
 } from './adapters/adapter.js'
-export { CODEC_VERSION, encodeClusterMessage, decodeClusterMessage } from './adapters/codec.js'
 export type {
   GlueOptions,
   GlueCookieOptions,
@@ -177,7 +175,6 @@ export type {
   HandshakeRateLimitOptions,
   RateLimitOptions
 } from './config/options.js'
-export type { RedisAdapterOptions, RedisClientLike } from './adapters/redis-options.js'
 export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
 export type { SessionStats } from './stats.js'
 export type { Session } from './sessions/live-session.js'

@@ -1,5 +1,6 @@
 import { test } from 'tap'
-import { CODEC_VERSION, decodeClusterMessage, encodeClusterMessage, type ClusterMessage } from '../plugin/index.js'
+import type { ClusterMessage } from '../plugin/index.js'
+import { CODEC_VERSION, decodeClusterMessage, encodeClusterMessage } from '../plugin/redis/index.js'
 import { encodeData } from '../plugin/wire/encode.js'
 
 const MESSAGES: ClusterMessage[] = [

@@ -3,9 +3,11 @@ import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { runInNewContext } from 'node:vm'
+import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import Fastify from 'fastify'
-import { SECRET } from './helpers.js'
+import { openSocket, SECRET, until } from './helpers.js'
+import { redisSkip, startRedis, uniquePrefix } from './redis-helpers.js'
 
 const run = promisify(execFile)
 
@@ -80,4 +82,51 @@ test('public types compile, including declaration merging of sessions and sessio
     (err: { stdout: string }) => ({ ok: false, output: err.stdout })
   )
   t.ok(result.ok, result.output)
+})
+
+test('the redis subpath exports the adapter and the codec; the core entry does not', async (t) => {
+  const redis = await import('fastify-websocket-glue/redis')
+  t.same(Object.keys(redis).sort(), ['CODEC_VERSION', 'createRedisAdapter', 'decodeClusterMessage', 'encodeClusterMessage'])
+  const message = { kind: 'expire', sessionId: 'sid' } as const
+  t.same(redis.decodeClusterMessage(redis.encodeClusterMessage(message, 1))?.message, message)
+  const core = await import('fastify-websocket-glue')
+  for (const name of Object.keys(redis)) t.notOk(name in core, `${name} is not in the core entry`)
+  const required = createRequire(import.meta.url)('fastify-websocket-glue/redis') as typeof redis
+  t.equal(required.createRedisAdapter, redis.createRedisAdapter, 'require() gives the same module')
+  const { stdout } = await run(process.execPath, ['-e', `
+    process.stdout.write(typeof require('fastify-websocket-glue/redis').createRedisAdapter)
+  `], { cwd: process.cwd() })
+  t.equal(stdout, 'function', 'require() from a CommonJS process')
+})
+
+test('a node with createRedisAdapter from the redis subpath delivers to a socket on another node', { skip: redisSkip }, async (t) => {
+  const redis = await startRedis(t)
+  const { default: glue } = await import('fastify-websocket-glue')
+  const { createRedisAdapter } = await import('fastify-websocket-glue/redis')
+  const prefix = uniquePrefix()
+  const sender = Fastify()
+  t.teardown(async () => { await sender.close() })
+  await sender.register(glue, { cookie: { secret: SECRET }, heartbeatInterval: 0, adapter: createRedisAdapter({ url: redis.url, prefix }) })
+  const receiver = Fastify()
+  t.teardown(async () => { await receiver.close() })
+  const connected: string[] = []
+  await receiver.register(glue, { cookie: { secret: SECRET }, heartbeatInterval: 0, redis: { url: redis.url, prefix }, onConnect (session) { connected.push(session.id) } })
+  await receiver.listen({ host: '127.0.0.1', port: 0 })
+  const client = await openSocket(`ws://127.0.0.1:${(receiver.server.address() as { port: number }).port}/ws`)
+  t.teardown(() => client.socket.terminate())
+  await until(() => connected.length === 1, 'the socket joined a session on the receiving node')
+  sender.sessions.send(connected[0] as string, 'across nodes')
+  await until(() => client.received.includes('across nodes'), 'the message from the other node')
+  t.same(client.received, ['across nodes'])
+})
+
+test('without ioredis installed the core entry works and only the redis option fails, naming what to install', async (t) => {
+  const child = fileURLToPath(new URL('./fixtures/without-ioredis.mjs', import.meta.url))
+  const { stdout } = await run(process.execPath, [child, SECRET], { cwd: process.cwd() })
+  const result = JSON.parse(stdout) as Record<string, unknown>
+  t.match(result.ioredis, { code: 'ERR_MODULE_NOT_FOUND' }, 'the child cannot resolve ioredis')
+  t.equal(result.echo, 'echo:ping', 'import, register and a websocket round trip succeed')
+  t.match(result.register, { code: 'FST_WSGLUE_INVALID_OPTION', message: /install ioredis \(npm install ioredis\)/ }, 'the redis option fails registration')
+  t.match(result.subpath, { code: 'ERR_MODULE_NOT_FOUND', message: /'ioredis'/ }, 'the redis subpath needs ioredis')
+  t.equal(result.ioredisInCache, false, 'ioredis was never loaded')
 })

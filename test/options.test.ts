@@ -2,7 +2,7 @@ import { test } from 'tap'
 import Fastify from 'fastify'
 import fastifyCookie from '@fastify/cookie'
 import glue, { type GlueOptions } from '../plugin/index.js'
-import { resolveRedisOptions } from '../plugin/adapters/redis-options.js'
+import { resolveRedisOptions } from '../plugin/redis/options.js'
 import { DEFAULTS, resolveOptions } from '../plugin/config/resolve.js'
 import { createLogCapture, SECRET } from './helpers.js'
 

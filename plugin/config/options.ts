@@ -1,6 +1,6 @@
 import type { CloseListener, ConnectListener, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
 import type { GlueAdapter } from '../adapters/adapter.js'
-import type { RedisAdapterOptions, RedisClientLike } from '../adapters/redis-options.js'
+import type { RedisAdapterOptions, RedisClientLike } from '../redis/options.js'
 
 /** Options of the session cookie. */
 export interface GlueCookieOptions {
@@ -195,8 +195,10 @@ export interface GlueOptions {
   /**
    * Joins several nodes through Redis: a `redis://` or `rediss://` URL, an ioredis client (the
    * adapter opens its own connections with `duplicate()`), or the Redis adapter's options.
-   * Unset means one node with the memory adapter.
+   * Unset means one node with the memory adapter. Needs the optional peer dependency ioredis;
+   * `createRedisAdapter` from `fastify-websocket-glue/redis` is the same adapter as an `adapter`.
    * @default undefined
+   * @throws FST_WSGLUE_INVALID_OPTION at register when invalid, or when ioredis is not installed.
    */
   redis?: string | RedisClientLike | RedisAdapterOptions
   /** A custom adapter (see `GlueAdapter`); takes precedence over `redis`. @default the memory adapter */

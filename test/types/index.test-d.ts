@@ -14,8 +14,7 @@ import glue, {
   type SubscribeAuthorizer,
   type ClusterCounts,
   type GlueAdapter,
-  createMemoryAdapter,
-  createRedisAdapter
+  createMemoryAdapter
 } from 'fastify-websocket-glue'
 import WebSocketClass from 'ws'
 import {
@@ -26,6 +25,7 @@ import {
   type GlueReconnectingEvent,
   type GlueState
 } from 'fastify-websocket-glue/client'
+import { createRedisAdapter, decodeClusterMessage, type RedisAdapterOptions } from 'fastify-websocket-glue/redis'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (_value?: T): void {}
@@ -124,6 +124,9 @@ app.sessions.send('sid', 'x', { volatile: 'yes' })
 await app.register(glue, { redis: 'redis://127.0.0.1:6379' })
 await app.register(glue, { redis: { url: 'rediss://cache.internal:6380', prefix: 'shop', streamLimit: 50_000, bufferLimit: 100, nodeTimeout: 5000 } })
 const redisAdapter: GlueAdapter = createRedisAdapter({ url: 'redis://127.0.0.1:6379' })
+const redisOptions: RedisAdapterOptions = { url: 'redis://127.0.0.1:6379', prefix: 'shop' }
+await app.register(glue, { redis: redisOptions })
+expectType<Equal<Parameters<typeof decodeClusterMessage>[0], Buffer>>()
 await app.register(glue, { adapter: redisAdapter })
 await app.register(glue, { adapter: createMemoryAdapter() })
 expectType<Equal<ReturnType<Sessions['presence']>, Promise<number>>>()

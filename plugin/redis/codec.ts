@@ -1,5 +1,5 @@
 import type { EncodedData } from '../wire/encode.js'
-import type { ClusterMessage, ClusterMessageKind } from './adapter.js'
+import type { ClusterMessage, ClusterMessageKind } from '../adapters/adapter.js'
 
 /**
  * The compact, versioned encoding of a cluster message on the Redis stream:

@@ -135,3 +135,28 @@ for _, sessionId in ipairs(expired) do
 end
 return #dead
 `
+
+/** An argument of a script call. */
+export type ScriptArg = string | number | Buffer
+
+/** The scripts as ioredis commands (`defineCommand`): KEYS first, then ARGV, as documented above. */
+export interface ScriptCommands {
+  glueEmit (...args: ScriptArg[]): Promise<number>
+  glueSnapshot (...args: ScriptArg[]): Promise<[string, string, string[]]>
+  glueEpoch (...args: ScriptArg[]): Promise<string>
+  glueJoin (...args: ScriptArg[]): Promise<null>
+  glueLeave (...args: ScriptArg[]): Promise<null>
+  glueSyncNode (...args: ScriptArg[]): Promise<null>
+  glueReap (...args: ScriptArg[]): Promise<number>
+}
+
+/** Every script with its command name and number of keys, to define on each connection. */
+export const SCRIPTS: ReadonlyArray<[name: keyof ScriptCommands, keys: number, lua: string]> = [
+  ['glueEmit', 6, EMIT],
+  ['glueSnapshot', 3, SNAPSHOT],
+  ['glueEpoch', 1, EPOCH],
+  ['glueJoin', 4, JOIN],
+  ['glueLeave', 4, LEAVE],
+  ['glueSyncNode', 5, SYNC_NODE],
+  ['glueReap', 8, REAP]
+]

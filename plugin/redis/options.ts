@@ -1,10 +1,16 @@
-import {
-  DEFAULT_REDIS_BUFFER_LIMIT,
-  DEFAULT_REDIS_NODE_TIMEOUT,
-  DEFAULT_REDIS_PREFIX,
-  DEFAULT_REDIS_STREAM_LIMIT
-} from '../constants.js'
 import { invalid, isPlainObject, readInteger } from '../config/validate.js'
+
+/** Defaults of `RedisAdapterOptions`. */
+export const DEFAULT_REDIS_PREFIX = 'glue'
+export const DEFAULT_REDIS_STREAM_LIMIT = 100_000
+export const DEFAULT_REDIS_BUFFER_LIMIT = 10_000
+export const DEFAULT_REDIS_NODE_TIMEOUT = 10_000
+/** Stream entries read per XREAD/XREVRANGE round trip. */
+export const REDIS_READ_BATCH = 1000
+/** Milliseconds an XREAD waits for new entries before asking again (also how soon a stop is noticed). */
+export const REDIS_READ_BLOCK = 5000
+/** How long the Redis adapter's stop waits for messages in flight before disconnecting. */
+export const REDIS_STOP_GRACE = 2000
 
 /** The part of an ioredis client the Redis adapter uses: `duplicate()`, to open its own connections. */
 export interface RedisClientLike {
