@@ -17,9 +17,9 @@ function pauseReading (client: OpenedSocket): void {
 async function peakGrowth (target: Target, attack: () => Promise<void>): Promise<number> {
   const before = (await target.memory()).total
   let peak = 0
-  let attacking = true
+  const attacking = new AbortController()
   const sampling = (async () => {
-    while (attacking) {
+    while (!attacking.signal.aborted) {
       peak = Math.max(peak, (await target.memory()).total - before)
       await sleep(100)
     }
@@ -27,7 +27,7 @@ async function peakGrowth (target: Target, attack: () => Promise<void>): Promise
   try {
     await attack()
   } finally {
-    attacking = false
+    attacking.abort()
     await sampling
   }
   return Math.max(peak, (await target.memory()).total - before)
