@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { test } from 'tap'
 import glue, { createMemoryAdapter, errors, type AdapterHost, type ClusterMessage, type GlueAdapter } from '../plugin/index.js'
-import { cookiePair, openGlueSocket, SECRET, startApp, until } from './helpers.js'
+import { cookiePair, openGlueSocket, SECRET, startApp, until } from './helpers/index.js'
 
 test('with the memory adapter, presence and clusterCounts answer for this one node', async (t) => {
   const { app, wsUrl } = await startApp()

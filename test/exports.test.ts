@@ -3,7 +3,7 @@ import { createRequire } from 'node:module'
 import { promisify } from 'node:util'
 import { test } from 'tap'
 import Fastify from 'fastify'
-import { SECRET } from './helpers.js'
+import { SECRET } from './helpers/index.js'
 
 const run = promisify(execFile)
 

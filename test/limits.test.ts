@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import fastifyWebsocket from '@fastify/websocket'
-import { closeCodeOf, cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers.js'
+import { closeCodeOf, cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers/index.js'
 
 test('a message over maxPayload closes that socket with 1009 and leaves other tabs open', async (t) => {
   const got: unknown[] = []

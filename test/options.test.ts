@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie'
 import glue, { type GlueOptions } from '../plugin/index.js'
 import { resolveRedisOptions } from '../plugin/adapters/redis-options.js'
 import { DEFAULTS, resolveOptions } from '../plugin/config/resolve.js'
-import { createLogCapture, SECRET } from './helpers.js'
+import { createLogCapture, SECRET } from './helpers/index.js'
 
 async function registerWith (options: unknown): Promise<unknown> {
   const app = Fastify()

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import fastifyWebsocket from '@fastify/websocket'
-import { closeCodeOf, cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers.js'
+import { closeCodeOf, cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers/index.js'
 
 test('app.close() closes every socket with 1001 and runs the close listeners', async (t) => {
   const closes: number[] = []
