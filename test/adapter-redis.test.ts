@@ -5,12 +5,12 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import glue, { createRedisAdapter, errors, type GlueOptions } from '../plugin/index.js'
 import {
+  adapterContract,
   cookiePair,
   dataOf,
   envelopesOf,
   eventually,
   openGlueSocket,
-  openSocket,
   openTab,
   redisSkip,
   resumeQuery,
@@ -20,10 +20,9 @@ import {
   startRedis,
   uniquePrefix,
   until,
-  type GlueSocket,
+  type ContractNode,
   type RedisServer,
-  type StartedApp,
-  type Tab
+  type StartedApp
 } from './helpers/index.js'
 
 /** Starts `count` nodes joined through one Redis under a prefix of their own; closed in teardown. */
@@ -41,139 +40,16 @@ async function startCluster (t: Test, redis: RedisServer, count: number, glueOpt
 t.test('redis adapter', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
 
-  t.test('send from one node reaches every tab of the session on every node, with one sequence', async (t) => {
-    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
-    const first = await openTab(t, b)
-    const second = await openTab(t, c, first.cookie)
-    const sessionId = sessionIdOf(first.cookie)
-    t.equal(a.app.sessions.send(sessionId, { n: 1 }), 0, 'delivery is asynchronous')
-    a.app.sessions.send(sessionId, 'two')
-    b.app.sessions.send(sessionId, Buffer.from([7]))
-    const got1 = [await first.nextEnvelope(), await first.nextEnvelope()]
-    const got2 = [await second.nextEnvelope(), await second.nextEnvelope()]
-    t.same(got1.map((e) => e[2]), [{ n: 1 }, 'two'])
-    t.same(got2, got1, 'both tabs see the same envelopes and sequence numbers')
-    t.ok((got1[1]?.[1] as number) > (got1[0]?.[1] as number), 'sequence numbers increase')
-    const binary1 = await first.nextMessage()
-    const binary2 = await second.nextMessage()
-    t.same(binary1, binary2, 'binary envelopes carry the same sequence number too')
-    t.equal((binary1 as Buffer).at(-1), 7)
-  })
-
-  t.test('broadcast and publish reach every socket on every node exactly once', async (t) => {
-    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
-    const tabs = [await openTab(t, a), await openTab(t, b), await openTab(t, c)]
-    tabs.push(await openTab(t, b, tabs[0]?.cookie))
-    const raw = await openSocket(c.wsUrl)
-    t.teardown(() => raw.socket.terminate())
-    await eventually(() => a.app.sessions.clusterCounts(), { nodes: 3, sessions: 4, sockets: 5 }, 'presence')
-    a.app.sessions.broadcast('from-a')
-    b.app.sessions.broadcast('from-b')
-    c.app.sessions.broadcast('from-c', { except: sessionIdOf(tabs[1]?.cookie as string) })
-    a.app.sessions.broadcast('end')
-    for (const socket of tabs) await until(() => dataOf(socket).length === (socket === tabs[1] ? 3 : 4), 'every broadcast')
-    await until(() => raw.received.length === 4, 'every broadcast (raw)')
-    // Anything sent twice would be in the stream before this one.
-    a.app.sessions.broadcast('final')
-    for (const socket of tabs) await until(() => dataOf(socket).includes('final'), 'final marker')
-    const before = (socket: GlueSocket): unknown[] => dataOf(socket).filter((data) => data !== 'final')
-    // Three nodes broadcast at once: Redis decides their order, the same one for every socket.
-    const order = before(tabs[0] as Tab)
-    t.same([...order].sort(), ['end', 'from-a', 'from-b', 'from-c'], 'each broadcast once')
-    t.same(before(tabs[2] as Tab), order, 'in the same order on every node')
-    t.same(before(tabs[1] as Tab), order.filter((data) => data !== 'from-c'), 'except skips that session on every node')
-    t.same(before(tabs[3] as Tab), order, 'the second tab of a session gets each message once')
-    await until(() => raw.received.includes('final'), 'final marker (raw)')
-    t.same(raw.received.slice(0, -1), order, 'raw clients get raw frames')
-
-    // Subscriptions are cluster-wide: made through one node, effective on all.
-    const subscriber = tabs[1] as Tab
-    subscriber.sendEnvelope(['s', 1, 'news'])
-    await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 1), 'subscribe reply')
-    t.ok(c.app.sessions.subscribe(sessionIdOf(tabs[2]?.cookie as string), 'news'), 'server-side subscribe from another node')
-    await until(() => a.app.sessions.subscriberCount('news') === 2 && b.app.sessions.subscriberCount('news') === 2, 'subscriber counts')
-    t.same(a.app.sessions.topicsOf(sessionIdOf(subscriber.cookie)), ['news'])
-    a.app.sessions.publish('news', { headline: 1 })
-    await until(() => dataOf(subscriber).length === 5 && dataOf(tabs[2] as Tab).length === 6, 'published')
-    t.same(envelopesOf(subscriber).at(-1)?.slice(0, 1).concat(envelopesOf(subscriber).at(-1)?.slice(2) ?? []), ['t', 'news', { headline: 1 }])
-    t.same(dataOf(tabs[0] as Tab).length, 5, 'non-subscribers get nothing')
-    subscriber.sendEnvelope(['u', 2, 'news'])
-    await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 2), 'unsubscribe reply')
-    t.same(envelopesOf(subscriber).find((e) => e[0] === 'r' && e[1] === 2), ['r', 2, 1, true])
-    await until(() => c.app.sessions.subscriberCount('news') === 1, 'subscriber count after unsubscribe')
-  })
-
-  t.test('close ends the session on every node; presence and counts are cluster-wide', async (t) => {
-    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
-    const first = await openTab(t, b)
-    const second = await openTab(t, c, first.cookie)
-    const sessionId = sessionIdOf(first.cookie)
-    await eventually(() => a.app.sessions.presence(sessionId), 2, 'presence')
-    await eventually(() => c.app.sessions.clusterCounts(), { nodes: 3, sessions: 1, sockets: 2 }, 'counts')
-    t.equal(a.app.sessions.has(sessionId), false, 'has() is about this node')
-    a.app.sessions.close(sessionId, 4001, 'bye')
-    t.same(await first.closed, { code: 4001, reason: 'bye' })
-    t.same(await second.closed, { code: 4001, reason: 'bye' })
-    await eventually(() => b.app.sessions.presence(sessionId), 0, 'presence after close')
-    await eventually(() => b.app.sessions.clusterCounts(), { nodes: 3, sessions: 0, sockets: 0 }, 'counts after close')
-  })
-
-  t.test('a client resumes on another node and gets what it missed, in order, once', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2) as [StartedApp, StartedApp]
-    const first = await openTab(t, a)
-    const sessionId = sessionIdOf(first.cookie)
-    a.app.sessions.send(sessionId, 1)
-    a.app.sessions.send(sessionId, 2)
-    await until(() => dataOf(first).length === 2, 'first two')
-    const lastSeq = envelopesOf(first).at(-1)?.[1] as number
-    first.socket.close()
-    await first.closed
-    // One sender, so the cluster order is the call order (two nodes' sends may interleave either way).
-    b.app.sessions.send(sessionId, 3)
-    b.app.sessions.broadcast(4)
-    b.app.sessions.send(sessionId, 5)
-    // Everything above is in Redis once a later query on the same connection has answered.
-    await b.app.sessions.presence(sessionId)
-    const resumed = await openTab(t, b, first.cookie, resumeQuery(first.welcome.epoch, lastSeq))
-    t.same(resumed.welcome, { epoch: first.welcome.epoch, seq: lastSeq })
-    b.app.sessions.send(sessionId, 6)
-    await until(() => dataOf(resumed).length === 4, 'replayed and live')
-    t.same(dataOf(resumed), [3, 4, 5, 6], 'missed messages first, then live ones')
-    const seqs = envelopesOf(resumed).map((e) => e[1] as number)
-    t.same([...seqs].sort((x, y) => x - y), seqs, 'in sequence order')
-    t.notOk(envelopesOf(resumed).some((e) => e[0] === 'g'), 'no gap')
-  })
-
-  t.test('a resume beyond the outbox limit reports the gap', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2, { outboxLimit: 2 }) as [StartedApp, StartedApp]
-    const first = await openTab(t, a)
-    const sessionId = sessionIdOf(first.cookie)
-    first.socket.close()
-    await first.closed
-    for (let i = 1; i <= 5; i++) a.app.sessions.send(sessionId, i)
-    await a.app.sessions.presence(sessionId)
-    const resumed = await openTab(t, b, first.cookie, resumeQuery(first.welcome.epoch, first.welcome.seq))
-    await until(() => dataOf(resumed).length === 2, 'the last two')
-    t.same(envelopesOf(resumed)[0], ['g', 3], 'three messages are reported missing')
-    t.same(dataOf(resumed), [4, 5])
-  })
-
-  t.test('a resume from another epoch is told of a gap', async (t) => {
-    const [a] = await startCluster(t, redis, 1) as [StartedApp]
-    const resumed = await openTab(t, a, undefined, resumeQuery('AAAAAAAA', 5))
-    t.not(resumed.welcome.epoch, 'AAAAAAAA')
-    t.same(await resumed.nextEnvelope(), ['g', null])
-  })
-
-  t.test('sessions expire cluster-wide after the grace period, ending their subscriptions', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2, { sessionGrace: 200 }) as [StartedApp, StartedApp]
-    const first = await openTab(t, a)
-    const sessionId = sessionIdOf(first.cookie)
-    b.app.sessions.subscribe(sessionId, 'room')
-    await until(() => a.app.sessions.subscriberCount('room') === 1, 'subscribed everywhere')
-    first.socket.close()
-    await until(() => a.app.sessions.subscriberCount('room') === 0 && b.app.sessions.subscriberCount('room') === 0, 'expired everywhere')
-    t.same(b.app.sessions.topicsOf(sessionId), [])
+  // Three nodes per cluster, as socket.io's Redis adapter suite runs them, each test under its own prefix.
+  adapterContract(t, async (t, options) => {
+    const prefix = uniquePrefix()
+    const nodes: ContractNode[] = []
+    for (let i = 0; i < 3; i++) {
+      const adapter = createRedisAdapter({ url: redis.url, prefix, nodeTimeout: 600 })
+      nodes.push({ ...await startApp({ glue: { ...options, adapter } }), adapter })
+    }
+    t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
+    return nodes
   })
 
   t.test('a killed node is cleaned out of presence within the node timeout', async (t) => {

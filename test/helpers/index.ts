@@ -1,5 +1,6 @@
 // Every test helper, by name: `import { startApp, openSocket } from './helpers/index.js'`.
 // Nothing here is a test file (tap includes only test/**/*.test.ts).
+export { adapterContract, type ClusterFactory, type ContractNode } from './adapter-contract.js'
 export {
   closeClient,
   closeSocket,
