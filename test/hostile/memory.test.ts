@@ -6,7 +6,6 @@ import {
   openGlueSocket,
   openSocket,
   pauseReading,
-  refusedHandshake,
   resumeUrl,
   startTarget,
   type GlueSocket,
@@ -168,18 +167,6 @@ test('maxDetachedBytes bounds the messages kept for detached sessions', async (t
   t.equal(stats.detachedEvictions, 600 - stats.detachedSessions)
   t.ok(growth < 32 * MiB + 8 * MiB, `heap + external grew by at most ${mib(growth)}`)
   await servesOthers(t, target)
-})
-
-test('handshakeRateLimit refuses an address over its rate with 429, and only that address', async (t) => {
-  const target = await startTarget(t, { glue: { handshakeRateLimit: { handshakesPerSecond: 1, burst: 5 } } })
-  for (let i = 0; i < 5; i++) (await openSocket(target.wsUrl)).socket.terminate()
-  const refused = await refusedHandshake(target.wsUrl)
-  t.equal(refused.status, 429)
-  t.match(JSON.parse(refused.body), { code: 'FST_WSGLUE_TOO_MANY_HANDSHAKES' })
-  const other = await openSocket(target.wsUrl, { localAddress: '127.0.0.2' })
-  t.equal(other.socket.readyState, other.socket.OPEN, 'another address still connects')
-  other.socket.terminate()
-  t.equal((await target.stats()).refusedHandshakes, 1)
 })
 
 test('a session cannot subscribe to more than maxTopicsPerSession topics', async (t) => {
