@@ -185,6 +185,7 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     const [a, b, c] = pick(nodes, 3) as [ContractNode, ContractNode, ContractNode]
     const one = await openTab(t, a)
     const two = await openTab(t, b)
+    const oneAgain = await openTab(t, c, one.cookie)
     const idOne = sessionIdOf(one.cookie)
     const idTwo = sessionIdOf(two.cookie)
     t.ok(c.app.sessions.subscribe(idOne, 'x'))
@@ -200,13 +201,14 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     a.app.sessions.publish('x', 'not to one', { except: idOne })
     b.app.sessions.publish('y', 'to one')
     a.app.sessions.broadcast('marker')
-    await until(() => dataOf(one).includes('marker') && dataOf(two).includes('marker'), 'the marker after them')
+    await until(() => [one, two, oneAgain].every((tab) => dataOf(tab).includes('marker')), 'the marker after them')
     // Two nodes publish at once: compare what arrived, not in which order.
     const topicMessages = (tab: Tab): string[] => envelopesOf(tab).filter((e) => e[0] === 't').map((e) => `${String(e[2])}:${String(e[3])}`).sort()
     t.same(topicMessages(one), ['x:to both', 'y:to one'], 'each subscribed topic once, except skips its session')
     t.same(topicMessages(two), ['x:not to one', 'x:to both'], 'only the topics of the session')
     t.equal(dataOf(one).length, 3, 'nothing twice')
     t.equal(dataOf(two).length, 3, 'nothing twice')
+    t.same(envelopesOf(oneAgain), envelopesOf(one), 'every tab of a session gets the same envelopes, sequence numbers included')
     t.ok(c.app.sessions.unsubscribe(idOne, 'y'), 'was subscribed')
     await until(() => nodes.every((node) => node.app.sessions.subscriberCount('y') === 0), 'unsubscribed on every node')
     for (const node of nodes) {
