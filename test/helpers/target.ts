@@ -12,6 +12,8 @@ import type { GlueOptions, SessionStats } from '../../plugin/index.js'
 export function withoutCoverage (): NodeJS.ProcessEnv {
   const env = { ...process.env }
   delete env.NODE_V8_COVERAGE
+  // tap 21 records coverage through @tapjs/processinfo, which every child loads from NODE_OPTIONS.
+  env._TAPJS_PROCESSINFO_COVERAGE_ = '0'
   return env
 }
 
