@@ -62,7 +62,6 @@ const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 const big = (s) => BigInt(s)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-
 // Every child process, so nothing outlives the run: killed on exit, on signals and on failure.
 // Forked children also exit by themselves when the IPC channel closes (lib/rpc.js).
 const children = new Set()

@@ -68,7 +68,7 @@ for (const [k, us] of [...fnTotals].filter(([k]) => !k.startsWith('(idle)')).sor
       incl.set(key, (incl.get(key) ?? 0) + us)
     }
   }
-  const skip = /^\((root|program|idle)\)|processTicksAndRejections|^emit |^(anonymous)  node:|listOnTimeout|processImmediate/
+  const skip = /^\((root|program|idle)\)|processTicksAndRejections|^emit |^(anonymous) {2}node:|listOnTimeout|processImmediate/
   console.log(`\ntop ${top} functions by inclusive time (what runs under them)`)
   for (const [k, us] of [...incl].filter(([k]) => !skip.test(k)).sort((a, b) => b[1] - a[1]).slice(0, top)) {
     console.log(`${pct(us)}  ${(us / 1000).toFixed(0).padStart(7)} ms  ${k}`)

@@ -106,7 +106,6 @@ function sessionPlan (connections, ratio, clients) {
 const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 const big = (s) => BigInt(s)
 
-
 function spawnServer (target, opts) {
   const env = { ...process.env }
   if (glueSnapshot !== null) env.BENCH_GLUE_ENTRY = glueSnapshot.entry

@@ -1,21 +1,14 @@
 import Fastify from 'fastify'
-import { test } from 'tap'
-import glue, { createMemoryAdapter, errors, type AdapterHost, type ClusterMessage, type GlueAdapter } from '../plugin/index.js'
-import { cookiePair, openGlueSocket, SECRET, startApp, until } from './helpers.js'
+import t, { test } from 'tap'
+import glue, { createMemoryAdapter, type AdapterHost, type ClusterMessage, type GlueAdapter } from '../plugin/index.js'
+import { adapterContract, openGlueSocket, SECRET, startApp, until, type ContractNode } from './helpers/index.js'
 
-test('with the memory adapter, presence and clusterCounts answer for this one node', async (t) => {
-  const { app, wsUrl } = await startApp()
-  t.teardown(() => app.close())
-  t.same(await app.sessions.clusterCounts(), { nodes: 1, sessions: 0, sockets: 0 })
-  const first = await openGlueSocket(wsUrl)
-  const cookie = cookiePair(first.setCookie[0])
-  const second = await openGlueSocket(wsUrl, { headers: { cookie } })
-  t.teardown(() => { first.socket.terminate(); second.socket.terminate() })
-  const [sessionId] = [...app.sessions].map((session) => session.id)
-  t.equal(await app.sessions.presence(sessionId as string), 2)
-  t.equal(await app.sessions.presence('nobody'), 0)
-  t.same(await app.sessions.clusterCounts(), { nodes: 1, sessions: 1, sockets: 2 })
-  t.throws(() => app.sessions.presence(42 as unknown as string), errors.FST_WSGLUE_INVALID_SESSION_ID)
+// The memory adapter is a cluster of one node: every role in the contract falls to that node.
+adapterContract(t, async (t, options) => {
+  const adapter = createMemoryAdapter()
+  const node: ContractNode = { ...await startApp({ glue: { ...options, adapter } }), adapter }
+  t.teardown(() => node.app.close())
+  return [node]
 })
 
 test('a custom adapter receives every message and delivers through the host', async (t) => {

@@ -5,11 +5,26 @@ import { Redis } from 'ioredis'
 import t, { type Test } from 'tap'
 import glue, { errors, type GlueOptions } from '../plugin/index.js'
 import { createRedisAdapter } from '../plugin/redis/index.js'
-import { createCookieSigner } from '../plugin/handshake/identity.js'
-import { cookiePair, openGlueSocket, openSocket, SECRET, startApp, until, type GlueSocket, type StartedApp } from './helpers.js'
-import { redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis-helpers.js'
-
-type Tab = GlueSocket & { readonly cookie: string }
+import {
+  adapterContract,
+  cookiePair,
+  dataOf,
+  envelopesOf,
+  eventually,
+  openGlueSocket,
+  openTab,
+  redisSkip,
+  resumeQuery,
+  SECRET,
+  sessionIdOf,
+  startApp,
+  startRedis,
+  uniquePrefix,
+  until,
+  type ContractNode,
+  type RedisServer,
+  type StartedApp
+} from './helpers/index.js'
 
 /** Starts `count` nodes joined through one Redis under a prefix of their own; closed in teardown. */
 async function startCluster (t: Test, redis: RedisServer, count: number, glueOptions: GlueOptions = {}, prefix = uniquePrefix()): Promise<StartedApp[]> {
@@ -23,179 +38,19 @@ async function startCluster (t: Test, redis: RedisServer, count: number, glueOpt
   return nodes
 }
 
-/** Opens a glue.v1 socket on `node` as the session behind `cookie` (a new session when omitted). */
-async function tab (t: Test, node: StartedApp, cookie?: string, query = ''): Promise<Tab> {
-  const socket = await openGlueSocket(node.wsUrl + query, cookie === undefined ? {} : { headers: { cookie } })
-  t.teardown(() => socket.socket.terminate())
-  return { ...socket, cookie: cookie ?? cookiePair(socket.setCookie[0]) }
-}
-
-function sessionIdOf (_node: StartedApp, cookie: string): string {
-  // Every node signs with the same secret (startApp's SECRET), through the key derived from it.
-  const unsigned = createCookieSigner([SECRET]).unsign(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)))
-  if (!unsigned.valid || unsigned.value === null) throw new Error('bad cookie')
-  return unsigned.value
-}
-
-/** Waits until a cluster-wide query settles on the expected value (presence travels through Redis). */
-async function eventually<T> (query: () => Promise<T>, expected: T, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  let last: T | undefined
-  while (Date.now() < deadline) {
-    last = await query().catch(() => undefined)
-    if (JSON.stringify(last) === JSON.stringify(expected)) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(last)}`)
-}
-
-/** The data of the `m`/`t` envelopes received so far (after the welcome), in order. */
-function dataOf (socket: GlueSocket): unknown[] {
-  return socket.received.slice(1).map((frame) => JSON.parse(String(frame)) as unknown[])
-    .filter((envelope) => envelope[0] === 'm' || envelope[0] === 't')
-    .map((envelope) => envelope[envelope.length - 1])
-}
-
-function envelopesOf (socket: GlueSocket): unknown[][] {
-  return socket.received.slice(1).map((frame) => JSON.parse(String(frame)) as unknown[])
-}
-
 t.test('redis adapter', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
 
-  t.test('send from one node reaches every tab of the session on every node, with one sequence', async (t) => {
-    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
-    const first = await tab(t, b)
-    const second = await tab(t, c, first.cookie)
-    const sessionId = sessionIdOf(a, first.cookie)
-    t.equal(a.app.sessions.send(sessionId, { n: 1 }), 0, 'delivery is asynchronous')
-    a.app.sessions.send(sessionId, 'two')
-    b.app.sessions.send(sessionId, Buffer.from([7]))
-    const got1 = [await first.nextEnvelope(), await first.nextEnvelope()]
-    const got2 = [await second.nextEnvelope(), await second.nextEnvelope()]
-    t.same(got1.map((e) => e[2]), [{ n: 1 }, 'two'])
-    t.same(got2, got1, 'both tabs see the same envelopes and sequence numbers')
-    t.ok((got1[1]?.[1] as number) > (got1[0]?.[1] as number), 'sequence numbers increase')
-    const binary1 = await first.nextMessage()
-    const binary2 = await second.nextMessage()
-    t.same(binary1, binary2, 'binary envelopes carry the same sequence number too')
-    t.equal((binary1 as Buffer).at(-1), 7)
-  })
-
-  t.test('broadcast and publish reach every socket on every node exactly once', async (t) => {
-    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
-    const tabs = [await tab(t, a), await tab(t, b), await tab(t, c)]
-    tabs.push(await tab(t, b, tabs[0]?.cookie))
-    const raw = await openSocket(c.wsUrl)
-    t.teardown(() => raw.socket.terminate())
-    await eventually(() => a.app.sessions.clusterCounts(), { nodes: 3, sessions: 4, sockets: 5 }, 'presence')
-    a.app.sessions.broadcast('from-a')
-    b.app.sessions.broadcast('from-b')
-    c.app.sessions.broadcast('from-c', { except: sessionIdOf(c, tabs[1]?.cookie as string) })
-    a.app.sessions.broadcast('end')
-    for (const socket of tabs) await until(() => dataOf(socket).length === (socket === tabs[1] ? 3 : 4), 'every broadcast')
-    await until(() => raw.received.length === 4, 'every broadcast (raw)')
-    // Anything sent twice would be in the stream before this one.
-    a.app.sessions.broadcast('final')
-    for (const socket of tabs) await until(() => dataOf(socket).includes('final'), 'final marker')
-    const before = (socket: GlueSocket): unknown[] => dataOf(socket).filter((data) => data !== 'final')
-    // Three nodes broadcast at once: Redis decides their order, the same one for every socket.
-    const order = before(tabs[0] as Tab)
-    t.same([...order].sort(), ['end', 'from-a', 'from-b', 'from-c'], 'each broadcast once')
-    t.same(before(tabs[2] as Tab), order, 'in the same order on every node')
-    t.same(before(tabs[1] as Tab), order.filter((data) => data !== 'from-c'), 'except skips that session on every node')
-    t.same(before(tabs[3] as Tab), order, 'the second tab of a session gets each message once')
-    await until(() => raw.received.includes('final'), 'final marker (raw)')
-    t.same(raw.received.slice(0, -1), order, 'raw clients get raw frames')
-
-    // Subscriptions are cluster-wide: made through one node, effective on all.
-    const subscriber = tabs[1] as Tab
-    subscriber.sendEnvelope(['s', 1, 'news'])
-    await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 1), 'subscribe reply')
-    t.ok(c.app.sessions.subscribe(sessionIdOf(c, tabs[2]?.cookie as string), 'news'), 'server-side subscribe from another node')
-    await until(() => a.app.sessions.subscriberCount('news') === 2 && b.app.sessions.subscriberCount('news') === 2, 'subscriber counts')
-    t.same(a.app.sessions.topicsOf(sessionIdOf(a, subscriber.cookie)), ['news'])
-    a.app.sessions.publish('news', { headline: 1 })
-    await until(() => dataOf(subscriber).length === 5 && dataOf(tabs[2] as Tab).length === 6, 'published')
-    t.same(envelopesOf(subscriber).at(-1)?.slice(0, 1).concat(envelopesOf(subscriber).at(-1)?.slice(2) ?? []), ['t', 'news', { headline: 1 }])
-    t.same(dataOf(tabs[0] as Tab).length, 5, 'non-subscribers get nothing')
-    subscriber.sendEnvelope(['u', 2, 'news'])
-    await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 2), 'unsubscribe reply')
-    t.same(envelopesOf(subscriber).find((e) => e[0] === 'r' && e[1] === 2), ['r', 2, 1, true])
-    await until(() => c.app.sessions.subscriberCount('news') === 1, 'subscriber count after unsubscribe')
-  })
-
-  t.test('close ends the session on every node; presence and counts are cluster-wide', async (t) => {
-    const [a, b, c] = await startCluster(t, redis, 3) as [StartedApp, StartedApp, StartedApp]
-    const first = await tab(t, b)
-    const second = await tab(t, c, first.cookie)
-    const sessionId = sessionIdOf(a, first.cookie)
-    await eventually(() => a.app.sessions.presence(sessionId), 2, 'presence')
-    await eventually(() => c.app.sessions.clusterCounts(), { nodes: 3, sessions: 1, sockets: 2 }, 'counts')
-    t.equal(a.app.sessions.has(sessionId), false, 'has() is about this node')
-    a.app.sessions.close(sessionId, 4001, 'bye')
-    t.same(await first.closed, { code: 4001, reason: 'bye' })
-    t.same(await second.closed, { code: 4001, reason: 'bye' })
-    await eventually(() => b.app.sessions.presence(sessionId), 0, 'presence after close')
-    await eventually(() => b.app.sessions.clusterCounts(), { nodes: 3, sessions: 0, sockets: 0 }, 'counts after close')
-  })
-
-  t.test('a client resumes on another node and gets what it missed, in order, once', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2) as [StartedApp, StartedApp]
-    const first = await tab(t, a)
-    const sessionId = sessionIdOf(a, first.cookie)
-    a.app.sessions.send(sessionId, 1)
-    a.app.sessions.send(sessionId, 2)
-    await until(() => dataOf(first).length === 2, 'first two')
-    const lastSeq = envelopesOf(first).at(-1)?.[1] as number
-    first.socket.close()
-    await first.closed
-    // One sender, so the cluster order is the call order (two nodes' sends may interleave either way).
-    b.app.sessions.send(sessionId, 3)
-    b.app.sessions.broadcast(4)
-    b.app.sessions.send(sessionId, 5)
-    // Everything above is in Redis once a later query on the same connection has answered.
-    await b.app.sessions.presence(sessionId)
-    const resumed = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${lastSeq}`)
-    t.same(resumed.welcome, { epoch: first.welcome.epoch, seq: lastSeq })
-    b.app.sessions.send(sessionId, 6)
-    await until(() => dataOf(resumed).length === 4, 'replayed and live')
-    t.same(dataOf(resumed), [3, 4, 5, 6], 'missed messages first, then live ones')
-    const seqs = envelopesOf(resumed).map((e) => e[1] as number)
-    t.same([...seqs].sort((x, y) => x - y), seqs, 'in sequence order')
-    t.notOk(envelopesOf(resumed).some((e) => e[0] === 'g'), 'no gap')
-  })
-
-  t.test('a resume beyond the outbox limit reports the gap', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2, { outboxLimit: 2 }) as [StartedApp, StartedApp]
-    const first = await tab(t, a)
-    const sessionId = sessionIdOf(a, first.cookie)
-    first.socket.close()
-    await first.closed
-    for (let i = 1; i <= 5; i++) a.app.sessions.send(sessionId, i)
-    await a.app.sessions.presence(sessionId)
-    const resumed = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`)
-    await until(() => dataOf(resumed).length === 2, 'the last two')
-    t.same(envelopesOf(resumed)[0], ['g', 3], 'three messages are reported missing')
-    t.same(dataOf(resumed), [4, 5])
-  })
-
-  t.test('a resume from another epoch is told of a gap', async (t) => {
-    const [a] = await startCluster(t, redis, 1) as [StartedApp]
-    const resumed = await tab(t, a, undefined, '?glue_resume=AAAAAAAA.5')
-    t.not(resumed.welcome.epoch, 'AAAAAAAA')
-    t.same(await resumed.nextEnvelope(), ['g', null])
-  })
-
-  t.test('sessions expire cluster-wide after the grace period, ending their subscriptions', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2, { sessionGrace: 200 }) as [StartedApp, StartedApp]
-    const first = await tab(t, a)
-    const sessionId = sessionIdOf(a, first.cookie)
-    b.app.sessions.subscribe(sessionId, 'room')
-    await until(() => a.app.sessions.subscriberCount('room') === 1, 'subscribed everywhere')
-    first.socket.close()
-    await until(() => a.app.sessions.subscriberCount('room') === 0 && b.app.sessions.subscriberCount('room') === 0, 'expired everywhere')
-    t.same(b.app.sessions.topicsOf(sessionId), [])
+  // Three nodes per cluster, as socket.io's Redis adapter suite runs them, each test under its own prefix.
+  adapterContract(t, async (t, options) => {
+    const prefix = uniquePrefix()
+    const nodes: ContractNode[] = []
+    for (let i = 0; i < 3; i++) {
+      const adapter = createRedisAdapter({ url: redis.url, prefix, nodeTimeout: 600 })
+      nodes.push({ ...await startApp({ glue: { ...options, adapter } }), adapter })
+    }
+    t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
+    return nodes
   })
 
   t.test('a killed node is cleaned out of presence within the node timeout', async (t) => {
@@ -206,7 +61,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     const [line] = await once(child.stdout, 'data') as [Buffer]
     const port = Number(line.toString().trim())
     const remote = await openGlueSocket(`ws://127.0.0.1:${port}/ws`)
-    const sessionId = sessionIdOf(a, cookiePair(remote.setCookie[0]))
+    const sessionId = sessionIdOf(cookiePair(remote.setCookie[0]))
     await eventually(() => a.app.sessions.clusterCounts(), { nodes: 2, sessions: 1, sockets: 1 }, 'the other node')
     a.app.sessions.send(sessionId, 'hello')
     t.same(dataOf(remote).length === 1 ? dataOf(remote) : (await remote.nextEnvelope()).slice(2), ['hello'], 'reached the other process')
@@ -219,8 +74,8 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
 
   t.test('dropped Redis connections lose nothing: nodes read on from where they stopped', async (t) => {
     const [a, b] = await startCluster(t, redis, 2) as [StartedApp, StartedApp]
-    const listener = await tab(t, b)
-    const sessionId = sessionIdOf(a, listener.cookie)
+    const listener = await openTab(t, b)
+    const sessionId = sessionIdOf(listener.cookie)
     const admin = redis.client()
     for (let i = 0; i < 100; i++) {
       a.app.sessions.send(sessionId, i)
@@ -235,7 +90,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
   t.test('a malformed stream entry is dropped and logged; delivery goes on', async (t) => {
     const prefix = uniquePrefix()
     const [a] = await startCluster(t, redis, 1, {}, prefix) as [StartedApp]
-    const listener = await tab(t, a)
+    const listener = await openTab(t, a)
     const admin = redis.client()
     const seq = await admin.incr(`{${prefix}}:seq`)
     await admin.xadd(`{${prefix}}:stream`, `${seq}-0`, 'm', Buffer.from([9, 9, 9]))
@@ -248,9 +103,9 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
   t.test('a Redis crash: sends are buffered within limits, volatile ones stay local, everything resumes', async (t) => {
     const own = await startRedis(t)
     const [a, b] = await startCluster(t, own, 2, { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600, bufferLimit: 3 } }) as [StartedApp, StartedApp]
-    const local = await tab(t, a)
-    const remote = await tab(t, b, local.cookie)
-    const sessionId = sessionIdOf(a, local.cookie)
+    const local = await openTab(t, a)
+    const remote = await openTab(t, b, local.cookie)
+    const sessionId = sessionIdOf(local.cookie)
     a.app.sessions.subscribe(sessionId, 'kept')
     await until(() => b.app.sessions.subscriberCount('kept') === 1, 'subscribed')
     await own.kill()
@@ -265,7 +120,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     await until(() => envelopesOf(local).some((e) => e[0] === 'r' && e[1] === 9), 'subscribe reply during the outage')
     t.same(envelopesOf(local).find((e) => e[0] === 'r' && e[1] === 9), ['r', 9, 0, { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' }])
     // A resume needs the stream: while Redis is away the client is told plainly that it may miss messages.
-    const resuming = await tab(t, a, local.cookie, `?glue_resume=${local.welcome.epoch}.0`)
+    const resuming = await openTab(t, a, local.cookie, resumeQuery(local.welcome.epoch, 0))
     t.same(await resuming.nextEnvelope(), ['g', null], 'a resume during the outage reports an unknown gap')
     resuming.socket.close()
     await resuming.closed
@@ -303,8 +158,8 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
   t.test('a node presumed dead announces its sessions again', async (t) => {
     const prefix = uniquePrefix()
     const [a, b] = await startCluster(t, redis, 2, {}, prefix) as [StartedApp, StartedApp]
-    const socket = await tab(t, a)
-    const sessionId = sessionIdOf(a, socket.cookie)
+    const socket = await openTab(t, a)
+    const sessionId = sessionIdOf(socket.cookie)
     await eventually(() => b.app.sessions.presence(sessionId), 1, 'presence')
     const admin = redis.client()
     // As if the nodes had been reaped after missing their heartbeats: the next heartbeat notices.
@@ -317,15 +172,15 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
 
   t.test('a resume past what the stream keeps reports an unknown gap; old messages count as missed', async (t) => {
     const [a, b] = await startCluster(t, redis, 2, { redis: { url: redis.url, prefix: uniquePrefix(), streamLimit: 100 }, outboxMaxAge: 300 }) as [StartedApp, StartedApp]
-    const first = await tab(t, a)
-    const sessionId = sessionIdOf(a, first.cookie)
+    const first = await openTab(t, a)
+    const sessionId = sessionIdOf(first.cookie)
     first.socket.close()
     await first.closed
     a.app.sessions.send(sessionId, 'old')
     await new Promise((resolve) => setTimeout(resolve, 350))
     a.app.sessions.send(sessionId, 'fresh')
     await a.app.sessions.presence(sessionId)
-    const aged = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`)
+    const aged = await openTab(t, b, first.cookie, resumeQuery(first.welcome.epoch, first.welcome.seq))
     await until(() => dataOf(aged).length === 1, 'the fresh message')
     t.same(envelopesOf(aged)[0], ['g', 1], 'the message older than outboxMaxAge is reported missing')
     t.same(dataOf(aged), ['fresh'])
@@ -335,7 +190,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     for (let i = 0; i < 400; i++) a.app.sessions.broadcast(i, { except: sessionId })
     await a.app.sessions.presence(sessionId)
     await until(() => b.app.sessions.stats().messagesOut >= 0, 'tick')
-    const trimmed = await tab(t, b, first.cookie, `?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`)
+    const trimmed = await openTab(t, b, first.cookie, resumeQuery(first.welcome.epoch, first.welcome.seq))
     t.same(await trimmed.nextEnvelope(), ['g', null], 'trimmed by the stream limit: unknown how many')
   })
 

@@ -2,8 +2,7 @@ import { once } from 'node:events'
 import { test, type Test } from 'tap'
 import WebSocket, { WebSocketServer } from 'ws'
 import { GlueClient, type GlueClientOptions, type GlueTopicEvent } from '../plugin/client/glue-client.js'
-import { closeClient, cookieWebSocket, nextEvent, startServer, type GlueServer } from './client-helpers.js'
-import { until } from './helpers.js'
+import { closeClient, cookieWebSocket, freePort, nextEvent, onlySession, startServer, until, type GlueServer } from './helpers/index.js'
 
 // Small, jitter-free backoff keeps restarts fast.
 const FAST: GlueClientOptions = { reconnectionDelay: 20, reconnectionDelayMax: 160, randomizationFactor: 0, WebSocket }
@@ -16,13 +15,6 @@ async function connect (t: Test, server: GlueServer, options: GlueClientOptions 
   return client
 }
 
-/** The id of the only session of a server. */
-function onlySession (server: GlueServer): string {
-  const sessions = [...server.app.sessions]
-  if (sessions.length !== 1) throw new Error(`expected one session, got ${sessions.length}`)
-  return (sessions[0] as { id: string }).id
-}
-
 /** Resolves with the next message of `topic`. */
 function nextTopic (client: GlueClient, topic: string): Promise<GlueTopicEvent> {
   return new Promise((resolve) => {
@@ -32,13 +24,6 @@ function nextTopic (client: GlueClient, topic: string): Promise<GlueTopicEvent> 
     }
     client.onTopic(topic, listener)
   })
-}
-
-/** A port nothing listens on: bound once, then released. */
-async function freePort (): Promise<number> {
-  const server = await startServer()
-  await server.app.close()
-  return server.port
 }
 
 test('subscribes through authorizeSubscribe and gets topic messages on that topic\'s listeners only', async (t) => {

@@ -3,8 +3,7 @@ import type { Duplex } from 'node:stream'
 import { test, type Test } from 'tap'
 import WebSocket, { WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 import { GlueClient, type GlueClientOptions } from '../plugin/client/glue-client.js'
-import { closeClient, cookieWebSocket, nextEvent, startServer, type GlueServer } from './client-helpers.js'
-import { until } from './helpers.js'
+import { closeClient, cookieWebSocket, nextEvent, onlySession, startServer, until, type GlueServer } from './helpers/index.js'
 
 // Jitter-free backoff; the first retry waits long enough for the stream to go on without the client.
 const FAST: GlueClientOptions = { reconnectionDelay: 50, reconnectionDelayMax: 200, randomizationFactor: 0 }
@@ -43,12 +42,6 @@ async function open (t: Test, server: GlueServer, options: GlueClientOptions): P
   t.teardown(() => closeClient(client))
   await nextEvent(client, 'open')
   return client
-}
-
-function onlySession (server: GlueServer): string {
-  const sessions = [...server.app.sessions]
-  if (sessions.length !== 1) throw new Error(`expected one session, got ${sessions.length}`)
-  return (sessions[0] as { id: string }).id
 }
 
 function terminateAll (server: GlueServer): void {

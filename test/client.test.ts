@@ -3,17 +3,10 @@ import { test } from 'tap'
 import WebSocket from 'ws'
 import { GlueClient, GlueClientError, type GlueClientOptions } from '../plugin/client/glue-client.js'
 import type { Session } from '../plugin/index.js'
-import { closeClient, cookieWebSocket, nextEvent, recordEvents, startServer, type GlueServer } from './client-helpers.js'
+import { closeClient, cookieWebSocket, freePort, nextEvent, recordEvents, startServer, type GlueServer } from './helpers/index.js'
 
 // Small, jitter-free backoff keeps the timing assertions exact and the tests fast.
 const FAST: GlueClientOptions = { reconnectionDelay: 20, reconnectionDelayMax: 160, randomizationFactor: 0, WebSocket }
-
-/** A port nothing listens on: bound once, then released. */
-async function freePort (): Promise<number> {
-  const server = await startServer()
-  await server.app.close()
-  return server.port
-}
 
 for (const raw of [false, true]) {
   test(`connects to the given url and receives text, json and binary frames (${raw ? 'raw' : 'glue.v1'})`, async (t) => {

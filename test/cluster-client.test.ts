@@ -2,9 +2,7 @@ import { createServer, connect, type Socket } from 'node:net'
 import { once } from 'node:events'
 import { test } from 'tap'
 import { GlueClient, type GlueClientOptions } from '../plugin/client/glue-client.js'
-import { closeClient, cookieWebSocket, nextEvent, startServer, type GlueServer } from './client-helpers.js'
-import { until } from './helpers.js'
-import { redisSkip, startRedis, uniquePrefix } from './redis-helpers.js'
+import { closeClient, cookieWebSocket, nextEvent, redisSkip, startRedis, startServer, uniquePrefix, until, type GlueServer } from './helpers/index.js'
 
 const FAST: GlueClientOptions = { reconnectionDelay: 20, reconnectionDelayMax: 100, randomizationFactor: 0 }
 

@@ -1,7 +1,18 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { test } from 'tap'
-import { clientFrame, closeCodeOf, cookiePair, openGlueSocket, openSocket, rawUpgrade, refusedHandshake, startApp, until, type GlueSocket } from './helpers.js'
+import {
+  cookiePair,
+  firstSessionId,
+  openGlueSocket,
+  openSocket,
+  pauseReading,
+  resumeUrl,
+  serverTransport,
+  startApp,
+  until,
+  type GlueSocket
+} from './helpers/index.js'
 
 /** The data of every `m` envelope a glue socket received, and the last sequence number seen. */
 function stream (client: GlueSocket): { data: unknown[], lastSeq: () => number } {
@@ -22,27 +33,12 @@ function stream (client: GlueSocket): { data: unknown[], lastSeq: () => number }
   return { data, lastSeq: () => last }
 }
 
-/** Stops reading from the socket: the kernel buffers fill, then the server's. */
-function pauseReading (client: GlueSocket): void {
-  (client.socket as unknown as { _socket: { pause: () => void } })._socket.pause()
-}
-
-function resumeUrl (wsUrl: string, epoch: string, seq: number): string {
-  return `${wsUrl}?glue_resume=${epoch}.${seq}`
-}
-
-async function firstSessionId (app: { sessions: Iterable<{ id: string }> }): Promise<string> {
-  const [session] = [...app.sessions]
-  if (session === undefined) throw new Error('no session')
-  return session.id
-}
-
 test('every glue.v1 socket starts with a welcome; new tabs start from now', async (t) => {
   const { app, wsUrl } = await startApp()
   t.teardown(() => app.close())
   const first = await openGlueSocket(wsUrl)
   t.match(first.welcome, { epoch: /^[A-Za-z0-9_-]{8}$/, seq: 0 })
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   app.sessions.send(id, 'one')
   app.sessions.send(id, 'two')
   const second = await openGlueSocket(wsUrl, { headers: { cookie: cookiePair(first.setCookie[0]) } })
@@ -65,7 +61,7 @@ for (const [title, cut] of [
     t.teardown(() => app.close())
     const client = await openGlueSocket(wsUrl)
     const cookie = cookiePair(client.setCookie[0])
-    const id = await firstSessionId(app)
+    const id = firstSessionId(app)
     const received = stream(client)
     const total = 300
     let sent = 0
@@ -94,7 +90,7 @@ test('a stalled reader is closed as a slow consumer, server memory stays bounded
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   const cookie = cookiePair(client.setCookie[0])
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   const received = stream(client)
   const chunk = 'x'.repeat(64 * 1024)
   app.sessions.send(id, 'start')
@@ -102,12 +98,11 @@ test('a stalled reader is closed as a slow consumer, server memory stays bounded
   // Stop reading: the kernel buffers fill, then the server's.
   pauseReading(client)
   let sent = 1
-  const [session] = [...app.sessions]
-  const serverSocket = [...session?.sockets ?? []][0] as unknown as { _socket: { writableLength: number } }
+  const transport = serverTransport(app)
   let maxBuffered = 0
   while (app.sessions.stats().slowConsumerCloses === 0 && sent < 400) {
     app.sessions.send(id, `${++sent}:${chunk}`)
-    maxBuffered = Math.max(maxBuffered, serverSocket._socket.writableLength)
+    maxBuffered = Math.max(maxBuffered, transport.writableLength)
     await new Promise((resolve) => setImmediate(resolve))
   }
   t.equal(app.sessions.stats().slowConsumerCloses, 1, 'closed as a slow consumer')
@@ -128,7 +123,7 @@ test('a slow consumer that keeps not reading is terminated after the grace', asy
   const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024 } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   pauseReading(client)
   while (app.sessions.stats().slowConsumerCloses === 0) {
     app.sessions.send(id, 'y'.repeat(64 * 1024))
@@ -142,7 +137,7 @@ test('a server restart without a shared store gives an explicit gap of unknown s
   const one = await startApp()
   const client = await openGlueSocket(one.wsUrl)
   const cookie = cookiePair(client.setCookie[0])
-  one.app.sessions.send(await firstSessionId(one.app), 'before restart')
+  one.app.sessions.send(firstSessionId(one.app), 'before restart')
   await client.nextEnvelope()
   await one.app.close()
   const two = await startApp({ port: one.port })
@@ -160,7 +155,7 @@ test('a trimmed outbox gives a gap with the number of lost messages, then the re
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   const cookie = cookiePair(client.setCookie[0])
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   client.socket.close()
   await until(() => !app.sessions.has(id), 'detached')
   for (let i = 1; i <= 20; i++) t.equal(app.sessions.send(id, i), 0, 'kept, written to no socket')
@@ -176,7 +171,7 @@ test('outboxLimit 0 keeps nothing: a resume reports every missed message as a ga
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   const cookie = cookiePair(client.setCookie[0])
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   client.socket.close()
   await until(() => !app.sessions.has(id), 'detached')
   app.sessions.send(id, 'a')
@@ -194,7 +189,7 @@ test('messages older than outboxMaxAge are not replayed and count as a gap', asy
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   const cookie = cookiePair(client.setCookie[0])
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   client.socket.close()
   await until(() => !app.sessions.has(id), 'detached')
   app.sessions.send(id, 'old')
@@ -214,7 +209,7 @@ test('a resume from the future or a malformed resume parameter starts from now',
   const future = await openGlueSocket(resumeUrl(wsUrl, client.welcome.epoch, 99), { headers: { cookie } })
   t.same(await future.nextEnvelope(), ['g', null])
   const malformed = await openGlueSocket(`${wsUrl}?glue_resume=not-valid`, { headers: { cookie } })
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   app.sessions.send(id, 'now')
   t.same(await malformed.nextEnvelope(), ['m', 1, 'now'], 'no gap, no replay')
   for (const socket of [client, future, malformed]) socket.socket.terminate()
@@ -226,7 +221,7 @@ test('volatile messages are unsequenced, never replayed, and dropped for slow co
   const client = await openGlueSocket(wsUrl)
   const raw = await openSocket(wsUrl)
   const cookie = cookiePair(client.setCookie[0])
-  const id = await firstSessionId(app)
+  const id = firstSessionId(app)
   app.sessions.send(id, 'cursor', { volatile: true })
   app.sessions.broadcast('tick', { volatile: true })
   app.sessions.send(id, 'kept')
@@ -290,77 +285,6 @@ test('grace expiry releases detached sessions and their outboxes (heap measured 
 function t0 (condition: boolean): void {
   if (!condition) throw new Error('a detached session must take the message into its outbox, not a socket')
 }
-
-test('the rate limit closes a flooding socket with 1008 and leaves a paced one open', async (t) => {
-  const got: unknown[] = []
-  const { app, wsUrl } = await startApp({ glue: { rateLimit: { messagesPerSecond: 50, burst: 5 }, onMessage: (_s, data) => { got.push(data) } } })
-  t.teardown(() => app.close())
-  const flooder = await openSocket(wsUrl)
-  for (let i = 0; i < 20; i++) flooder.socket.send(`f${i}`)
-  t.same(await flooder.closed, { code: 1008, reason: 'rate limit exceeded' })
-  t.same(got, ['f0', 'f1', 'f2', 'f3', 'f4'], 'the burst got through, nothing after')
-  const paced = await openSocket(wsUrl)
-  t.teardown(() => paced.socket.terminate())
-  for (let i = 0; i < 10; i++) {
-    paced.socket.send(`p${i}`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
-  }
-  await until(() => got.length === 15, 'paced messages delivered')
-  t.equal(paced.socket.readyState, paced.socket.OPEN)
-  t.equal(app.sessions.stats().rateLimitCloses, 1)
-})
-
-test('a socket closed for its rate delivers nothing more, even after its bucket refills', async (t) => {
-  const got: unknown[] = []
-  // 20 per second: no token comes back while the 8 frames are read, several do before 'after-close'.
-  const { app, port } = await startApp({ glue: { rateLimit: { messagesPerSecond: 20, burst: 5 }, onMessage: (_s, data) => { got.push(data) } } })
-  t.teardown(() => app.close())
-  const raw = await rawUpgrade(port)
-  t.teardown(() => raw.socket.destroy())
-  await until(() => app.sessions.size === 1, 'joined')
-  // This peer never answers the close frame, so the socket stays CLOSING.
-  raw.socket.write(Buffer.concat(Array.from({ length: 8 }, (_, i) => clientFrame(`f${i}`))))
-  await until(() => closeCodeOf(raw.received()) === 1008, 'the 1008 close frame')
-  await new Promise((resolve) => setTimeout(resolve, 150))
-  raw.socket.write(clientFrame('after-close'))
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  t.same(got, ['f0', 'f1', 'f2', 'f3', 'f4'])
-})
-
-test('rateLimit false lets a fast client through', async (t) => {
-  let count = 0
-  const { app, wsUrl } = await startApp({ glue: { rateLimit: false, onMessage: () => { count++ } } })
-  t.teardown(() => app.close())
-  const client = await openSocket(wsUrl)
-  t.teardown(() => client.socket.terminate())
-  for (let i = 0; i < 2000; i++) client.socket.send('x')
-  await until(() => count === 2000, 'all delivered')
-  t.equal(app.sessions.stats().messagesIn, 2000)
-})
-
-test('socket limits per session and per address refuse the handshake with 429', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { maxSocketsPerSession: 2, maxSocketsPerAddress: 3 } })
-  t.teardown(() => app.close())
-  const a = await openSocket(wsUrl)
-  const cookie = cookiePair(a.setCookie[0])
-  const b = await openSocket(wsUrl, { headers: { cookie } })
-  const refused = await refusedHandshake(wsUrl, { headers: { cookie } })
-  t.equal(refused.status, 429)
-  t.match(JSON.parse(refused.body), { code: 'FST_WSGLUE_TOO_MANY_SESSION_SOCKETS' })
-  const c = await openSocket(wsUrl)
-  const byAddress = await refusedHandshake(wsUrl)
-  t.equal(byAddress.status, 429)
-  t.match(JSON.parse(byAddress.body), { code: 'FST_WSGLUE_TOO_MANY_ADDRESS_SOCKETS' })
-  const other = await openSocket(wsUrl, { localAddress: '127.0.0.2' })
-  t.pass('another address is not affected')
-  b.socket.close()
-  await b.closed
-  await until(() => app.sessions.stats().sockets === 3, 'b gone')
-  const again = await openSocket(wsUrl, { headers: { cookie } })
-  t.pass('a freed slot is usable again')
-  t.equal(app.sessions.stats().refusedHandshakes, 2)
-  for (const client of [a, c, other, again]) client.socket.terminate()
-})
 
 test('stats count sockets, sessions, messages, replays and gaps', async (t) => {
   const { app, wsUrl } = await startApp({ glue: { onMessage: () => {} } })

@@ -8,9 +8,16 @@ import { test } from 'tap'
 import WebSocket from 'ws'
 import { buildApp, DEV_SECRET, NEWS_TOPIC, sessionTag, type ExampleOptions } from '../example/app.js'
 import { GlueClient, type GlueTopicEvent } from '../plugin/client/glue-client.js'
-import { closeClient, closeSocket, cookieWebSocket, nextEvent, openSocket } from './client-helpers.js'
-import { until } from './helpers.js'
-import { redisSkip, startRedis } from './redis-helpers.js'
+import {
+  closeClient,
+  closeSocket,
+  cookieWebSocket,
+  nextEvent,
+  openInboxSocket,
+  redisSkip,
+  startRedis,
+  until
+} from './helpers/index.js'
 
 const SECRET = 'example-test-secret-that-is-long-enough-0123'
 
@@ -70,7 +77,7 @@ test('serves the page, which loads the client from the plugin url and sets an Ht
 test('greets with a session tag, answers ping with pong and any other text with ok', async (t) => {
   const { app, ws } = await start()
   t.teardown(() => app.close())
-  const { socket, frames } = await openSocket(ws)
+  const { socket, frames } = await openInboxSocket(ws)
   t.teardown(() => closeSocket(socket))
   t.match(await frames.next(), /^welcome [\w-]{12}$/)
   socket.send('ping')
@@ -86,8 +93,8 @@ test('greets with a session tag, answers ping with pong and any other text with 
 test('broadcasts periodically to every connected socket', async (t) => {
   const { app, ws } = await start({ broadcastInterval: 30 })
   t.teardown(() => app.close())
-  const first = await openSocket(ws)
-  const second = await openSocket(ws)
+  const first = await openInboxSocket(ws)
+  const second = await openInboxSocket(ws)
   t.teardown(() => Promise.all([closeSocket(first.socket), closeSocket(second.socket)]))
   const [a, b] = await Promise.all([first.frames.next(/^broadcast #/), second.frames.next(/^broadcast #/)])
   t.match(a, /^broadcast #\d+ from .+ at \d{4}-\d\d-\d\dT/)
@@ -151,7 +158,7 @@ test('reads BROADCAST_INTERVAL from the environment and rejects a bad one', asyn
   const app = await buildApp({ logger: false, secret: SECRET })
   t.teardown(() => app.close())
   const http = await app.listen({ port: 0, host: '127.0.0.1' })
-  const { socket, frames } = await openSocket(http.replace('http:', 'ws:') + '/ws')
+  const { socket, frames } = await openInboxSocket(http.replace('http:', 'ws:') + '/ws')
   t.teardown(() => closeSocket(socket))
   t.match(await frames.next(/^broadcast/), /^broadcast #\d+ /)
 })
@@ -161,9 +168,9 @@ test('POST /notify pushes to the sockets of the caller\'s own session only', asy
   t.teardown(() => app.close())
   const cookie = await pageCookie(http)
   t.match(cookie, /^sid=/)
-  const mine = await openSocket(ws, { cookie })
-  const myOtherTab = await openSocket(ws, { cookie })
-  const stranger = await openSocket(ws)
+  const mine = await openInboxSocket(ws, { cookie })
+  const myOtherTab = await openInboxSocket(ws, { cookie })
+  const stranger = await openInboxSocket(ws)
   t.teardown(() => Promise.all([mine, myOtherTab, stranger].map(({ socket }) => closeSocket(socket))))
   const frames = [mine.frames, myOtherTab.frames, stranger.frames] as const
   const [myWelcome, otherTabWelcome, strangerWelcome] = await Promise.all(frames.map((f) => f.next(/^welcome /)))
@@ -324,7 +331,7 @@ test('runs as several nodes with REDIS_URL: a notify on one node reaches a socke
   const b = await start({ redisUrl: redis.url, nodeName: 'node-b' })
   t.teardown(() => b.app.close())
   const cookie = await pageCookie(a.http)
-  const tab = await openSocket(a.ws, { cookie })
+  const tab = await openInboxSocket(a.ws, { cookie })
   t.teardown(() => closeSocket(tab.socket))
   await tab.frames.next(/^welcome /)
   let answer: unknown

@@ -6,8 +6,7 @@ import { runInNewContext } from 'node:vm'
 import { fileURLToPath } from 'node:url'
 import { test } from 'tap'
 import Fastify from 'fastify'
-import { openSocket, SECRET, until } from './helpers.js'
-import { redisSkip, startRedis, uniquePrefix } from './redis-helpers.js'
+import { openSocket, redisSkip, SECRET, startRedis, uniquePrefix, until } from './helpers/index.js'
 
 const run = promisify(execFile)
 

@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import fastifyWebsocket from '@fastify/websocket'
 import WebSocket from 'ws'
-import { cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers.js'
+import { cookiePair, openSocket, rawUpgrade, startApp, until } from './helpers/index.js'
 
 // ws's own framing of the same payload is the reference for byte-identical output.
 function wsFrame (payload: Buffer, binary: boolean): Buffer {

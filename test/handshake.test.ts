@@ -2,7 +2,7 @@ import { test } from 'tap'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import { createCookieSigner, createSharedCookieSigner } from '../plugin/handshake/identity.js'
-import { cookiePair, openSocket, SECRET, startApp } from './helpers.js'
+import { cookiePair, openSocket, SECRET, startApp } from './helpers/index.js'
 
 // Session cookies are signed with a key derived from the secret (identity.ts), not the raw secret.
 function unsignCookie (line: string | undefined, secret: string | string[] = SECRET): { valid: boolean, renew: boolean, value: string | null } {

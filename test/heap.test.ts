@@ -1,7 +1,7 @@
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
 import { test } from 'tap'
-import { openSocket, startApp, until } from './helpers.js'
+import { openSocket, startApp, until } from './helpers/index.js'
 
 setFlagsFromString('--expose-gc')
 const gc = runInNewContext('gc') as () => void

@@ -1,6 +1,6 @@
 import { once } from 'node:events'
 import { test } from 'tap'
-import { openSocket, startApp, until } from './helpers.js'
+import { openSocket, startApp, until } from './helpers/index.js'
 
 test('terminates a peer that does not answer pings and runs its close listeners', async (t) => {
   const closes: number[] = []

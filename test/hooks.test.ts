@@ -1,7 +1,7 @@
 import { test } from 'tap'
 import type { WebSocket } from 'ws'
 import type { Session } from '../plugin/index.js'
-import { cookiePair, openSocket, startApp, until } from './helpers.js'
+import { cookiePair, openSocket, startApp, until } from './helpers/index.js'
 
 test('option hooks see the session, the socket, the request, the data and the close code', async (t) => {
   const calls: string[] = []

@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie'
 import glue, { type GlueOptions } from '../plugin/index.js'
 import { resolveRedisOptions } from '../plugin/redis/options.js'
 import { DEFAULTS, resolveOptions } from '../plugin/config/resolve.js'
-import { createLogCapture, SECRET } from './helpers.js'
+import { createLogCapture, SECRET } from './helpers/index.js'
 
 async function registerWith (options: unknown): Promise<unknown> {
   const app = Fastify()
@@ -29,8 +29,13 @@ test('resolves defaults, keeping a 0 as 0, and freezes the result', async (t) =>
   t.ok(Object.isFrozen(resolved) && Object.isFrozen(resolved.cookie))
   t.same(resolveOptions(undefined).heartbeatInterval, 30_000)
   t.match(resolveOptions(undefined), {
-    outboxLimit: 500, outboxMaxAge: 120_000, sessionGrace: 60_000, sendHighWaterMark: 1_048_576,
-    rateLimit: { messagesPerSecond: 100, burst: 200 }, maxSocketsPerSession: 32, maxSocketsPerAddress: 0
+    outboxLimit: 500,
+    outboxMaxAge: 120_000,
+    sessionGrace: 60_000,
+    sendHighWaterMark: 1_048_576,
+    rateLimit: { messagesPerSecond: 100, burst: 200 },
+    maxSocketsPerSession: 32,
+    maxSocketsPerAddress: 0
   })
   t.match(resolveOptions({ outboxLimit: 0, sessionGrace: 0, maxSocketsPerAddress: 0, rateLimit: false }), {
     outboxLimit: 0, sessionGrace: 0, maxSocketsPerAddress: 0, rateLimit: false

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { openSocket, refusedHandshake, startApp } from './helpers.js'
+import { openSocket, refusedHandshake, startApp } from './helpers/index.js'
 
 test('allows a handshake whose Origin names the same host and port as Host', async (t) => {
   const { app, wsUrl, port } = await startApp()

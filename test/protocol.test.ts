@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { cookiePair, openGlueSocket, openSocket, startApp, until } from './helpers.js'
+import { cookiePair, openGlueSocket, openSocket, startApp, until } from './helpers/index.js'
 
 test('the server selects glue.v1 when offered and no subprotocol otherwise', async (t) => {
   const { app, wsUrl } = await startApp()

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { createCookieSigner } from '../plugin/handshake/identity.js'
-import { cookiePair, openSocket, SECRET, startApp } from './helpers.js'
+import { cookiePair, openSocket, SECRET, startApp } from './helpers/index.js'
 
 async function startWithRoutes (glue = {}) {
   return startApp({

@@ -1,6 +1,6 @@
 import { test } from 'tap'
 import { errors } from '../plugin/index.js'
-import { cookiePair, openSocket, startApp, until, type OpenedSocket, type StartOptions } from './helpers.js'
+import { cookiePair, openSocket, startApp, until, type OpenedSocket, type StartOptions } from './helpers/index.js'
 
 function caught (fn: () => unknown): unknown {
   try {

@@ -1,5 +1,5 @@
 import { test } from 'tap'
-import { cookiePair, openGlueSocket, openSocket, startApp, until, type GlueSocket, type StartOptions } from './helpers.js'
+import { cookiePair, openGlueSocket, openSocket, startApp, until, type GlueSocket, type StartOptions } from './helpers/index.js'
 
 async function startTracked (options: StartOptions = {}) {
   const ids: string[] = []

@@ -47,7 +47,6 @@ export interface InvalidEnvelope {
   readonly unknownKind: boolean
 }
 
-
 function invalid (code: number, reason: string, id?: RequestId, unknownKind = false): InvalidEnvelope {
   return { kind: 'invalid', code, reason, id, unknownKind }
 }

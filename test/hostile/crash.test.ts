@@ -1,7 +1,6 @@
 import { test } from 'tap'
 import { createMemoryAdapter, type GlueAdapter } from '../../plugin/index.js'
-import { openGlueSocket, openSocket, startApp } from '../helpers.js'
-import { startTarget } from './target.js'
+import { openGlueSocket, openSocket, startApp, startTarget } from '../helpers/index.js'
 
 function nestedArray (depth: number): string {
   return '['.repeat(depth) + ']'.repeat(depth)

@@ -6,7 +6,7 @@ import type { IncomingMessage } from 'node:http'
 import { connect as connectTcp, type Socket } from 'node:net'
 import { fileURLToPath } from 'node:url'
 import WebSocket from 'ws'
-import { withoutCoverage } from '../helpers.js'
+import { withoutCoverage } from '../helpers/index.js'
 import { PROBE, type Observation, type ProbeAnswer, type ServerCommand, type ServerReply } from './fuzz-model.js'
 
 const SERVER_FILE = fileURLToPath(new URL('./fuzz-server.ts', import.meta.url))

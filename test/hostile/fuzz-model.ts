@@ -260,14 +260,16 @@ function matches (outcome: Expected, seen: Observation): boolean {
 
 /** A one-line description of the acceptable outcomes, for failure messages. */
 export function describeOutcomes (expected: readonly Expected[]): string {
-  return expected.map((outcome) => {
-    switch (outcome.kind) {
-      case 'deliver': return `delivered to onMessage${outcome.count === undefined ? '' : ` ${outcome.count} times`}${outcome.digest === undefined ? '' : ' as is'}`
-      case 'reply': return `reply ["r", ${outcome.id}, 1, ${outcome.what}]`
-      case 'error': return `reply ["r", ${outcome.id}, 0, {code: ${outcome.codes.join('|')}}]`
-      case 'close': return `close ${outcome.codes.join('|')}${outcome.reason === undefined ? '' : ` with reason ${String(outcome.reason)}`}`
-    }
-  }).join(' or ')
+  return expected.map(describeOutcome).join(' or ')
+}
+
+function describeOutcome (outcome: Expected): string {
+  switch (outcome.kind) {
+    case 'deliver': return `delivered to onMessage${outcome.count === undefined ? '' : ` ${outcome.count} times`}${outcome.digest === undefined ? '' : ' as is'}`
+    case 'reply': return `reply ["r", ${outcome.id}, 1, ${outcome.what}]`
+    case 'error': return `reply ["r", ${outcome.id}, 0, {code: ${outcome.codes.join('|')}}]`
+    case 'close': return `close ${outcome.codes.join('|')}${outcome.reason === undefined ? '' : ` with reason ${String(outcome.reason)}`}`
+  }
 }
 
 /** Whether a parsed text frame is a well-formed reply envelope with a documented error code. */

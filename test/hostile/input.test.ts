@@ -8,12 +8,13 @@ import {
   openGlueSocket,
   openSocket,
   refusedHandshake,
+  resumeUrl,
   SECRET,
   startApp,
   until,
   type GlueSocket,
   type StartOptions
-} from '../helpers.js'
+} from '../helpers/index.js'
 
 const APP_SECRET = 'the-apps-own-cookie-secret-0123456789'
 const OLD_SECRET = 'the-old-secret-0123456789-0123456789'
@@ -275,7 +276,7 @@ test('a Buffer mutated after send still resumes with the bytes that were sent', 
   app.sessions.send(id, view)
   view.fill(0)
 
-  const resumed = await openGlueSocket(`${wsUrl}?glue_resume=${first.welcome.epoch}.${first.welcome.seq}`, { headers: { cookie } })
+  const resumed = await openGlueSocket(resumeUrl(wsUrl, first.welcome.epoch, first.welcome.seq), { headers: { cookie } })
   t.teardown(() => resumed.socket.terminate())
   const seq = first.welcome.seq
   const header = (n: number) => [0x00, 0, 0, 0, 0, 0, seq + n]

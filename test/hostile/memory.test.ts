@@ -1,25 +1,31 @@
 import { test, type Test } from 'tap'
-import type { OpenedSocket } from '../helpers.js'
-import { cookiePair, openGlueSocket, openSocket, refusedHandshake, type GlueSocket } from '../helpers.js'
+import {
+  cookiePair,
+  MiB,
+  mib,
+  openGlueSocket,
+  openSocket,
+  pauseReading,
+  resumeUrl,
+  startTarget,
+  type GlueSocket,
+  type OpenedSocket,
+  type Target
+} from '../helpers/index.js'
 import type { SessionStats } from '../../plugin/index.js'
-import { MiB, mib, startTarget, type Target } from './target.js'
 
 // What one client on one address may cost the server, whatever it does, with default options.
 const ATTACK_BUDGET = 64 * MiB
 
 const sleep = async (ms: number): Promise<void> => { await new Promise((resolve) => setTimeout(resolve, ms)) }
 
-function pauseReading (client: OpenedSocket): void {
-  (client.socket as unknown as { _socket: { pause: () => void } })._socket.pause()
-}
-
 /** Runs `attack` while sampling the target's memory; resolves with the highest heap + external growth seen. */
 async function peakGrowth (target: Target, attack: () => Promise<void>): Promise<number> {
   const before = (await target.memory()).total
   let peak = 0
-  let attacking = true
+  const attacking = new AbortController()
   const sampling = (async () => {
-    while (attacking) {
+    while (!attacking.signal.aborted) {
       peak = Math.max(peak, (await target.memory()).total - before)
       await sleep(100)
     }
@@ -27,7 +33,7 @@ async function peakGrowth (target: Target, attack: () => Promise<void>): Promise
   try {
     await attack()
   } finally {
-    attacking = false
+    attacking.abort()
     await sampling
   }
   return Math.max(peak, (await target.memory()).total - before)
@@ -136,7 +142,7 @@ test('detached sessions stay within maxDetachedSessions; idle ones are evicted f
   t.equal(stats.detachedSessions, 40, 'at most maxDetachedSessions are kept')
   t.equal(stats.detachedEvictions, 61, 'the oldest idle sessions went first')
   t.equal(await target.call('isKnown', { sessionId: userId }), true, 'the session with something to resume stays')
-  const back = await openGlueSocket(`${target.wsUrl}?glue_resume=${user.welcome.epoch}.0`, { headers: { cookie } })
+  const back = await openGlueSocket(resumeUrl(target.wsUrl, user.welcome.epoch, 0), { headers: { cookie } })
   t.same(await back.nextEnvelope(), ['m', 1, 'while away'], 'and resumes without loss')
   back.socket.close()
   await back.closed
@@ -145,7 +151,7 @@ test('detached sessions stay within maxDetachedSessions; idle ones are evicted f
   stats = await settledStats(target, (stats) => stats.sockets === 0 && stats.detachedEvictions >= 101)
   t.equal(stats.detachedSessions, 40)
   t.equal(await target.call('isKnown', { sessionId: userId }), false, 'sessions that spoke are evicted oldest first once no idle one is left')
-  const late = await openGlueSocket(`${target.wsUrl}?glue_resume=${user.welcome.epoch}.1`, { headers: { cookie } })
+  const late = await openGlueSocket(resumeUrl(target.wsUrl, user.welcome.epoch, 1), { headers: { cookie } })
   t.not(late.welcome.epoch, user.welcome.epoch, 'a new delivery state')
   t.same(await late.nextEnvelope(), ['g', null], 'the evicted session sees a gap')
   late.socket.close()
@@ -161,18 +167,6 @@ test('maxDetachedBytes bounds the messages kept for detached sessions', async (t
   t.equal(stats.detachedEvictions, 600 - stats.detachedSessions)
   t.ok(growth < 32 * MiB + 8 * MiB, `heap + external grew by at most ${mib(growth)}`)
   await servesOthers(t, target)
-})
-
-test('handshakeRateLimit refuses an address over its rate with 429, and only that address', async (t) => {
-  const target = await startTarget(t, { glue: { handshakeRateLimit: { handshakesPerSecond: 1, burst: 5 } } })
-  for (let i = 0; i < 5; i++) (await openSocket(target.wsUrl)).socket.terminate()
-  const refused = await refusedHandshake(target.wsUrl)
-  t.equal(refused.status, 429)
-  t.match(JSON.parse(refused.body), { code: 'FST_WSGLUE_TOO_MANY_HANDSHAKES' })
-  const other = await openSocket(target.wsUrl, { localAddress: '127.0.0.2' })
-  t.equal(other.socket.readyState, other.socket.OPEN, 'another address still connects')
-  other.socket.terminate()
-  t.equal((await target.stats()).refusedHandshakes, 1)
 })
 
 test('a session cannot subscribe to more than maxTopicsPerSession topics', async (t) => {

@@ -1,21 +1,11 @@
 import { test } from 'tap'
-import { openGlueSocket, startApp, until, type GlueSocket } from '../helpers.js'
-
-function pauseReading (client: GlueSocket): void {
-  (client.socket as unknown as { _socket: { pause: () => void } })._socket.pause()
-}
-
-async function sessionId (app: { sessions: Iterable<{ id: string }> }): Promise<string> {
-  const [session] = [...app.sessions]
-  if (session === undefined) throw new Error('no session')
-  return session.id
-}
+import { firstSessionId, openGlueSocket, pauseReading, serverTransport, startApp, until } from '../helpers/index.js'
 
 test('a reader that keeps up is not a slow consumer after a synchronous burst', async (t) => {
   for (const { mark, count } of [{ mark: undefined, count: 40 }, { mark: 64 * 1024, count: 10 }]) {
     const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: mark } })
     const client = await openGlueSocket(wsUrl)
-    const id = await sessionId(app)
+    const id = firstSessionId(app)
     const chunk = 'c'.repeat(32 * 1024)
     // One synchronous burst: every byte is waiting at once, though the client reads normally.
     for (let i = 0; i < count; i++) app.sessions.send(id, chunk)
@@ -31,11 +21,10 @@ test('a socket that stays above the mark for drainTimeout is closed with 1013', 
   const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, drainTimeout: 300 } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
-  const id = await sessionId(app)
+  const id = firstSessionId(app)
   pauseReading(client)
   const chunk = 'c'.repeat(16 * 1024)
-  const [session] = [...app.sessions]
-  const transport = (([...session?.sockets ?? []][0]) as unknown as { _socket: { writableLength: number } })._socket
+  const transport = serverTransport(app)
   // Fill the kernel's buffers, then stay between the mark and twice the mark.
   let sent = 0
   while (transport.writableLength <= 64 * 1024 && sent < 10_000) {
@@ -55,10 +44,9 @@ test('a socket that reaches twice the mark is closed at once, so memory stays bo
   const { app, wsUrl } = await startApp({ glue: { sendHighWaterMark: 64 * 1024, drainTimeout: 60_000 } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
-  const id = await sessionId(app)
+  const id = firstSessionId(app)
   pauseReading(client)
-  const [session] = [...app.sessions]
-  const transport = (([...session?.sockets ?? []][0]) as unknown as { _socket: { writableLength: number } })._socket
+  const transport = serverTransport(app)
   let peak = 0
   for (let i = 0; i < 10_000 && app.sessions.stats().slowConsumerCloses === 0; i++) {
     app.sessions.send(id, 'c'.repeat(16 * 1024))
@@ -75,8 +63,7 @@ test('replies, welcomes and errors honour the high-water mark too', async (t) =>
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   pauseReading(client)
-  const [session] = [...app.sessions]
-  const transport = (([...session?.sockets ?? []][0]) as unknown as { _socket: { writableLength: number } })._socket
+  const transport = serverTransport(app)
   let peak = 0
   for (let i = 0; i < 2000 && app.sessions.stats().slowConsumerCloses === 0; i++) {
     client.sendEnvelope(['q', i, null])

@@ -66,9 +66,9 @@ app.get('/', async (request) => {
   if (request.sessionId !== null) app.sessions.send(request.sessionId, { hello: 'world' })
   return null
 })
-for (const session of app.sessions) {
-  expectType<Equal<typeof session.sockets, ReadonlySet<WebSocket>>>()
-}
+// What `for (const session of app.sessions)` gives.
+type IteratedSession = typeof app.sessions extends Iterable<infer S> ? S : never
+expectType<Equal<IteratedSession['sockets'], ReadonlySet<WebSocket>>>()
 app.sessions.broadcast('x', { except: 'sid' })
 const onClose: CloseListener = () => {}
 app.sessions.on('close', onClose).off('close', onClose)

@@ -1,9 +1,10 @@
+// Helpers for the tests of the shipped browser client (GlueClient) under Node.
 import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance } from 'fastify'
 import WebSocket from 'ws'
-import glue, { type GlueOptions } from '../plugin/index.js'
-import type { GlueClient, GlueClientEventMap, GlueSocketConstructor } from '../plugin/client/glue-client.js'
+import glue, { type GlueOptions } from '../../plugin/index.js'
+import type { GlueClient, GlueClientEventMap, GlueSocketConstructor } from '../../plugin/client/glue-client.js'
 
 export const CLIENT_SECRET = 'client-test-secret-that-is-long-enough-42'
 
@@ -22,6 +23,13 @@ export async function startServer (options: GlueOptions = {}, port = 0): Promise
   const address = app.server.address()
   if (address === null || typeof address === 'string') throw new Error('expected a TCP address')
   return { app, port: address.port, url: `ws://127.0.0.1:${address.port}/ws` }
+}
+
+/** The id of the only session of a server. */
+export function onlySession (server: GlueServer): string {
+  const sessions = [...server.app.sessions]
+  if (sessions.length !== 1) throw new Error(`expected one session, got ${sessions.length}`)
+  return (sessions[0] as { id: string }).id
 }
 
 /** Resolves with the next `type` event of the client whose payload passes `filter`. */
@@ -120,7 +128,7 @@ export type Inbox = ReturnType<typeof inbox>
  * Opens a `ws` socket and resolves once it is open, with its inbox and the upgrade's Set-Cookie lines.
  * The inbox listens from the start: a frame sent right after the 101 can arrive before `open` resolves.
  */
-export async function openSocket (url: string, headers: Record<string, string> = {}): Promise<{ socket: WebSocket, frames: Inbox, setCookie: string[] }> {
+export async function openInboxSocket (url: string, headers: Record<string, string> = {}): Promise<{ socket: WebSocket, frames: Inbox, setCookie: string[] }> {
   const socket = new WebSocket(url, { headers })
   const frames = inbox(socket)
   let setCookie: string[] = []

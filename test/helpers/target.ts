@@ -1,8 +1,21 @@
+// A plugin server in a child process (test/fixtures/hostile-target.mjs), for hostile and memory tests.
 import { fork, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import type { Test } from 'tap'
 import type { GlueOptions, SessionStats } from '../../plugin/index.js'
-import { withoutCoverage } from '../helpers.js'
+
+/**
+ * The environment for a child process that attacks or fuzzes a server: without V8 coverage, so a
+ * child killed in the middle of writing its report cannot spoil the run's coverage. In-process
+ * tests measure coverage.
+ */
+export function withoutCoverage (): NodeJS.ProcessEnv {
+  const env = { ...process.env }
+  delete env.NODE_V8_COVERAGE
+  // tap 21 records coverage through @tapjs/processinfo, which every child loads from NODE_OPTIONS.
+  env._TAPJS_PROCESSINFO_COVERAGE_ = '0'
+  return env
+}
 
 /** What the target process can be asked to behave like (see test/fixtures/hostile-target.mjs). */
 export interface TargetConfig {

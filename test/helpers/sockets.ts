@@ -1,104 +1,9 @@
+// Real websocket clients for tests: ws sockets, glue.v1 sockets, raw upgrades and frames, and waiting helpers.
 import { once } from 'node:events'
 import type { IncomingMessage } from 'node:http'
-import { Writable } from 'node:stream'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { connect, createServer, type Socket } from 'node:net'
+import type { Test } from 'tap'
 import WebSocket from 'ws'
-import glue, { type GlueOptions } from '../plugin/index.js'
-
-export const SECRET = 'test-secret-that-is-long-enough-0123456789'
-
-/**
- * The environment for a child process that attacks or fuzzes a server: without V8 coverage, so a
- * child killed in the middle of writing its report cannot spoil the run's coverage. In-process
- * tests measure coverage.
- */
-export function withoutCoverage (): NodeJS.ProcessEnv {
-  const env = { ...process.env }
-  delete env.NODE_V8_COVERAGE
-  return env
-}
-
-/** Captures the JSON log lines of a Fastify app. */
-export interface LogCapture {
-  readonly stream: Writable
-  readonly lines: Array<Record<string, unknown>>
-  /** Resolves with the first line whose msg matches (already logged or logged later). */
-  waitFor (msg: string | RegExp): Promise<Record<string, unknown>>
-}
-
-export function createLogCapture (): LogCapture {
-  const lines: Array<Record<string, unknown>> = []
-  const waiters: Array<{ match: (line: Record<string, unknown>) => boolean, resolve: (line: Record<string, unknown>) => void }> = []
-  const matcher = (msg: string | RegExp) => (line: Record<string, unknown>) =>
-    typeof msg === 'string' ? line.msg === msg : msg.test(String(line.msg))
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) {
-        if (text === '') continue
-        const line = JSON.parse(text) as Record<string, unknown>
-        lines.push(line)
-        for (let i = waiters.length - 1; i >= 0; i--) {
-          const waiter = waiters[i]
-          if (waiter !== undefined && waiter.match(line)) {
-            waiters.splice(i, 1)
-            waiter.resolve(line)
-          }
-        }
-      }
-      callback()
-    }
-  })
-  return {
-    stream,
-    lines,
-    waitFor (msg) {
-      const match = matcher(msg)
-      const found = lines.find(match)
-      if (found !== undefined) return Promise.resolve(found)
-      return new Promise((resolve) => { waiters.push({ match, resolve }) })
-    }
-  }
-}
-
-export interface StartedApp {
-  readonly app: FastifyInstance
-  readonly port: number
-  readonly httpUrl: string
-  readonly wsUrl: string
-  readonly logs: LogCapture
-}
-
-export interface StartOptions {
-  /** Options for glue; `cookie.secret` defaults to SECRET. */
-  glue?: GlueOptions
-  fastify?: FastifyServerOptions
-  /** Runs before glue is registered (e.g. to register @fastify/cookie first). */
-  before?: (app: FastifyInstance) => Promise<void> | void
-  /** Runs after glue is registered (routes, listeners). */
-  after?: (app: FastifyInstance) => Promise<void> | void
-  port?: number
-}
-
-/** Builds a Fastify app with glue and listens on 127.0.0.1 (port 0 unless given). */
-export async function startApp (options: StartOptions = {}): Promise<StartedApp> {
-  const logs = createLogCapture()
-  const app = Fastify({ logger: { level: 'debug', stream: logs.stream }, ...options.fastify })
-  await options.before?.(app)
-  const glueOptions = options.glue ?? {}
-  await app.register(glue, { ...glueOptions, cookie: { secret: SECRET, ...glueOptions.cookie } })
-  await options.after?.(app)
-  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 })
-  const address = app.server.address()
-  if (address === null || typeof address === 'string') throw new Error('no port')
-  const path = glueOptions.path ?? '/ws'
-  return {
-    app,
-    logs,
-    port: address.port,
-    httpUrl: `http://127.0.0.1:${address.port}`,
-    wsUrl: `ws://127.0.0.1:${address.port}${path}`
-  }
-}
 
 export interface OpenedSocket {
   readonly socket: WebSocket
@@ -183,7 +88,7 @@ export async function until (predicate: () => boolean, what = 'condition', timeo
 
 /** A TCP connection that performed the websocket handshake by hand, for byte-level tests. */
 export interface RawSocket {
-  readonly socket: import('node:net').Socket
+  readonly socket: Socket
   /** Bytes received after the 101 response. */
   readonly received: () => Buffer
   readonly ended: Promise<void>
@@ -191,7 +96,6 @@ export interface RawSocket {
 
 /** Performs the upgrade with raw bytes and resolves once the 101 has arrived. */
 export async function rawUpgrade (port: number, path = '/ws', extraHeaders = ''): Promise<RawSocket> {
-  const { connect } = await import('node:net')
   const socket = connect(port, '127.0.0.1')
   let buffer = Buffer.alloc(0)
   let upgraded = false
@@ -264,4 +168,67 @@ export function clientFrame (text: string): Buffer {
   const mask = Buffer.from([1, 2, 3, 4])
   const masked = Buffer.from(payload.map((byte, i) => byte ^ (mask[i % 4] as number)))
   return Buffer.concat([Buffer.from([0x81, 0x80 | payload.length]), mask, masked])
+}
+
+/** Stops reading from the socket: the kernel buffers fill, then the server's. */
+export function pauseReading (client: OpenedSocket): void {
+  (client.socket as unknown as { _socket: { pause: () => void } })._socket.pause()
+}
+
+/** The query a glue.v1 client adds to resume after `seq` of `epoch`. */
+export function resumeQuery (epoch: string, seq: number): string {
+  return `?glue_resume=${epoch}.${seq}`
+}
+
+/** The websocket URL a glue.v1 client reconnects to, to resume after `seq` of `epoch`. */
+export function resumeUrl (wsUrl: string, epoch: string, seq: number): string {
+  return wsUrl + resumeQuery(epoch, seq)
+}
+
+/** The envelopes a glue.v1 socket received after its welcome, parsed, in order. */
+export function envelopesOf (socket: GlueSocket): unknown[][] {
+  return socket.received.slice(1).map((frame) => JSON.parse(String(frame)) as unknown[])
+}
+
+/** The data of the `m`/`t` envelopes a glue.v1 socket received so far (after the welcome), in order. */
+export function dataOf (socket: GlueSocket): unknown[] {
+  return envelopesOf(socket)
+    .filter((envelope) => envelope[0] === 'm' || envelope[0] === 't')
+    .map((envelope) => envelope[envelope.length - 1])
+}
+
+/**
+ * Resolves once an asynchronous query answers `expected` (compared as JSON), asking again every
+ * 20 ms (bounded): cluster-wide answers travel through the adapter.
+ */
+export async function eventually<T> (query: () => Promise<T>, expected: T, what: string, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  let last: T | undefined
+  while (Date.now() < deadline) {
+    last = await query().catch(() => undefined)
+    if (JSON.stringify(last) === JSON.stringify(expected)) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(last)}`)
+}
+
+/** A loopback port nothing listens on: bound once, then released. */
+export async function freePort (): Promise<number> {
+  const server = createServer()
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const port = (server.address() as { port: number }).port
+  server.close()
+  await once(server, 'close')
+  return port
+}
+
+/** A glue.v1 socket and the `name=value` cookie of its session. */
+export type Tab = GlueSocket & { readonly cookie: string }
+
+/** Opens a glue.v1 socket on `node` as the session behind `cookie` (a new session when omitted); terminated in teardown. */
+export async function openTab (t: Test, node: { readonly wsUrl: string }, cookie?: string, query = ''): Promise<Tab> {
+  const socket = await openGlueSocket(node.wsUrl + query, cookie === undefined ? {} : { headers: { cookie } })
+  t.teardown(() => socket.socket.terminate())
+  return { ...socket, cookie: cookie ?? cookiePair(socket.setCookie[0]) }
 }

@@ -1,9 +1,10 @@
+// A real redis-server per test file, on a free loopback port without persistence.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
 import { Redis } from 'ioredis'
 import type { Test } from 'tap'
+import { freePort } from './sockets.js'
 
 const REDIS_BINARY = process.env.REDIS_SERVER ?? 'redis-server'
 
@@ -31,16 +32,6 @@ export function redisAvailable (): boolean {
 export const redisSkip: string | false = process.env.CI !== undefined && process.env.CI !== ''
   ? false
   : redisAvailable() ? false : 'redis-server is not installed (apt-get install redis-server)'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as { port: number }).port
-  server.close()
-  await once(server, 'close')
-  return port
-}
 
 /** Starts redis-server for one test file and stops it in teardown. */
 export async function startRedis (t: Test): Promise<RedisServer> {
