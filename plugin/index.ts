@@ -97,9 +97,10 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
 
   await adapter.start({
     apply: (message, clusterSeq) => delivery.apply(message, clusterSeq),
-    resync: (position) => { resume.resync(position) },
-    resetSubscriptions: (snapshot) => { store.resetSubscriptions(snapshot) },
+    resync: (epoch, affects) => { resume.resync(epoch, affects) },
+    setTopics: (sessionId, topics) => { store.setTopics(sessionId, topics) },
     topicsOf: (sessionId) => store.topicsOf(sessionId),
+    subscriberCount: (topic) => store.subscriberCount(topic),
     socketCount: (sessionId) => store.socketCount(sessionId),
     localSessions: () => store.socketCounts(),
     localCounts: () => ({ sessions: stats.sessions, sockets: stats.sockets }),
@@ -166,7 +167,8 @@ export type {
   ClusterMessageKind,
   ClusterCounts,
   ReplayResult,
-  StreamPosition
+  StreamPosition,
+  WelcomePosition
 } from './adapters/adapter.js'
 export type {
   GlueOptions,

@@ -103,7 +103,7 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['onClose', 1, /`onClose` to be a function/],
   ['redis', 42, /`redis` to be a redis:\/\/ URL, an ioredis client or an options object, got `42`/],
   ['redis', 'http://localhost', /`redis.url` to be a URL starting with redis:\/\/ or rediss:\/\//],
-  ['redis', {}, /`redis` to be a `url` or a `client`/],
+  ['redis', {}, /`redis` to be a `url`, a `client` or `shards`/],
   ['adapter', {}, /`adapter` to be an adapter object/]
 ]
 
@@ -185,11 +185,18 @@ test('validates the redis options and fills in their defaults', async (t) => {
   // The Redis adapter validates its options itself, under the name of the plugin's `redis` option.
   const resolveRedis = (value: unknown): ReturnType<typeof resolveRedisOptions> => resolveRedisOptions(value, 'redis')
   t.same(resolveRedis('redis://127.0.0.1:6379'), {
-    url: 'redis://127.0.0.1:6379', client: undefined, prefix: 'glue', streamLimit: 100_000, bufferLimit: 10_000, nodeTimeout: 10_000
+    shards: [{ url: 'redis://127.0.0.1:6379', client: undefined }],
+    prefix: 'glue',
+    streamLimit: 100_000,
+    bufferLimit: 10_000,
+    nodeTimeout: 10_000,
+    queryTimeout: 1000
   })
   const client = { duplicate: () => client }
-  t.equal(resolveRedis(client).client, client, 'an ioredis client as is')
-  t.match(resolveRedis({ client, prefix: 'app:1', bufferLimit: 0 }), { client, prefix: 'app:1', bufferLimit: 0 })
+  t.equal(resolveRedis(client).shards[0]?.client, client, 'an ioredis client as is')
+  t.match(resolveRedis({ client, prefix: 'app:1', bufferLimit: 0 }), { shards: [{ client }], prefix: 'app:1', bufferLimit: 0 })
+  t.same(resolveRedis({ shards: ['redis://a:1', client, 'rediss://c:3'] }).shards,
+    [{ url: 'redis://a:1', client: undefined }, { url: undefined, client }, { url: 'rediss://c:3', client: undefined }], 'shards, in order')
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ url: 'redis://x', prefix: '' }, /`redis.prefix` to be 1 to 64 letters/],
     [{ url: 'redis://x', prefix: 'a b' }, /`redis.prefix`/],
@@ -198,7 +205,10 @@ test('validates the redis options and fills in their defaults', async (t) => {
     [{ url: 'redis://x', bufferLimit: -1 }, /`redis.bufferLimit` to be an integer >= 0/],
     [{ url: 'redis://x', nodeTimeout: 100 }, /`redis.nodeTimeout` to be an integer >= 300/],
     [{ client: {} }, /`redis.client` to be an ioredis client/],
-    [{ url: 42 }, /`redis.url`/]
+    [{ url: 42 }, /`redis.url`/],
+    [{ shards: [] }, /`redis.shards` to be a non-empty array/],
+    [{ shards: ['redis://a', 'http://b'] }, /`redis.shards\[1\]` to be a URL starting with redis:\/\//],
+    [{ url: 'redis://x', queryTimeout: 1 }, /`redis.queryTimeout` to be an integer >= 10/]
   ]
   for (const [redis, message] of cases) {
     t.throws(() => resolveRedis(redis), { code: 'FST_WSGLUE_INVALID_OPTION', message }, JSON.stringify(redis))

@@ -27,12 +27,21 @@ export interface ClusterCounts {
   readonly sockets: number
 }
 
-/** Where a node stands in the cluster's message order: what a new socket's welcome carries. */
+/** Where a session stands in the cluster's message order: what a new socket's welcome carries. */
 export interface StreamPosition {
   /** Names the shared delivery state; a new one after the shared store lost its data. */
   readonly epoch: string
-  /** Sequence number of the last cluster message this node has applied. */
+  /** Messages numbered above it reach the socket; what is at or below it came before. */
   readonly seq: number
+}
+
+/** Where a session stands as a socket of it opens, and whether the cluster knew it before. */
+export interface WelcomePosition extends StreamPosition {
+  /**
+   * False when the session had no socket anywhere and no grace period left: a resume point it
+   * brings cannot be filled.
+   */
+  readonly known: boolean
 }
 
 /** What a resuming session missed, read back from the shared store. */
@@ -48,6 +57,7 @@ export interface AdapterLimits {
   readonly outboxLimit: number
   readonly outboxMaxAge: number
   readonly sessionGrace: number
+  readonly maxTopicsPerSession: number
 }
 
 /** What the plugin gives an adapter: delivery to this node's sockets, and what this node holds. */
@@ -59,12 +69,18 @@ export interface AdapterHost {
    * unsubscribe 1 when membership changed, else 0.
    */
   apply (message: ClusterMessage, clusterSeq?: number): number
-  /** The shared delivery state was lost or skipped ahead: tell this node's clients (welcome and gap). */
-  resync (position: StreamPosition): void
-  /** Replaces topic membership with the cluster's: session id → topics (at start, or after Redis lost its data). */
-  resetSubscriptions (snapshot: Iterable<[sessionId: string, topics: readonly string[]]>): void
-  /** Topics of a session (cluster-wide once the adapter applies every subscription). */
+  /**
+   * Messages may have missed this node's sockets (the shared store lost its data, or routed past the
+   * node for a while): each glue.v1 socket of the sessions `affects` picks gets a new welcome and
+   * reads back what it missed. `epoch` is the shared store's dataset now; a new one is a gap.
+   */
+  resync (epoch: string, affects?: (sessionId: string) => boolean): void
+  /** Replaces the topics of a session this node holds (the adapter learnt them in its message order). */
+  setTopics (sessionId: string, topics: readonly string[]): void
+  /** Topics of a session as this node knows them (complete for the sessions it holds). */
   topicsOf (sessionId: string): string[]
+  /** Sessions on this node subscribed to a topic. */
+  subscriberCount (topic: string): number
   /** Open sockets of a session on this node. */
   socketCount (sessionId: string): number
   /** Open sockets per session on this node, to announce presence again after an outage. */
@@ -97,6 +113,10 @@ interface AdapterBase {
   presence (sessionId: string): Promise<number>
   /** Live nodes, sessions and sockets on every node. */
   clusterCounts (): Promise<ClusterCounts>
+  /** Topics of a session, cluster-wide. */
+  clusterTopicsOf (sessionId: string): Promise<string[]>
+  /** Sessions subscribed to a topic, cluster-wide. */
+  clusterSubscriberCount (topic: string): Promise<number>
 }
 
 /** An adapter that leaves numbering and outboxes to each node: the memory adapter. */
@@ -110,8 +130,12 @@ export interface LocalAdapter extends AdapterBase {
  */
 export interface SequencedAdapter extends AdapterBase {
   readonly sequenced: true
-  /** Where this node stands in the cluster order. */
-  position (): StreamPosition
+  /**
+   * Where a session stands for the socket whose `socketOpened` was just called: every message to
+   * the session numbered above it reaches this node. Never rejects; without the shared store it
+   * answers from what this node knows.
+   */
+  welcomePosition (sessionId: string): Promise<WelcomePosition>
   /** The session's messages after `afterSeq` up to `untilSeq`, within the resume limits. */
   replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult>
 }

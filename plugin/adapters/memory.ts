@@ -30,6 +30,12 @@ export function createMemoryAdapter (): LocalAdapter {
     },
     async clusterCounts (): Promise<ClusterCounts> {
       return { nodes: 1, ...connected().localCounts() }
+    },
+    async clusterTopicsOf (sessionId) {
+      return connected().topicsOf(sessionId)
+    },
+    async clusterSubscriberCount (topic) {
+      return connected().subscriberCount(topic)
     }
   }
 }

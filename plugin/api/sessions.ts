@@ -65,14 +65,16 @@ export interface Sessions extends Iterable<Session> {
    * grace period.
    * @returns false when the session is not known here (no open socket, not within its grace period).
    * With the Redis adapter always true: the subscription is cluster-wide and lasts until the session
-   * has had no socket on any node for the grace period.
+   * has had no socket on any node for the grace period (beyond `maxTopicsPerSession` it is dropped
+   * with a warning, since the check there happens in Redis).
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_TOO_MANY_TOPICS,
    * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   subscribe (sessionId: string, topic: string): boolean
   /**
    * Unsubscribes a session from a topic.
-   * @returns false when it was not subscribed.
+   * @returns false when it was not subscribed (with the Redis adapter: as far as this node knows,
+   * which is complete for the sessions with a socket here; the unsubscribe applies cluster-wide).
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   unsubscribe (sessionId: string, topic: string): boolean
@@ -83,18 +85,34 @@ export interface Sessions extends Iterable<Session> {
    * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
   publish (topic: string, data: unknown, options?: BroadcastOptions): number
-  /** The topics a session is subscribed to (cluster-wide with the Redis adapter). */
+  /**
+   * The topics a session is subscribed to. With the Redis adapter: as this node knows them, which is
+   * complete for the sessions with a socket here; `clusterTopicsOf()` asks the cluster.
+   */
   topicsOf (sessionId: string): string[]
-  /** How many sessions are subscribed to a topic (cluster-wide with the Redis adapter). */
+  /**
+   * How many sessions on this node are subscribed to a topic (all of them with the memory adapter);
+   * `clusterSubscriberCount()` counts the whole cluster.
+   */
   subscriberCount (topic: string): number
   /**
+   * The topics a session is subscribed to, cluster-wide.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
+   */
+  clusterTopicsOf (sessionId: string): Promise<string[]>
+  /**
+   * How many sessions are subscribed to a topic, cluster-wide.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
+   */
+  clusterSubscriberCount (topic: string): Promise<number>
+  /**
    * Open sockets of a session on every node (this node with the memory adapter); 0 when offline.
-   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) while Redis is unreachable.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
    */
   presence (sessionId: string): Promise<number>
   /**
    * Live nodes, sessions with an open socket, and open sockets, over the whole cluster.
-   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) while Redis is unreachable.
+   * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
    */
   clusterCounts (): Promise<ClusterCounts>
   /** Whether the session is known on this node: connected, or detached within its grace period. */
@@ -186,6 +204,14 @@ export function createSessions (
     },
     subscriberCount (topic) {
       return store.subscriberCount(topic)
+    },
+    clusterTopicsOf (sessionId) {
+      assertSessionId(sessionId)
+      return adapter.clusterTopicsOf(sessionId)
+    },
+    clusterSubscriberCount (topic) {
+      assertTopic(topic)
+      return adapter.clusterSubscriberCount(topic)
     },
     presence (sessionId) {
       assertSessionId(sessionId)

@@ -89,14 +89,15 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     }
     stats.messagesIn++
     state.session.heardFrom = true
-    if (state.pending === undefined) {
+    if (state.gates === 0) {
       dispatch(socket, buffer, isBinary)
       return
     }
-    state.pending.push([buffer, isBinary])
+    const pending = state.pending ??= []
+    pending.push([buffer, isBinary])
     state.pendingBytes += buffer.length
-    // An async onConnect is still running: let TCP hold the rest back rather than this process.
-    if (state.pending.length >= CONNECT_QUEUE_MESSAGES || state.pendingBytes >= CONNECT_QUEUE_BYTES) socket.pause()
+    // An async onConnect (or a cluster welcome) is still running: let TCP hold the rest back rather than this process.
+    if (pending.length >= CONNECT_QUEUE_MESSAGES || state.pendingBytes >= CONNECT_QUEUE_BYTES) socket.pause()
   }
 
   function onClose (this: WebSocket, code: number, reason: Buffer): void {
@@ -141,19 +142,28 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     if (socket.readyState === OPEN) socket.close(CLOSE_INTERNAL_ERROR, 'connect listener failed')
   }
 
-  /** The async connect listeners settled: deliver what waited, or close with 1011 when they failed. */
-  function connected (socket: WebSocket, ok: boolean): void {
+  /**
+   * Holds the socket's inbound frames until `ready` settles: an async onConnect, or a cluster
+   * welcome that needs a round trip. When the last wait ends, what waited is dispatched in order;
+   * when onConnect failed, the socket closes with 1011 and what waited is dropped.
+   */
+  function waitFor (socket: WebSocket, ready: Promise<boolean>): Promise<void> {
     const state = stateOf(socket)
-    const pending = state.pending ?? []
-    state.pending = undefined
-    state.pendingBytes = 0
-    state.connecting = undefined
-    if (!ok) {
-      failConnect(socket)
-      return
-    }
-    for (const [buffer, isBinary] of pending) dispatch(socket, buffer, isBinary)
-    if (socket.isPaused) socket.resume()
+    state.gates++
+    return ready.then((ok) => {
+      state.gates--
+      if (!ok) {
+        state.pending = undefined
+        failConnect(socket)
+        return
+      }
+      if (state.gates > 0) return
+      const pending = state.pending ?? []
+      state.pending = undefined
+      state.pendingBytes = 0
+      for (const [buffer, isBinary] of pending) dispatch(socket, buffer, isBinary)
+      if (socket.isPaused) socket.resume()
+    }).catch((err: unknown) => { failSocket(socket, err) })
   }
 
   function open (socket: WebSocket, request: FastifyRequest): void {
@@ -163,25 +173,17 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     socket.on('close', onClose)
     releaseHandshake(socket)
     heartbeat.add(socket)
-    if (stateOf(socket).enveloped) {
-      resume.welcome(session, socket, parseResume((request.query as Record<string, unknown> | undefined)?.[RESUME_PARAM]))
+    const state = stateOf(socket)
+    if (state.enveloped) {
+      const welcomed = resume.welcome(session, socket, parseResume((request.query as Record<string, unknown> | undefined)?.[RESUME_PARAM]))
+      // waitFor never rejects: a failure closes the socket.
+      if (welcomed !== undefined) waitFor(socket, welcomed.then(() => true)).catch(() => {})
     }
     if (debugEnabled(request.log)) request.log.debug({ session: sessionTag(session.id) }, 'websocket connected')
 
     const result = events.emit('connect', [session, socket, request])
-    if (result === false) {
-      failConnect(socket)
-    } else if (result !== true) {
-      const state = stateOf(socket)
-      state.pending = []
-      state.connecting = result.then((ok) => {
-        try {
-          connected(socket, ok)
-        } catch (err) {
-          failSocket(socket, err)
-        }
-      })
-    }
+    if (result === false) failConnect(socket)
+    else if (result !== true) state.connecting = waitFor(socket, result)
   }
 
   return function onSocket (socket: WebSocket, request: FastifyRequest): void {

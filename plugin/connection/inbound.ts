@@ -47,6 +47,13 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
    * its place in the cluster order: a publish the client triggers after the reply then reaches it.
    */
   function changeSubscription (socket: WebSocket, id: RequestId, message: ClusterMessage & { kind: 'subscribe' | 'unsubscribe' }): void {
+    // This node knows its sessions' topics: a change that changes nothing never reaches the adapter,
+    // so no client can churn the shared store.
+    const subscribed = store.isSubscribed(message.sessionId, message.topic)
+    if (subscribed === (message.kind === 'subscribe')) {
+      reply(socket, id, null, message.kind === 'subscribe' ? message.topic : false)
+      return
+    }
     let changed: number
     try {
       changed = adapter.emit(message)

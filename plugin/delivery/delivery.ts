@@ -88,6 +88,8 @@ export class Delivery {
     if (!volatile) {
       if (clusterSeq !== undefined) {
         seq = clusterSeq
+        // The newest number this node delivered to the session: where a catch-up would start.
+        if (seq > session.seq) session.seq = seq
       } else {
         seq = ++session.seq
         session.outbox?.push(seq, outbound.stored(), now)
@@ -103,15 +105,17 @@ export class Delivery {
         if (this.#writer.writeRaw(socket, outbound, volatile)) count++
         continue
       }
-      // A resuming socket reads this message from its outbox when its turn comes (or, in cluster mode, after its replay).
+      // A resuming socket reads this message from its outbox when its turn comes (or, in cluster mode, after its welcome and replay).
       if (state.cursor !== undefined) {
         if (state.held !== undefined && !volatile) {
-          state.held.push(envelope ??= outbound.envelope(seq))
+          state.held.push([seq, envelope ??= outbound.envelope(seq)])
           // A replay that cannot keep up with live traffic: the client comes back and resumes again.
           if (state.held.length > HELD_LIMIT) this.#writer.closeSlow(socket)
         }
         continue
       }
+      // Cluster mode: numbered before this socket's welcome, so it came before the socket.
+      if (!volatile && seq <= state.floor) continue
       envelope ??= outbound.envelope(seq)
       if (this.#writer.writeEnvelope(socket, envelope, volatile)) count++
     }

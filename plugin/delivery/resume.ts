@@ -42,22 +42,51 @@ export class Resume {
     this.#log = log
   }
 
-  /** Welcomes a glue.v1 socket that just joined its session, and catches it up from `resume`. */
-  welcome (session: LiveSession, socket: WebSocket, resume: ResumePoint | undefined): void {
-    if (this.#cluster !== undefined) this.#welcomeFromCluster(this.#cluster, session, socket, resume)
-    else this.#welcomeFromOutbox(session, socket, resume)
+  /**
+   * Welcomes a glue.v1 socket that just joined its session, and catches it up from `resume`. In
+   * cluster mode this takes a round trip: the returned promise settles once the socket is live.
+   */
+  welcome (session: LiveSession, socket: WebSocket, resume: ResumePoint | undefined): Promise<void> | undefined {
+    if (this.#cluster !== undefined) return this.#welcomeFromCluster(this.#cluster, session, socket, resume)
+    this.#welcomeFromOutbox(session, socket, resume)
+    return undefined
   }
 
-  /** Cluster mode: the shared delivery state restarted or skipped ahead; every glue.v1 client hears of it. */
-  resync (position: StreamPosition): void {
+  /**
+   * Cluster mode: messages may have missed this node's sockets. Each glue.v1 socket of the affected
+   * sessions is welcomed again from where this node left it (from 0 of a new epoch, with a gap,
+   * when the shared store lost its data) and reads back what it missed, as a resume would.
+   */
+  resync (epoch: string, affects: (sessionId: string) => boolean = () => true): void {
+    const cluster = this.#cluster
+    if (cluster === undefined) return
     for (const session of this.#store.attached()) {
+      if (!affects(session.id)) continue
+      const lost = session.epoch !== epoch
+      const from = lost ? 0 : session.seq
+      session.epoch = epoch
+      session.seq = from
       for (const socket of session.sockets) {
-        if (!stateOf(socket).enveloped) continue
-        this.#stats.gaps++
-        this.#writer.sendTo(socket, welcomeEnvelope(position.epoch, position.seq))
-        this.#writer.sendTo(socket, gapEnvelope(null))
+        const state = stateOf(socket)
+        // A socket still being welcomed reads back its own way.
+        if (!state.enveloped || state.cursor !== undefined) continue
+        this.#catchUpFromCluster(cluster, session, socket, { epoch, seq: from }, lost).catch((err: unknown) => {
+          this.#log.error({ err }, 'catching up a socket failed')
+          if (socket.readyState === OPEN) socket.terminate()
+        })
       }
     }
+  }
+
+  /** Welcomes a live socket again at `from` and writes what the session missed since, then what arrived meanwhile. */
+  async #catchUpFromCluster (cluster: SequencedAdapter, session: LiveSession, socket: WebSocket, from: StreamPosition, lost: boolean): Promise<void> {
+    const state = stateOf(socket)
+    state.held = []
+    state.cursor = 0
+    this.#writer.sendTo(socket, welcomeEnvelope(from.epoch, from.seq))
+    if (lost) this.#announceGap(socket, null)
+    state.floor = await this.#replayFromCluster(cluster, session, socket, from.seq, Number.MAX_SAFE_INTEGER)
+    this.#goLive(socket)
   }
 
   #welcomeFromOutbox (session: LiveSession, socket: WebSocket, resume: ResumePoint | undefined): void {
@@ -115,54 +144,75 @@ export class Resume {
   }
 
   /**
-   * Cluster mode: the welcome carries this node's position in the cluster order. A resume reads
-   * what the session missed from the adapter; live messages meanwhile are held for this socket and
-   * written after the replay, so nothing overtakes and nothing is written twice.
+   * Cluster mode: the welcome waits for the adapter to say where the session stands once this node
+   * receives its messages; live messages meanwhile are held. A resume then reads what the session
+   * missed up to that point back from the adapter, and the held messages follow, so nothing
+   * overtakes and nothing is written twice. A resume point the cluster never reached, from another
+   * epoch, or of a session that expired, is answered with the current position and a gap.
    */
-  #welcomeFromCluster (cluster: SequencedAdapter, session: LiveSession, socket: WebSocket, resume: ResumePoint | undefined): void {
-    const position = cluster.position()
-    session.epoch = position.epoch
-    if (resume === undefined || resume.epoch !== position.epoch || resume.seq >= position.seq) {
-      // A client ahead of this node (it came from a node further along) gets the rest live.
-      const start = resume !== undefined && resume.epoch === position.epoch ? resume.seq : position.seq
-      this.#writer.sendTo(socket, welcomeEnvelope(position.epoch, start))
-      if (resume !== undefined && resume.epoch !== position.epoch) {
-        this.#stats.gaps++
-        this.#writer.sendTo(socket, gapEnvelope(null))
-      }
-      return
-    }
+  async #welcomeFromCluster (cluster: SequencedAdapter, session: LiveSession, socket: WebSocket, resume: ResumePoint | undefined): Promise<void> {
     const state = stateOf(socket)
-    this.#writer.sendTo(socket, welcomeEnvelope(position.epoch, resume.seq))
     state.held = []
-    state.cursor = resume.seq + 1
-    const announceGap = (missed: number | null): void => {
-      if (missed !== 0) {
-        this.#stats.gaps++
-        this.#writer.sendTo(socket, gapEnvelope(missed))
-      }
-    }
-    cluster.replay(session.id, resume.seq, position.seq).then((result) => {
+    state.cursor = 0
+    try {
+      const position = await cluster.welcomePosition(session.id)
       if (socket.readyState !== OPEN) return
-      announceGap(result.missed)
+      if (session.epoch !== position.epoch) session.seq = 0
+      session.epoch = position.epoch
+      if (position.seq > session.seq) session.seq = position.seq
+      state.floor = position.seq
+      const fillable = resume !== undefined && position.known && resume.epoch === position.epoch && resume.seq <= position.seq
+      if (!fillable) {
+        this.#writer.sendTo(socket, welcomeEnvelope(position.epoch, position.seq))
+        if (resume !== undefined) this.#announceGap(socket, null)
+      } else {
+        this.#writer.sendTo(socket, welcomeEnvelope(position.epoch, resume.seq))
+        if (resume.seq < position.seq) await this.#replayFromCluster(cluster, session, socket, resume.seq, position.seq)
+      }
+      this.#goLive(socket)
+    } catch (err) {
+      this.#log.error({ err }, 'writing a resumed socket failed')
+      if (socket.readyState === OPEN) socket.terminate()
+    }
+  }
+
+  /**
+   * Writes what the session missed after `afterSeq`, up to `untilSeq`, as the adapter reads it back,
+   * with a gap when some is gone; returns the newest number written (at least `afterSeq`).
+   */
+  async #replayFromCluster (cluster: SequencedAdapter, session: LiveSession, socket: WebSocket, afterSeq: number, untilSeq: number): Promise<number> {
+    let newest = afterSeq
+    try {
+      const result = await cluster.replay(session.id, afterSeq, untilSeq)
+      if (socket.readyState !== OPEN) return newest
+      if (result.missed !== 0) this.#announceGap(socket, result.missed)
       for (const { seq, message } of result.messages) {
         if (message.kind !== 'send' && message.kind !== 'broadcast' && message.kind !== 'publish') continue
         this.#stats.replayed++
         this.#writer.writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? message.topic : undefined, false).envelope(seq), false)
+        newest = Math.max(newest, seq)
       }
-    }, (err: unknown) => {
+    } catch (err) {
       this.#log.error({ err }, 'resume from the adapter failed')
-      announceGap(null)
-    }).finally(() => {
-      const held = state.held ?? []
-      state.held = undefined
-      state.cursor = undefined
-      for (const envelope of held) {
-        if (socket.readyState === OPEN) this.#writer.writeEnvelope(socket, envelope, false)
-      }
-    }).catch((err: unknown) => {
-      this.#log.error({ err }, 'writing a resumed socket failed')
-      if (socket.readyState === OPEN) socket.terminate()
-    })
+      this.#announceGap(socket, null)
+    }
+    if (newest > session.seq) session.seq = newest
+    return newest
+  }
+
+  #announceGap (socket: WebSocket, missed: number | null): void {
+    this.#stats.gaps++
+    this.#writer.sendTo(socket, gapEnvelope(missed))
+  }
+
+  /** Writes what was held while the socket was welcomed (what came after its floor), then lets live messages through. */
+  #goLive (socket: WebSocket): void {
+    const state = stateOf(socket)
+    const held = state.held ?? []
+    state.held = undefined
+    state.cursor = undefined
+    for (const [seq, envelope] of held) {
+      if (seq > state.floor && socket.readyState === OPEN) this.#writer.writeEnvelope(socket, envelope, false)
+    }
   }
 }

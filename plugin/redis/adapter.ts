@@ -1,89 +1,128 @@
 import { randomBytes } from 'node:crypto'
-import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, StreamPosition } from '../adapters/adapter.js'
+import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, WelcomePosition } from '../adapters/adapter.js'
 import { FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
-import { RedisConnection } from './connection.js'
-import { redisKeys, type RedisKeys } from './keys.js'
+import { shardOf } from './keys.js'
 import { resolveRedisOptions, type RedisAdapterOptions, type RedisClientLike, type ResolvedRedisAdapterOptions } from './options.js'
 import { Presence } from './presence.js'
-import { readSnapshot, StreamReader } from './reader.js'
+import { InboxReader } from './reader.js'
 import { replay } from './replay.js'
+import { RedisShard } from './shard.js'
 
 /**
- * Joins nodes through Redis. Every message is numbered by one Lua script and appended to a single
- * stream that every node reads in order (XREAD), so all tabs of a session see the same sequence
- * numbers on any node, and a node that loses Redis for a moment reads on from where it stopped.
- * Resume reads the session's messages back from the same stream.
+ * Joins nodes through Redis, one server or several shards. Each shard numbers the messages of its
+ * sessions in one order (a Lua script) and routes each only to the nodes holding its recipients:
+ * a node reads nothing but its own inbox, so a targeted send costs the nodes that do not hold the
+ * session nothing, and every node adds capacity. All tabs of a session see the same sequence
+ * numbers on any node; resume reads back what the session missed from its own histories.
  */
 class RedisAdapter implements SequencedAdapter {
   readonly name = 'redis'
   readonly sequenced = true
   readonly #options: ResolvedRedisAdapterOptions
   readonly #uid = randomBytes(9).toString('base64url')
-  readonly #keys: RedisKeys
   #host: AdapterHost | undefined
-  #limits: AdapterLimits = { outboxLimit: 0, outboxMaxAge: 0, sessionGrace: 0 }
-  #link: RedisConnection | undefined
-  #reader: StreamReader | undefined
+  #limits: AdapterLimits | undefined
+  #shards: RedisShard[] = []
+  #readers: InboxReader[] = []
   #presence: Presence | undefined
+  /** The latest join of each session with a socket opening here, for its welcome. */
+  readonly #joins = new Map<string, Promise<WelcomePosition>>()
 
   constructor (options: ResolvedRedisAdapterOptions) {
     this.#options = options
-    this.#keys = redisKeys(options.prefix, this.#uid)
   }
 
   async start (host: AdapterHost, limits: AdapterLimits): Promise<void> {
     this.#host = host
     this.#limits = limits
-    const link = new RedisConnection(this.#options, this.#uid, this.#keys, host, limits, async () => { await presence.sync() })
-    const presence = new Presence(link, this.#options, this.#uid, this.#keys, host, limits)
-    const reader = new StreamReader(link, this.#keys, host)
-    this.#link = link
+    const count = this.#options.shards.length
+    this.#shards = this.#options.shards.map((target, index) => new RedisShard(index, target, this.#options, this.#uid, host, limits))
+    this.#readers = this.#shards.map((shard) => new InboxReader(shard, count, host))
+    const presence = new Presence(this.#shards, this.#readers, this.#options, this.#uid, host, limits)
     this.#presence = presence
-    this.#reader = reader
-    let epoch: string
     try {
-      await link.open()
-      const snapshot = await readSnapshot(link.reader, this.#keys)
-      epoch = snapshot.epoch
-      reader.begin(snapshot)
-      host.resetSubscriptions(snapshot.subscriptions)
-      await presence.sync()
+      await Promise.all(this.#shards.map(async (shard) => {
+        const { epoch, seq } = await shard.open()
+        ;(this.#readers[shard.index] as InboxReader).begin(epoch, seq)
+        await presence.sync(shard)
+      }))
     } catch (err) {
-      link.disconnect()
+      for (const shard of this.#shards) shard.disconnect()
       throw new FST_WSGLUE_REDIS_UNAVAILABLE((err as Error).message)
     }
-    link.start(epoch)
+    for (const shard of this.#shards) {
+      shard.onReconnected = async (epochChanged) => {
+        // Redis lost its data: the subscriptions of this node's sessions are written again from what it knows.
+        if (epochChanged) shard.prepend(this.#restoredSubscriptions(shard.index))
+        await presence.sync(shard)
+      }
+      // Announced again, so what is sent from now on comes here; what came before is read back.
+      shard.onRestored = (epochChanged) => {
+        if (epochChanged) host.resync(shard.epoch, (sessionId) => shardOf(sessionId, count) === shard.index)
+      }
+      shard.start()
+    }
     presence.start()
-    reader.run().catch((err: unknown) => host.log.error({ err }, 'redis adapter: reader stopped'))
+    for (const reader of this.#readers) reader.run().catch((err: unknown) => host.log.error({ err }, 'redis adapter: reader stopped'))
   }
 
   async stop (): Promise<void> {
     const presence = this.#presence as Presence
     presence.stop()
-    await (this.#link as RedisConnection).stop(() => presence.leave())
+    await Promise.all(this.#shards.map(async (shard) => { await shard.stop(async () => { await presence.leave(shard) }) }))
   }
 
   emit (message: ClusterMessage): number {
     const host = this.#host as AdapterHost
-    const link = this.#link as RedisConnection
-    // Best effort by definition: delivered on this node, nowhere else, while Redis is away.
-    if (!link.ready && 'volatile' in message && message.volatile) return host.apply(message)
-    link.send(message)
-    if (message.kind === 'subscribe') return 1
-    if (message.kind === 'unsubscribe') return host.topicsOf(message.sessionId).includes(message.topic) ? 1 : 0
-    return 0
+    switch (message.kind) {
+      case 'broadcast':
+      case 'publish':
+        // Each shard numbers it for its own sessions; while a shard is away, volatile ones reach this node only.
+        if (message.volatile && this.#shards.some((shard) => !shard.ready)) return host.apply(message)
+        for (const shard of this.#shards) shard.emit(message)
+        return 0
+      case 'send': {
+        const shard = this.#shardOf(message.sessionId)
+        if (message.volatile && !shard.ready) return host.apply(message)
+        shard.emit(message)
+        return 0
+      }
+      case 'subscribe':
+      case 'unsubscribe': {
+        const subscribed = host.topicsOf(message.sessionId).includes(message.topic)
+        this.#shardOf(message.sessionId).emit(message)
+        return message.kind === 'subscribe' ? 1 : subscribed ? 1 : 0
+      }
+      case 'close':
+        this.#shardOf(message.sessionId).emit(message)
+        return 0
+      case 'expire':
+        return 0
+    }
   }
 
   settled (): Promise<void> | undefined {
-    return this.#link?.settled
+    const pending = this.#shards.map((shard) => shard.settled).filter((settled) => settled !== undefined)
+    if (pending.length === 0) return undefined
+    return Promise.all(pending).then(() => {})
   }
 
   socketOpened (sessionId: string): void {
-    this.#presence?.socketOpened(sessionId)
+    const index = shardOf(sessionId, this.#shards.length)
+    const reader = this.#readers[index] as InboxReader
+    const join = (this.#shards[index] as RedisShard).join(sessionId, () => ({ ...reader.position(), known: true }), async (seq) => { await reader.until(seq) })
+    this.#joins.set(sessionId, join)
+    join.then(() => { if (this.#joins.get(sessionId) === join) this.#joins.delete(sessionId) }, () => {})
   }
 
   socketClosed (sessionId: string): void {
-    this.#presence?.socketClosed(sessionId)
+    this.#shardOf(sessionId).leave(sessionId)
+  }
+
+  async welcomePosition (sessionId: string): Promise<WelcomePosition> {
+    const join = this.#joins.get(sessionId)
+    if (join !== undefined) return await join
+    return { ...(this.#readers[shardOf(sessionId, this.#shards.length)] as InboxReader).position(), known: true }
   }
 
   async presence (sessionId: string): Promise<number> {
@@ -94,19 +133,36 @@ class RedisAdapter implements SequencedAdapter {
     return await (this.#presence as Presence).clusterCounts()
   }
 
-  position (): StreamPosition {
-    return this.#reader?.position() ?? { epoch: '', seq: 0 }
+  async clusterTopicsOf (sessionId: string): Promise<string[]> {
+    return await (this.#presence as Presence).topicsOf(sessionId)
+  }
+
+  async clusterSubscriberCount (topic: string): Promise<number> {
+    return await (this.#presence as Presence).subscriberCount(topic)
   }
 
   async replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult> {
-    const topics = new Set((this.#host as AdapterHost).topicsOf(sessionId))
-    return await replay((this.#link as RedisConnection).commands, this.#keys.stream, { sessionId, topics, afterSeq, untilSeq }, this.#limits)
+    return await replay(this.#shardOf(sessionId), { sessionId, afterSeq, untilSeq }, this.#limits as AdapterLimits)
+  }
+
+  #shardOf (sessionId: string): RedisShard {
+    return this.#shards[shardOf(sessionId, this.#shards.length)] as RedisShard
+  }
+
+  #restoredSubscriptions (index: number): ClusterMessage[] {
+    const host = this.#host as AdapterHost
+    const restored: ClusterMessage[] = []
+    for (const [sessionId] of host.localSessions()) {
+      if (shardOf(sessionId, this.#shards.length) !== index) continue
+      for (const topic of host.topicsOf(sessionId)) restored.push({ kind: 'subscribe', sessionId, topic })
+    }
+    return restored
   }
 }
 
 /**
  * Creates the Redis adapter: every node of a cluster registers the plugin with one pointing at the
- * same Redis and prefix.
+ * same Redis servers and prefix.
  * @throws FST_WSGLUE_INVALID_OPTION for invalid options.
  */
 export function createRedisAdapter (options: string | RedisClientLike | RedisAdapterOptions): SequencedAdapter {

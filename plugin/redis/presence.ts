@@ -1,36 +1,37 @@
 import type { AdapterHost, AdapterLimits, ClusterCounts } from '../adapters/adapter.js'
-import { FST_WSGLUE_CLUSTER_UNAVAILABLE } from '../errors.js'
-import type { RedisConnection } from './connection.js'
-import type { RedisKeys } from './keys.js'
-import type { ResolvedRedisAdapterOptions } from './options.js'
+import { shardOf } from './keys.js'
+import { REDIS_REAP_LIMIT, REDIS_REAP_ROUNDS, REDIS_SYNC_BATCH, type ResolvedRedisAdapterOptions } from './options.js'
+import type { InboxReader } from './reader.js'
 import type { ScriptArg } from './scripts.js'
+import type { RedisShard } from './shard.js'
 
 /**
- * Presence across nodes: each node counts its sockets per session in Redis and keeps a heartbeat.
- * Whichever node runs its upkeep first removes the counts of nodes whose heartbeat stopped (REAP) and
- * ends the subscriptions of sessions that had no socket anywhere for the grace period.
+ * Presence across nodes, on every shard: which node holds which session with how many sockets
+ * (which is also how messages are routed), and a heartbeat. Whichever node runs its upkeep first
+ * withdraws nodes whose heartbeat stopped (REAP) and ends sessions that had no socket anywhere
+ * for the grace period.
  */
 export class Presence {
-  readonly #link: RedisConnection
+  readonly #shards: readonly RedisShard[]
+  readonly #readers: readonly InboxReader[]
   readonly #options: ResolvedRedisAdapterOptions
   readonly #uid: string
-  readonly #keys: RedisKeys
   readonly #host: AdapterHost
   readonly #limits: AdapterLimits
   #timer: NodeJS.Timeout | undefined
 
-  constructor (link: RedisConnection, options: ResolvedRedisAdapterOptions, uid: string, keys: RedisKeys, host: AdapterHost, limits: AdapterLimits) {
-    this.#link = link
+  constructor (shards: readonly RedisShard[], readers: readonly InboxReader[], options: ResolvedRedisAdapterOptions, uid: string, host: AdapterHost, limits: AdapterLimits) {
+    this.#shards = shards
+    this.#readers = readers
     this.#options = options
     this.#uid = uid
-    this.#keys = keys
     this.#host = host
     this.#limits = limits
   }
 
   /** Starts the heartbeat, three times per `nodeTimeout`. */
   start (): void {
-    this.#timer = setInterval(() => { this.#upkeep() }, Math.max(100, Math.floor(this.#options.nodeTimeout / 3)))
+    this.#timer = setInterval(() => { for (const shard of this.#shards) this.#upkeep(shard) }, Math.max(100, Math.floor(this.#options.nodeTimeout / 3)))
     this.#timer.unref()
   }
 
@@ -38,77 +39,95 @@ export class Presence {
     clearInterval(this.#timer)
   }
 
-  socketOpened (sessionId: string): void {
-    // While Redis is away presence is rebuilt in full on reconnect (sync), not replayed.
-    if (!this.#link.ready) return
-    const k = this.#keys
-    this.#link.commands.glueJoin(k.presence, k.node, k.detached, k.sockets, sessionId)
-      .catch((err: unknown) => this.#host.log.debug({ err }, 'redis adapter: presence update failed'))
-  }
-
-  socketClosed (sessionId: string): void {
-    if (!this.#link.ready) return
-    const k = this.#keys
-    this.#link.commands.glueLeave(k.presence, k.node, k.detached, k.sockets, sessionId, Date.now() + this.#limits.sessionGrace)
-      .catch((err: unknown) => this.#host.log.debug({ err }, 'redis adapter: presence update failed'))
-  }
-
-  /** Replaces this node's presence with `sessions` (by default what the node holds) and renews its heartbeat. */
-  async sync (sessions?: Array<[string, number]>): Promise<void> {
-    const k = this.#keys
-    const args: ScriptArg[] = [k.presence, k.node, k.detached, k.sockets, k.nodes,
-      this.#uid, Date.now() + this.#options.nodeTimeout, Date.now() + this.#limits.sessionGrace]
-    for (const [sessionId, count] of sessions ?? this.#host.localSessions()) args.push(sessionId, count)
-    await this.#link.commands.glueSyncNode(...args)
+  /**
+   * Replaces this node's state on a shard with what it holds now (at start, after an outage, after
+   * being presumed dead), in batches so a large node never blocks Redis for long.
+   */
+  async sync (shard: RedisShard, sessions?: Array<[string, number]>): Promise<void> {
+    const k = shard.keys
+    await shard.commands.glueSyncBegin(k.nodes, k.announced, this.#uid, Date.now() + this.#options.nodeTimeout)
+    let batch: ScriptArg[] = []
+    const flush = async (): Promise<void> => {
+      if (batch.length === 0) return
+      await shard.commands.glueSyncAdd(k.node, k.presence, k.sockets, k.detached, k.announced, k.tag, this.#uid, this.#options.streamLimit, ...batch)
+      batch = []
+    }
+    for (const [sessionId, count] of sessions ?? this.#host.localSessions()) {
+      if (shardOf(sessionId, this.#shards.length) !== shard.index) continue
+      batch.push(sessionId, count)
+      if (batch.length >= 2 * REDIS_SYNC_BATCH) await flush()
+    }
+    await flush()
+    await shard.commands.glueSyncEnd(k.node, k.presence, k.sockets, k.detached, k.announced, k.tag, this.#uid, Date.now() + this.#limits.sessionGrace)
   }
 
   /** Leaves politely on stop: others need not wait for the node timeout to see these sockets gone. */
-  async leave (): Promise<void> {
-    await this.sync([]).then(() => this.#link.commands.zrem(this.#keys.nodes, this.#uid)).catch(() => {})
+  async leave (shard: RedisShard): Promise<void> {
+    await this.sync(shard, [])
+    await shard.commands.zrem(shard.keys.nodes, this.#uid)
   }
 
   async count (sessionId: string): Promise<number> {
-    const value = await this.#query(() => this.#link.commands.hget(this.#keys.presence, sessionId))
+    const shard = this.#shardOf(sessionId)
+    const value = await shard.query((commands) => commands.hget(shard.keys.presence, sessionId))
     return Number(value ?? 0)
   }
 
   async clusterCounts (): Promise<ClusterCounts> {
-    const k = this.#keys
-    const commands = this.#link.commands
-    const [nodes, sessions, sockets] = await this.#query(() => Promise.all([
-      commands.zcount(k.nodes, Date.now(), '+inf'),
-      commands.hlen(k.presence),
-      commands.get(k.sockets)
-    ]))
-    return { nodes, sessions, sockets: Math.max(0, Number(sockets ?? 0)) }
+    const now = Date.now()
+    const perShard = await Promise.all(this.#shards.map(async (shard) => await shard.query(async (commands) => {
+      const k = shard.keys
+      return await Promise.all([commands.zcount(k.nodes, now, '+inf'), commands.hlen(k.presence), commands.get(k.sockets)])
+    })))
+    let nodes = 0
+    let sessions = 0
+    let sockets = 0
+    for (const [shardNodes, shardSessions, shardSockets] of perShard) {
+      // Every node beats on every shard; counting the most any shard saw survives a shard that lags.
+      nodes = Math.max(nodes, shardNodes)
+      sessions += shardSessions
+      sockets += Math.max(0, Number(shardSockets ?? 0))
+    }
+    return { nodes, sessions, sockets }
+  }
+
+  async topicsOf (sessionId: string): Promise<string[]> {
+    const shard = this.#shardOf(sessionId)
+    return await shard.query((commands) => commands.smembers(shard.keys.topicsOf(sessionId)))
+  }
+
+  async subscriberCount (topic: string): Promise<number> {
+    const counts = await Promise.all(this.#shards.map(async (shard) => await shard.query((commands) => commands.scard(shard.keys.subscribers(topic)))))
+    return counts.reduce((sum, count) => sum + count, 0)
+  }
+
+  #shardOf (sessionId: string): RedisShard {
+    return this.#shards[shardOf(sessionId, this.#shards.length)] as RedisShard
   }
 
   /** Heartbeat and cleanup, on every node: whichever runs first does the work. */
-  #upkeep (): void {
-    if (!this.#link.ready) return
-    const commands = this.#link.commands
-    const k = this.#keys
+  #upkeep (shard: RedisShard): void {
+    if (!shard.ready) return
+    const k = shard.keys
+    const commands = shard.commands
     const now = Date.now()
+    const reader = this.#readers[shard.index] as InboxReader
     commands.zadd(k.nodes, now + this.#options.nodeTimeout, this.#uid)
       .then(async (added) => {
-        // Others presumed this node dead and withdrew its presence: announce it again.
+        // Others presumed this node dead: they withdrew its routes and its inbox, so its clients missed messages.
         if (added === 1) {
-          this.#host.log.warn('redis adapter: this node was presumed dead; announcing its sessions again')
-          await this.sync()
+          this.#host.log.warn({ shard: shard.index }, 'redis adapter: this node was presumed dead; announcing its sessions again')
+          await this.sync(shard)
+          reader.restart()
         }
-        await commands.glueReap(k.presence, k.detached, k.sockets, k.nodes, k.emitted, k.subs, k.seq, k.stream,
-          now, now + this.#limits.sessionGrace, this.#options.streamLimit, k.tag)
+        await reader.checkTrimmed()
+        // Ends sessions in batches until none is due: a flood of expired sessions drains within one upkeep.
+        for (let round = 0; round < REDIS_REAP_ROUNDS; round++) {
+          const ended = await commands.glueReap(k.nodes, k.emitted, k.presence, k.detached,
+            now, now + this.#limits.sessionGrace, k.tag, REDIS_REAP_LIMIT)
+          if (ended < REDIS_REAP_LIMIT) break
+        }
       })
       .catch((err: unknown) => this.#host.log.debug({ err }, 'redis adapter: upkeep failed'))
-  }
-
-  /** Runs a cluster-wide query, or says clearly that Redis is away. */
-  async #query<T> (run: () => Promise<T>): Promise<T> {
-    if (!this.#link.ready) throw new FST_WSGLUE_CLUSTER_UNAVAILABLE('Redis is unreachable')
-    try {
-      return await run()
-    } catch (err) {
-      throw new FST_WSGLUE_CLUSTER_UNAVAILABLE((err as Error).message)
-    }
   }
 }

@@ -1,49 +1,44 @@
 import type { AdapterLimits, ClusterMessage, ReplayResult } from '../adapters/adapter.js'
 import { receives } from '../messages/recipients.js'
 import { decodeClusterMessage } from './codec.js'
-import type { Connection } from './connection.js'
 import { seqOf, type StreamEntry } from './keys.js'
-import { REDIS_READ_BATCH } from './options.js'
+import { streamInfo, trimmedAfter } from './reader.js'
+import type { RedisShard } from './shard.js'
 
-/** Which session resumes, with its topics now, and the part of the stream it missed. */
+/** Which session resumes, and the part of its shard's order it missed. */
 export interface ReplayQuery {
   readonly sessionId: string
-  readonly topics: ReadonlySet<string>
   readonly afterSeq: number
   readonly untilSeq: number
 }
 
-/** Whether a stored message is one this session receives again on resume (volatile ones are never replayed). */
-function replayable (message: ClusterMessage, sessionId: string, topics: ReadonlySet<string>): boolean {
-  return !('volatile' in message && message.volatile) && receives(message, sessionId, (topic) => topics.has(topic))
-}
-
 /**
- * Walks the stream back from `untilSeq`, keeping the session's newest `outboxLimit` messages
- * younger than `outboxMaxAge`, and counts the rest as missed (unknown when the stream itself
- * was trimmed past the resume point).
+ * Reads back what one session missed, and only that: its own sends, the shard's broadcasts and the
+ * messages of its topics after `afterSeq` up to `untilSeq`, merged in order. Keeps the newest
+ * `outboxLimit` younger than `outboxMaxAge` and counts the rest as missed, or reports the count as
+ * unknown when one of those histories was trimmed past the resume point.
  */
-export async function replay (commands: Connection, stream: string, query: ReplayQuery, limits: AdapterLimits): Promise<ReplayResult> {
-  const { sessionId, topics, afterSeq, untilSeq } = query
-  const cutoff = Date.now() - limits.outboxMaxAge
-  const kept: Array<{ seq: number, message: ClusterMessage }> = []
-  let missed = 0
-  let end = String(untilSeq)
-  let oldestSeen = untilSeq + 1
-  for (;;) {
-    const batch = await commands.xrevrangeBuffer(stream, end, String(afterSeq + 1), 'COUNT', REDIS_READ_BATCH) as StreamEntry[]
-    for (const [id, fields] of batch) {
-      const seq = seqOf(id)
-      oldestSeen = seq
-      const decoded = fields[1] === undefined ? undefined : decodeClusterMessage(fields[1])
-      if (decoded === undefined || !replayable(decoded.message, sessionId, topics)) continue
-      if (decoded.time < cutoff || kept.length >= limits.outboxLimit) missed++
-      else kept.push({ seq, message: decoded.message })
-    }
-    if (batch.length < REDIS_READ_BATCH) break
-    end = `(${oldestSeen}`
+export async function replay (shard: RedisShard, query: ReplayQuery, limits: AdapterLimits): Promise<ReplayResult> {
+  const { sessionId, afterSeq, untilSeq } = query
+  if (untilSeq <= afterSeq) return { messages: [], missed: 0 }
+  const k = shard.keys
+  const topics = await shard.query((commands) => commands.smembers(k.topicsOf(sessionId)))
+  const streams = [k.history(sessionId), k.broadcasts, ...topics.map((topic) => k.topicHistory(topic))]
+  const [entries, trimmed] = await shard.query(async (commands) => await Promise.all([
+    Promise.all(streams.map(async (stream) => await commands.xrangeBuffer(stream, `${afterSeq + 1}-0`, `${untilSeq}-0`) as StreamEntry[])),
+    Promise.all(streams.map(async (stream) => trimmedAfter(await streamInfo(commands, stream), afterSeq)))
+  ]))
+  const subscribed = new Set(topics)
+  const found: Array<{ seq: number, time: number, message: ClusterMessage }> = []
+  for (const [id, fields] of entries.flat()) {
+    const decoded = fields[1] === undefined ? undefined : decodeClusterMessage(fields[1])
+    if (decoded === undefined || !receives(decoded.message, sessionId, (topic) => subscribed.has(topic))) continue
+    found.push({ seq: seqOf(id), time: decoded.time, message: decoded.message })
   }
-  // Stream ids are consecutive: a hole before the oldest entry read means trimmed entries.
-  const trimmed = oldestSeen > afterSeq + 1 && untilSeq > afterSeq
-  return { messages: kept.reverse(), missed: trimmed ? null : missed }
+  found.sort((a, b) => a.seq - b.seq)
+  const cutoff = Date.now() - limits.outboxMaxAge
+  const fresh = found.filter((entry) => entry.time >= cutoff)
+  const kept = fresh.slice(Math.max(0, fresh.length - limits.outboxLimit))
+  const missed = trimmed.includes(true) ? null : found.length - kept.length
+  return { messages: kept.map(({ seq, message }) => ({ seq, message })), missed }
 }

@@ -1,162 +1,327 @@
 /**
- * Lua scripts of the Redis adapter. Each runs atomically, which is what keeps the cluster order,
- * presence counts and subscriptions consistent between nodes. Every key shares the `{prefix}`
- * hash tag, so the scripts also run on one shard of a Redis Cluster.
+ * Lua scripts of the Redis adapter, one Redis shard's side of the cluster. Each runs atomically:
+ * that is what numbers messages in one order, routes each only to the nodes holding its recipients,
+ * and keeps presence, routes and subscriptions consistent. Every key carries the shard's `{prefix}`
+ * hash tag (ARGV `tag`); per-node inboxes and per-topic interest are named from it inside the script.
+ *
+ * Keys, under the tag T:
+ * - T:seq, T:epoch: the shard's message counter and the name of its dataset.
+ * - T:emitted: per node, the counter of the last message it emitted (a re-sent command is a no-op).
+ * - T:nodes: live nodes and their deadlines; T:in:<uid>: a node's inbox stream, all it reads.
+ * - T:at:<session>: the nodes holding a session, with their socket counts; T:node:<uid>: the reverse,
+ *   and T:announced:<uid>, the sessions a node announces while it re-announces what it holds.
+ * - T:presence, T:sockets, T:detached: sockets per session, in all, and sessions left without any.
+ * - T:ts:<session>, T:tm:<topic>: a session's topics and a topic's sessions.
+ * - T:int:<topic>: per node, how many of the sessions it holds are subscribed (routes publishes).
+ * - T:hist:<session>, T:bc, T:th:<topic>: what resume reads back: sends, broadcasts, topic messages.
  */
 
-/**
- * Numbers a message and appends it to the stream; applies a subscription change in the same step.
- * A node's counter makes a command that ioredis re-sends after a reconnect a no-op.
- * KEYS: seq, stream, emitted, subs, presence, detached
- * ARGV: maxlen, uid, counter, payload, op ('', 's', 'u'), sessionId, topic, releaseAt
- */
-export const EMIT = `
-local last = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
-if tonumber(ARGV[3]) <= last then return 0 end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
-if ARGV[5] ~= '' then
-  local raw = redis.call('HGET', KEYS[4], ARGV[6])
-  local topics = {}
-  if raw then topics = cjson.decode(raw) end
-  local found = 0
-  for i, topic in ipairs(topics) do
-    if topic == ARGV[7] then found = i end
-  end
-  if ARGV[5] == 's' then
-    if found == 0 then table.insert(topics, ARGV[7]) end
-    -- a session nobody is connected as yet still expires after the grace period
-    if redis.call('HEXISTS', KEYS[5], ARGV[6]) == 0 then redis.call('ZADD', KEYS[6], 'NX', ARGV[8], ARGV[6]) end
-  elseif found > 0 then
-    table.remove(topics, found)
-  end
-  if #topics == 0 then redis.call('HDEL', KEYS[4], ARGV[6]) else redis.call('HSET', KEYS[4], ARGV[6], cjson.encode(topics)) end
+// Shared by the emitting scripts: ignore a command ioredis re-sent after a reconnect, and append
+// an entry to one node's inbox.
+const COMMON = `
+local function repeated (emitted, uid, counter)
+  local last = tonumber(redis.call('HGET', emitted, uid) or '0')
+  if tonumber(counter) <= last then return true end
+  redis.call('HSET', emitted, uid, counter)
+  return false
 end
-local seq = redis.call('INCR', KEYS[1])
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[1], seq .. '-0', 'm', ARGV[4])
+local function route (tag, node, id, payload, limit)
+  redis.call('XADD', tag .. ':in:' .. node, 'MAXLEN', '~', limit, id, 'm', payload)
+end
+`
+
+/**
+ * A message to one session (send, close): numbered, kept for resume unless volatile or a close,
+ * and routed to the nodes holding the session. Nothing else reads it.
+ * KEYS: emitted, seq, at:session, hist:session
+ * ARGV: uid, counter, payload, keep ('1'/'0'), history limit, history ttl (ms), tag, inbox limit
+ */
+export const SEND = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+if ARGV[4] == '1' then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[5], id, 'm', ARGV[3])
+  redis.call('PEXPIRE', KEYS[4], ARGV[6])
+end
+for _, node in ipairs(redis.call('HKEYS', KEYS[3])) do route(ARGV[7], node, id, ARGV[3], ARGV[8]) end
 return seq
 `
 
 /**
- * Names the delivery state (once per Redis dataset) and returns it with the current sequence
- * number and every subscription, as one consistent snapshot.
- * KEYS: epoch, seq, subs   ARGV: candidate epoch
+ * A broadcast: numbered, kept for resume unless volatile, routed to every live node.
+ * KEYS: emitted, seq, bc, nodes
+ * ARGV: uid, counter, payload, keep, history limit, tag, inbox limit, now
  */
-export const SNAPSHOT = `
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return { redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[3]) }
-`
-
-/** The current epoch, naming a new one when Redis has none (fresh or emptied). KEYS: epoch   ARGV: candidate */
-export const EPOCH = `
-redis.call('SET', KEYS[1], ARGV[1], 'NX')
-return redis.call('GET', KEYS[1])
+export const BROADCAST = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+if ARGV[4] == '1' then redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 'm', ARGV[3]) end
+for _, node in ipairs(redis.call('ZRANGEBYSCORE', KEYS[4], ARGV[8], '+inf')) do route(ARGV[6], node, id, ARGV[3], ARGV[7]) end
+return seq
 `
 
 /**
- * A socket opened on this node. KEYS: presence, node, detached, sockets   ARGV: sessionId
+ * A topic message: numbered, kept for resume unless volatile, routed to the nodes holding a subscriber.
+ * KEYS: emitted, seq, th:topic, int:topic
+ * ARGV: uid, counter, payload, keep, history limit, history ttl, tag, inbox limit
  */
-export const JOIN = `
-redis.call('HINCRBY', KEYS[2], ARGV[1], 1)
-redis.call('HINCRBY', KEYS[1], ARGV[1], 1)
-redis.call('ZREM', KEYS[3], ARGV[1])
+export const PUBLISH = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+if ARGV[4] == '1' then
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], id, 'm', ARGV[3])
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
+for _, node in ipairs(redis.call('HKEYS', KEYS[4])) do route(ARGV[7], node, id, ARGV[3], ARGV[8]) end
+return seq
+`
+
+/**
+ * Subscribes a session; the nodes holding it learn it in their inbox order, so a publish after
+ * the change reaches the session. Returns -1 when it was subscribed already and -2 when it has
+ * `maxTopics`: then nothing is written.
+ * KEYS: emitted, seq, ts:session, tm:topic, at:session, int:topic, presence, detached
+ * ARGV: uid, counter, payload, session, topic, maxTopics, releaseAt, tag, inbox limit
+ */
+export const SUBSCRIBE = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 1 then return -1 end
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[6]) then return -2 end
+redis.call('SADD', KEYS[3], ARGV[5])
+redis.call('SADD', KEYS[4], ARGV[4])
+-- a session nobody is connected as yet still expires after the grace period
+if redis.call('HEXISTS', KEYS[7], ARGV[4]) == 0 then redis.call('ZADD', KEYS[8], 'NX', ARGV[7], ARGV[4]) end
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+for _, node in ipairs(redis.call('HKEYS', KEYS[5])) do
+  redis.call('HINCRBY', KEYS[6], node, 1)
+  route(ARGV[8], node, id, ARGV[3], ARGV[9])
+end
+return seq
+`
+
+/**
+ * Unsubscribes a session; -1 (and nothing written) when it was not subscribed.
+ * KEYS: emitted, seq, ts:session, tm:topic, at:session, int:topic
+ * ARGV: uid, counter, payload, session, topic, tag, inbox limit
+ */
+export const UNSUBSCRIBE = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+if redis.call('SREM', KEYS[3], ARGV[5]) == 0 then return -1 end
+redis.call('SREM', KEYS[4], ARGV[4])
+local seq = redis.call('INCR', KEYS[2])
+local id = seq .. '-0'
+for _, node in ipairs(redis.call('HKEYS', KEYS[5])) do
+  if redis.call('HINCRBY', KEYS[6], node, -1) <= 0 then redis.call('HDEL', KEYS[6], node) end
+  route(ARGV[6], node, id, ARGV[3], ARGV[7])
+end
+return seq
+`
+
+// A node starts holding a session: publishes to its topics are routed to the node from now on,
+// and the node learns the topics in its inbox order (a 'j' entry: the session and every topic).
+const HOLD = `
+local function hold (tag, uid, session, limit)
+  local topics = redis.call('SMEMBERS', tag .. ':ts:' .. session)
+  for _, topic in ipairs(topics) do redis.call('HINCRBY', tag .. ':int:' .. topic, uid, 1) end
+  if #topics == 0 then return 0 end
+  local entry = { 'j', session }
+  for _, topic in ipairs(topics) do
+    entry[#entry + 1] = 't'
+    entry[#entry + 1] = topic
+  end
+  local seq = redis.call('INCR', tag .. ':seq')
+  redis.call('XADD', tag .. ':in:' .. uid, 'MAXLEN', '~', limit, seq .. '-0', unpack(entry))
+  return seq
+end
+`
+
+/**
+ * A socket of a session opened on this node. Returns where the session stands (messages to it
+ * numbered above it reach the node), the dataset's name, whether the cluster knew the session
+ * before (connected somewhere, or within its grace period), and the number of the inbox entry that
+ * tells the node the session's topics (0 when it already held the session, or it has none).
+ * KEYS: at:session, node, presence, sockets, detached, seq, epoch
+ * ARGV: uid, session, tag, inbox limit
+ */
+export const JOIN = HOLD + `
+local known = redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 or redis.call('ZSCORE', KEYS[5], ARGV[2]) ~= false
+local topicsAt = 0
+if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then topicsAt = hold(ARGV[3], ARGV[1], ARGV[2], ARGV[4]) end
+redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
+redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
+redis.call('ZREM', KEYS[5], ARGV[2])
 redis.call('INCR', KEYS[4])
+return { tonumber(redis.call('GET', KEYS[6]) or '0'), redis.call('GET', KEYS[7]) or '', known and 1 or 0, topicsAt }
+`
+
+// A node stops holding a session: no more publishes for its topics are routed there for it.
+const RELEASE = `
+local function release (tag, uid, session)
+  redis.call('HDEL', tag .. ':at:' .. session, uid)
+  for _, topic in ipairs(redis.call('SMEMBERS', tag .. ':ts:' .. session)) do
+    local interest = tag .. ':int:' .. topic
+    if redis.call('HINCRBY', interest, uid, -1) <= 0 then redis.call('HDEL', interest, uid) end
+  end
+end
 `
 
 /**
  * A socket closed on this node; a session left without sockets anywhere starts its grace period.
  * Nothing happens when this node's counts were already withdrawn (it was presumed dead).
- * KEYS: presence, node, detached, sockets   ARGV: sessionId, releaseAt
+ * KEYS: at:session, node, presence, sockets, detached
+ * ARGV: uid, session, releaseAt, tag
  */
-export const LEAVE = `
-local mine = redis.call('HINCRBY', KEYS[2], ARGV[1], -1)
-if mine <= 0 then redis.call('HDEL', KEYS[2], ARGV[1]) end
+export const LEAVE = RELEASE + `
+local mine = redis.call('HINCRBY', KEYS[2], ARGV[2], -1)
+if mine <= 0 then redis.call('HDEL', KEYS[2], ARGV[2]) end
 if mine < 0 then return end
-if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then
-  redis.call('HDEL', KEYS[1], ARGV[1])
-  redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+if redis.call('HINCRBY', KEYS[1], ARGV[1], -1) <= 0 then release(ARGV[4], ARGV[1], ARGV[2]) end
+if redis.call('HINCRBY', KEYS[3], ARGV[2], -1) <= 0 then
+  redis.call('HDEL', KEYS[3], ARGV[2])
+  redis.call('ZADD', KEYS[5], ARGV[3], ARGV[2])
 end
 redis.call('DECR', KEYS[4])
 `
 
-// Withdraws one node's presence counts; shared by SYNC_NODE and REAP.
-const WITHDRAW = `
-local function withdraw (presence, detached, sockets, node, releaseAt)
+// Withdraws everything one node held (presence, routes, interest); shared by SYNC_BEGIN and REAP.
+const WITHDRAW = RELEASE + `
+local function withdraw (tag, uid, releaseAt)
+  local node = tag .. ':node:' .. uid
   local counts = redis.call('HGETALL', node)
   for i = 1, #counts, 2 do
-    local left = redis.call('HINCRBY', presence, counts[i], -tonumber(counts[i + 1]))
-    if left <= 0 then
-      redis.call('HDEL', presence, counts[i])
-      redis.call('ZADD', detached, releaseAt, counts[i])
+    local session = counts[i]
+    release(tag, uid, session)
+    if redis.call('HINCRBY', tag .. ':presence', session, -tonumber(counts[i + 1])) <= 0 then
+      redis.call('HDEL', tag .. ':presence', session)
+      redis.call('ZADD', tag .. ':detached', releaseAt, session)
     end
-    redis.call('DECRBY', sockets, counts[i + 1])
+    redis.call('DECRBY', tag .. ':sockets', counts[i + 1])
   end
   redis.call('DEL', node)
 end
 `
 
 /**
- * Replaces this node's presence with what it holds now (at start, after an outage, after being
- * presumed dead) and marks it alive.
- * KEYS: presence, node, detached, sockets, nodes   ARGV: uid, aliveUntil, releaseAt, sessionId, count, …
+ * Starts announcing what this node holds (at start, after an outage, after being presumed dead):
+ * marks it alive and opens the set of sessions announced in this round. SYNC_ADD follows in
+ * batches, and SYNC_END withdraws what was not announced, so a session the node still holds is
+ * routed to it all along: nothing sent meanwhile misses it.
+ * KEYS: nodes, announced   ARGV: uid, aliveUntil
  */
-export const SYNC_NODE = WITHDRAW + `
-withdraw(KEYS[1], KEYS[3], KEYS[4], KEYS[2], ARGV[3])
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
-  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('ZREM', KEYS[3], ARGV[i])
-  redis.call('INCRBY', KEYS[4], ARGV[i + 1])
-end
-redis.call('ZADD', KEYS[5], ARGV[2], ARGV[1])
+export const SYNC_BEGIN = `
+redis.call('DEL', KEYS[2])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 `
 
 /**
- * Cleans up after dead nodes (no heartbeat until their deadline) and ends sessions whose grace
- * period is over: their subscriptions go, announced on the stream as an expire message.
- * KEYS: presence, detached, sockets, nodes, emitted, subs, seq, stream
- * ARGV: now, releaseAt, maxlen, key prefix
+ * Announces a batch of the sessions this node holds, with their socket counts. A session the node
+ * did not hold yet (after it was presumed dead, or Redis lost its data) is held again, and the node
+ * relearns its topics in its inbox order.
+ * KEYS: node, presence, sockets, detached, announced   ARGV: tag, uid, inbox limit, session, count, …
  */
-export const REAP = WITHDRAW + `
-local dead = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, 16)
-for _, uid in ipairs(dead) do
-  withdraw(KEYS[1], KEYS[2], KEYS[3], ARGV[4] .. ':node:' .. uid, ARGV[2])
-  redis.call('ZREM', KEYS[4], uid)
-  redis.call('HDEL', KEYS[5], uid)
+export const SYNC_ADD = HOLD + `
+for i = 4, #ARGV, 2 do
+  local session, count = ARGV[i], tonumber(ARGV[i + 1])
+  local before = tonumber(redis.call('HGET', KEYS[1], session) or '0')
+  redis.call('SADD', KEYS[5], session)
+  redis.call('HSET', KEYS[1], session, count)
+  if redis.call('HINCRBY', KEYS[2], session, count - before) > 0 then redis.call('ZREM', KEYS[4], session) end
+  redis.call('INCRBY', KEYS[3], count - before)
+  if redis.call('HSET', ARGV[1] .. ':at:' .. session, ARGV[2], count) == 1 then hold(ARGV[1], ARGV[2], session, ARGV[3]) end
 end
-local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, 100)
-for _, sessionId in ipairs(expired) do
-  redis.call('ZREM', KEYS[2], sessionId)
-  if redis.call('HEXISTS', KEYS[1], sessionId) == 0 and redis.call('HDEL', KEYS[6], sessionId) == 1 then
-    local seq = redis.call('INCR', KEYS[7])
-    -- codec v1, kind 7 (expire), no flags, time 0, then the session id as a u16-prefixed field
-    local entry = string.char(1, 7, 0, 0, 0, 0, 0, 0, 0, math.floor(#sessionId / 256), #sessionId % 256) .. sessionId
-    redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'm', entry)
-  end
-end
-return #dead
 `
 
-/** An argument of a script call. */
+/**
+ * Ends an announcement: withdraws the sessions this node no longer holds.
+ * KEYS: node, presence, sockets, detached, announced   ARGV: tag, uid, releaseAt
+ */
+export const SYNC_END = RELEASE + `
+local counts = redis.call('HGETALL', KEYS[1])
+for i = 1, #counts, 2 do
+  local session = counts[i]
+  if redis.call('SISMEMBER', KEYS[5], session) == 0 then
+    release(ARGV[1], ARGV[2], session)
+    redis.call('HDEL', KEYS[1], session)
+    if redis.call('HINCRBY', KEYS[2], session, -tonumber(counts[i + 1])) <= 0 then
+      redis.call('HDEL', KEYS[2], session)
+      redis.call('ZADD', KEYS[4], ARGV[3], session)
+    end
+    redis.call('DECRBY', KEYS[3], counts[i + 1])
+  end
+end
+redis.call('DEL', KEYS[5])
+`
+
+/**
+ * Cleans up after dead nodes (no heartbeat until their deadline): their presence, routes, inbox.
+ * Ends sessions whose grace period is over: their subscriptions and history go. Handles at most
+ * `limit` sessions; returns how many it ended, so the caller runs it again while there are more.
+ * KEYS: nodes, emitted, presence, detached
+ * ARGV: now, releaseAt, tag, limit
+ */
+export const REAP = WITHDRAW + `
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, 16)
+for _, uid in ipairs(dead) do
+  withdraw(ARGV[3], uid, ARGV[2])
+  redis.call('DEL', ARGV[3] .. ':in:' .. uid)
+  redis.call('ZREM', KEYS[1], uid)
+  redis.call('HDEL', KEYS[2], uid)
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[4], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[4]))
+for _, session in ipairs(expired) do
+  redis.call('ZREM', KEYS[4], session)
+  if redis.call('HEXISTS', KEYS[3], session) == 0 then
+    local topics = ARGV[3] .. ':ts:' .. session
+    for _, topic in ipairs(redis.call('SMEMBERS', topics)) do redis.call('SREM', ARGV[3] .. ':tm:' .. topic, session) end
+    redis.call('DEL', topics, ARGV[3] .. ':hist:' .. session)
+  end
+end
+return #expired
+`
+
+/**
+ * Names the shard's dataset (once per Redis dataset) and returns it with the current sequence number.
+ * KEYS: epoch, seq   ARGV: candidate epoch
+ */
+export const EPOCH = `
+redis.call('SET', KEYS[1], ARGV[1], 'NX')
+return { redis.call('GET', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0') }
+`
+
 export type ScriptArg = string | number | Buffer
 
-/** The scripts as ioredis commands (`defineCommand`): KEYS first, then ARGV, as documented above. */
+/** The scripts as ioredis commands on every connection of the adapter. */
 export interface ScriptCommands {
-  glueEmit (...args: ScriptArg[]): Promise<number>
-  glueSnapshot (...args: ScriptArg[]): Promise<[string, string, string[]]>
-  glueEpoch (...args: ScriptArg[]): Promise<string>
-  glueJoin (...args: ScriptArg[]): Promise<null>
+  glueSend (...args: ScriptArg[]): Promise<number>
+  glueBroadcast (...args: ScriptArg[]): Promise<number>
+  gluePublish (...args: ScriptArg[]): Promise<number>
+  glueSubscribe (...args: ScriptArg[]): Promise<number>
+  glueUnsubscribe (...args: ScriptArg[]): Promise<number>
+  glueJoin (...args: ScriptArg[]): Promise<[seq: number, epoch: string, known: number, topicsAt: number]>
   glueLeave (...args: ScriptArg[]): Promise<null>
-  glueSyncNode (...args: ScriptArg[]): Promise<null>
+  glueSyncBegin (...args: ScriptArg[]): Promise<null>
+  glueSyncAdd (...args: ScriptArg[]): Promise<null>
+  glueSyncEnd (...args: ScriptArg[]): Promise<null>
   glueReap (...args: ScriptArg[]): Promise<number>
+  glueEpoch (...args: ScriptArg[]): Promise<[epoch: string, seq: number]>
 }
 
-/** Every script with its command name and number of keys, to define on each connection. */
+/** Name, number of KEYS and source of every script, for `defineCommand`. */
 export const SCRIPTS: ReadonlyArray<[name: keyof ScriptCommands, keys: number, lua: string]> = [
-  ['glueEmit', 6, EMIT],
-  ['glueSnapshot', 3, SNAPSHOT],
-  ['glueEpoch', 1, EPOCH],
-  ['glueJoin', 4, JOIN],
-  ['glueLeave', 4, LEAVE],
-  ['glueSyncNode', 5, SYNC_NODE],
-  ['glueReap', 8, REAP]
+  ['glueSend', 4, SEND],
+  ['glueBroadcast', 4, BROADCAST],
+  ['gluePublish', 4, PUBLISH],
+  ['glueSubscribe', 8, SUBSCRIBE],
+  ['glueUnsubscribe', 6, UNSUBSCRIBE],
+  ['glueJoin', 7, JOIN],
+  ['glueLeave', 5, LEAVE],
+  ['glueSyncBegin', 2, SYNC_BEGIN],
+  ['glueSyncAdd', 5, SYNC_ADD],
+  ['glueSyncEnd', 5, SYNC_END],
+  ['glueReap', 4, REAP],
+  ['glueEpoch', 2, EPOCH]
 ]

@@ -19,13 +19,19 @@ export class SocketState {
   readonly plain: boolean
   /** Next sequence number a resuming socket reads from its outbox; undefined once it is live (resume). */
   cursor: number | undefined
-  /** Cluster mode: live messages held while the socket's replay is read (resume). */
-  held: EnvelopeFrame[] | undefined
+  /** Cluster mode: live messages held until the socket's welcome and replay are written, with their numbers (resume). */
+  held: Array<[seq: number, envelope: EnvelopeFrame]> | undefined
+  /** Cluster mode: messages numbered at or below it came before this socket's welcome and skip it (resume). */
+  floor = 0
   /** When its unsent bytes went above the high-water mark; undefined below it (socket writer). */
   congestedSince: number | undefined
-  /** Frames that arrived while async connect listeners ran, and their bytes (connection). */
+  /**
+   * Frames that arrived while the socket was not ready to dispatch (async connect listeners, or a
+   * cluster welcome, still running), their bytes, and how many such waits are open (connection).
+   */
   pending: Array<[Buffer, boolean]> | undefined
   pendingBytes = 0
+  gates = 0
   /** Settles once the async connect listeners have (connection). */
   connecting: Promise<void> | undefined
   /** Set once closed for its rate: nothing it sends afterwards is dispatched (connection). */

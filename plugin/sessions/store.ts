@@ -20,8 +20,8 @@ export interface PresenceListener {
 
 /**
  * The sessions of this node: the connected ones with their sockets, the detached ones kept for
- * their grace period, topic membership, and open sockets per address. It stores; it never writes
- * to a socket.
+ * their grace period, their topic membership, and open sockets per address. It stores; it never
+ * writes to a socket. In cluster mode it holds only the sessions with a socket here.
  */
 export class SessionStore {
   /** Sessions with at least one socket on this node. */
@@ -119,11 +119,18 @@ export class SessionStore {
     return this.#addresses.get(address) ?? 0
   }
 
-  /** Subscribes a session to a topic; false when it is not known (on one node it must be connected or detached here). */
+  /** Subscribes a session to a topic; false when the session is not on this node (connected or detached). */
   subscribe (sessionId: string, topic: string): boolean {
-    if (!this.#clustered && this.find(sessionId) === undefined) return false
+    if (this.find(sessionId) === undefined) return false
     this.#topics.add(sessionId, topic)
     return true
+  }
+
+  /** Replaces a session's topics (cluster mode: the adapter read them as the session came to this node). */
+  setTopics (sessionId: string, topics: readonly string[]): void {
+    if (this.find(sessionId) === undefined) return
+    this.#topics.removeSession(sessionId)
+    for (const topic of topics) this.#topics.add(sessionId, topic)
   }
 
   /** @returns whether the session was subscribed. */
@@ -131,14 +138,9 @@ export class SessionStore {
     return this.#topics.remove(sessionId, topic)
   }
 
-  /** Cluster mode: a session without sockets anywhere outlived its grace period; its subscriptions end. */
+  /** A session outlived its grace period everywhere: its subscriptions end. */
   expire (sessionId: string): void {
     this.#topics.removeSession(sessionId)
-  }
-
-  /** Cluster mode: replaces membership with the cluster's (at start, or after the shared store lost its data). */
-  resetSubscriptions (snapshot: Iterable<[string, readonly string[]]>): void {
-    this.#topics.reset(snapshot)
   }
 
   topicsOf (sessionId: string): string[] {
@@ -188,8 +190,8 @@ export class SessionStore {
   }
 
   #release (session: LiveSession): void {
-    // In cluster mode membership is the cluster's: it ends with an expire message, not here.
-    if (!this.#clustered) this.#topics.removeSession(session.id)
+    // In cluster mode the shared store keeps the session's topics; this node learns them again if it comes back.
+    this.#topics.removeSession(session.id)
   }
 }
 

@@ -7,15 +7,6 @@ export class TopicIndex {
   #bySession = new Map<string, Set<string>>()
   #byTopic = new Map<string, Set<string>>()
 
-  /** Replaces everything with a snapshot: session id → topics. */
-  reset (snapshot: Iterable<[string, readonly string[]]>): void {
-    this.#bySession.clear()
-    this.#byTopic.clear()
-    for (const [sessionId, topics] of snapshot) {
-      for (const topic of topics) this.add(sessionId, topic)
-    }
-  }
-
   /** @returns whether the session was not subscribed before. */
   add (sessionId: string, topic: string): boolean {
     let topics = this.#bySession.get(sessionId)

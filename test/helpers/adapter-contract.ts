@@ -103,8 +103,8 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     subscriber.sendEnvelope(['s', 1, 'news'])
     await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 1), 'subscribe reply')
     t.ok(c.app.sessions.subscribe(sessionIdOf(tabs[2]?.cookie as string), 'news'), 'server-side subscribe from another node')
-    await until(() => a.app.sessions.subscriberCount('news') === 2 && b.app.sessions.subscriberCount('news') === 2, 'subscriber counts')
-    t.same(a.app.sessions.topicsOf(sessionIdOf(subscriber.cookie)), ['news'])
+    for (const node of [a, b, c]) await eventually(() => node.app.sessions.clusterSubscriberCount('news'), 2, 'subscriber count, cluster-wide')
+    await eventually(() => a.app.sessions.clusterTopicsOf(sessionIdOf(subscriber.cookie)), ['news'], 'topics, cluster-wide')
     a.app.sessions.publish('news', { headline: 1 })
     await until(() => dataOf(subscriber).length === 5 && dataOf(tabs[2] as Tab).length === 6, 'published')
     t.same(envelopesOf(subscriber).at(-1)?.slice(0, 1).concat(envelopesOf(subscriber).at(-1)?.slice(2) ?? []), ['t', 'news', { headline: 1 }])
@@ -112,7 +112,7 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     subscriber.sendEnvelope(['u', 2, 'news'])
     await until(() => envelopesOf(subscriber).some((e) => e[0] === 'r' && e[1] === 2), 'unsubscribe reply')
     t.same(envelopesOf(subscriber).find((e) => e[0] === 'r' && e[1] === 2), ['r', 2, 1, true])
-    await until(() => c.app.sessions.subscriberCount('news') === 1, 'subscriber count after unsubscribe')
+    await eventually(() => c.app.sessions.clusterSubscriberCount('news'), 1, 'subscriber count after unsubscribe')
   })
 
   t.test('volatile messages reach the open sockets of every node unsequenced and are never replayed', async (t) => {
@@ -191,12 +191,16 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     t.ok(c.app.sessions.subscribe(idOne, 'x'))
     t.ok(a.app.sessions.subscribe(idOne, 'y'))
     t.ok(b.app.sessions.subscribe(idTwo, 'x'))
-    const subscribed = (): boolean => nodes.every((node) => node.app.sessions.subscriberCount('x') === 2 && node.app.sessions.subscriberCount('y') === 1)
-    await until(subscribed, 'subscribed on every node')
     for (const node of nodes) {
-      t.same(node.app.sessions.topicsOf(idOne).sort(), ['x', 'y'])
-      t.same(node.app.sessions.topicsOf(idTwo), ['x'])
+      await eventually(() => node.app.sessions.clusterSubscriberCount('x'), 2, 'x, cluster-wide')
+      await eventually(() => node.app.sessions.clusterSubscriberCount('y'), 1, 'y, cluster-wide')
+      await eventually(async () => (await node.app.sessions.clusterTopicsOf(idOne)).sort(), ['x', 'y'], 'topics of one, cluster-wide')
+      await eventually(() => node.app.sessions.clusterTopicsOf(idTwo), ['x'], 'topics of two, cluster-wide')
     }
+    // A node knows the topics of the sessions it holds, synchronously.
+    await until(() => a.app.sessions.topicsOf(idOne).length === 2 && c.app.sessions.topicsOf(idOne).length === 2 && b.app.sessions.topicsOf(idTwo).length === 1, 'topics where the sessions are')
+    t.same(c.app.sessions.topicsOf(idOne).sort(), ['x', 'y'])
+    t.same(b.app.sessions.topicsOf(idTwo), ['x'])
     c.app.sessions.publish('x', 'to both')
     a.app.sessions.publish('x', 'not to one', { except: idOne })
     b.app.sessions.publish('y', 'to one')
@@ -210,12 +214,14 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     t.equal(dataOf(two).length, 3, 'nothing twice')
     t.same(envelopesOf(oneAgain), envelopesOf(one), 'every tab of a session gets the same envelopes, sequence numbers included')
     t.ok(c.app.sessions.unsubscribe(idOne, 'y'), 'was subscribed')
-    await until(() => nodes.every((node) => node.app.sessions.subscriberCount('y') === 0), 'unsubscribed on every node')
+    for (const node of nodes) await eventually(() => node.app.sessions.clusterSubscriberCount('y'), 0, 'unsubscribed, cluster-wide')
+    await until(() => a.app.sessions.topicsOf(idOne).length === 1, 'unsubscribed where the session is')
     for (const node of nodes) {
       t.notOk(node.app.sessions.unsubscribe(idOne, 'y'), 'not subscribed any more')
-      t.same(node.app.sessions.topicsOf(idOne), ['x'])
-      t.equal(node.app.sessions.subscriberCount('x'), 2)
+      t.same(await node.app.sessions.clusterTopicsOf(idOne), ['x'])
+      t.equal(await node.app.sessions.clusterSubscriberCount('x'), 2)
     }
+    t.same(a.app.sessions.topicsOf(idOne), ['x'])
   })
 
   t.test('a client subscription the authorizer refuses joins no topic on any node', async (t) => {
@@ -227,11 +233,12 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     t.same(await client.nextEnvelope(), ['r', 1, 0, { code: 'GLUE_SUBSCRIBE_REFUSED', message: 'subscription refused' }])
     client.sendEnvelope(['s', 2, 'open'])
     t.same(await client.nextEnvelope(), ['r', 2, 1, 'open'])
-    await until(() => nodes.every((node) => node.app.sessions.subscriberCount('open') === 1), 'subscribed on every node')
     for (const node of nodes) {
-      t.equal(node.app.sessions.subscriberCount('secret'), 0)
-      t.same(node.app.sessions.topicsOf(sessionId), ['open'])
+      await eventually(() => node.app.sessions.clusterSubscriberCount('open'), 1, 'subscribed, cluster-wide')
+      t.equal(await node.app.sessions.clusterSubscriberCount('secret'), 0)
+      t.same(await node.app.sessions.clusterTopicsOf(sessionId), ['open'])
     }
+    t.same(b.app.sessions.topicsOf(sessionId), ['open'], 'the node holding the session knows')
     a.app.sessions.publish('secret', 'hidden')
     a.app.sessions.publish('open', 'shown')
     t.same((await client.nextEnvelope()).slice(2), ['open', 'shown'], 'only the granted topic delivers')
@@ -312,10 +319,11 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
     const first = await openTab(t, a)
     const sessionId = sessionIdOf(first.cookie)
     b.app.sessions.subscribe(sessionId, 'room')
-    await until(() => a.app.sessions.subscriberCount('room') === 1, 'subscribed everywhere')
+    await eventually(() => a.app.sessions.clusterSubscriberCount('room'), 1, 'subscribed everywhere')
     first.socket.close()
-    await until(() => a.app.sessions.subscriberCount('room') === 0 && b.app.sessions.subscriberCount('room') === 0, 'expired everywhere')
-    t.same(b.app.sessions.topicsOf(sessionId), [])
+    for (const node of [a, b]) await eventually(() => node.app.sessions.clusterSubscriberCount('room'), 0, 'expired everywhere')
+    t.same(await b.app.sessions.clusterTopicsOf(sessionId), [])
+    t.same(a.app.sessions.topicsOf(sessionId), [])
   })
 
   t.test('invalid arguments throw on every node before anything reaches the adapter', async (t) => {
@@ -339,11 +347,20 @@ export function adapterContract (t: Test, factory: ClusterFactory): void {
       t.equal(adapter.settled(), undefined, 'nothing reached the adapter')
     }
     t.ok(b.app.sessions.subscribe(sessionId, 'one'))
-    await until(() => nodes.every((node) => node.app.sessions.topicsOf(sessionId).length === 1), 'subscribed on every node')
+    for (const node of nodes) await eventually(() => node.app.sessions.clusterTopicsOf(sessionId), ['one'], 'subscribed, cluster-wide')
+    await until(() => a.app.sessions.topicsOf(sessionId).length === 1, 'known where the session is')
+    // The node holding the session refuses at once; any other leaves the check to the shared store.
+    t.throws(() => a.app.sessions.subscribe(sessionId, 'two'), errors.FST_WSGLUE_TOO_MANY_TOPICS)
     for (const { app } of nodes) {
-      t.throws(() => app.sessions.subscribe(sessionId, 'two'), errors.FST_WSGLUE_TOO_MANY_TOPICS)
+      try {
+        app.sessions.subscribe(sessionId, 'three')
+      } catch (err) {
+        t.equal((err as { code?: string }).code, 'FST_WSGLUE_TOO_MANY_TOPICS')
+      }
       t.equal(app.sessions.send('no-such-session', 'x'), 0, 'an unknown session is not an error')
     }
+    await Promise.all(nodes.map(async (node) => { await node.adapter.settled() }))
+    for (const node of nodes) t.same(await node.app.sessions.clusterTopicsOf(sessionId), ['one'], 'no node went beyond maxTopicsPerSession')
     a.app.sessions.send(sessionId, 'after')
     t.same((await tab.nextEnvelope()).slice(2), ['after'], 'nothing was sent before')
   })

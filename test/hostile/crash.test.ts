@@ -70,6 +70,9 @@ test('an unexpected error while handling a message closes that socket with 1011,
   const bystander = await openGlueSocket(wsUrl)
   t.teardown(() => bystander.socket.terminate())
   const client = await openGlueSocket(wsUrl)
+  const [, session] = [...app.sessions]
+  app.sessions.subscribe(session?.id as string, 'news')
+  // A real change reaches the adapter, whose broken settle() throws inside the message listener.
   client.sendEnvelope(['u', 1, 'news'])
   t.same(await client.closed, { code: 1011, reason: 'internal error' })
   const line = await logs.waitFor('websocket handling failed')

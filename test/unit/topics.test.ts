@@ -47,20 +47,6 @@ test('removeSession drops every subscription of a session only', (t) => {
   t.end()
 })
 
-test('reset replaces everything with a snapshot', (t) => {
-  const index = new TopicIndex()
-  index.add('old', 'gone')
-  index.reset([['a', ['x', 'y']], ['b', ['x']], ['c', []]])
-  t.equal(index.subscriberCount('gone'), 0)
-  t.same(index.topicsOf('old'), [])
-  t.same(index.topicsOf('a'), ['x', 'y'])
-  t.equal(index.subscriberCount('x'), 2)
-  t.same(index.topicsOf('c'), [], 'a session without topics takes no room')
-  index.reset([])
-  t.equal(index.subscriberCount('x'), 0)
-  t.end()
-})
-
 test('the empty set of an unknown topic cannot be changed by a caller', (t) => {
   const index = new TopicIndex()
   const empty = index.sessionsOf('none')
