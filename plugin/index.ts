@@ -96,7 +96,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const handshake = setUpHandshake(fastify, options, store, stats)
 
   await adapter.start({
-    apply: (message, clusterSeq) => delivery.apply(message, clusterSeq),
+    apply: (message, clusterSeq, among) => delivery.apply(message, clusterSeq, among),
     resync: (epoch, affects) => { resume.resync(epoch, affects) },
     setTopics: (sessionId, topics) => { store.setTopics(sessionId, topics) },
     topicsOf: (sessionId) => store.topicsOf(sessionId),

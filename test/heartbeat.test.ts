@@ -19,7 +19,7 @@ test('terminates a peer that does not answer pings and runs its close listeners'
 })
 
 test('keeps a peer that answers pings over many intervals', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { heartbeatInterval: 20 } })
+  const { app, wsUrl } = await startApp({ glue: { heartbeatInterval: 100 } })
   t.teardown(() => app.close())
   const client = await openSocket(wsUrl)
   t.teardown(() => client.socket.terminate())

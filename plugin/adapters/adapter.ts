@@ -64,11 +64,12 @@ export interface AdapterLimits {
 export interface AdapterHost {
   /**
    * Applies a message to this node's sockets. `clusterSeq` is its number in the cluster order;
-   * without one (a local adapter) the node numbers it per session.
+   * without one (a local adapter) the node numbers it per session. `among` narrows the sessions it
+   * may reach (a sharded adapter delivers each shard's copy of a broadcast to that shard's sessions).
    * @returns for send/broadcast/publish/close the number of sockets reached; for subscribe and
    * unsubscribe 1 when membership changed, else 0.
    */
-  apply (message: ClusterMessage, clusterSeq?: number): number
+  apply (message: ClusterMessage, clusterSeq?: number, among?: (sessionId: string) => boolean): number
   /**
    * Messages may have missed this node's sockets (the shared store lost its data, or routed past the
    * node for a while): each glue.v1 socket of the sessions `affects` picks gets a new welcome and

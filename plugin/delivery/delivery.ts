@@ -35,20 +35,20 @@ export class Delivery {
    * @returns for send/broadcast/publish/close the sockets reached; for subscribe and unsubscribe 1
    * when membership changed, else 0.
    */
-  apply (message: ClusterMessage, clusterSeq?: number): number {
+  apply (message: ClusterMessage, clusterSeq?: number, among?: (sessionId: string) => boolean): number {
     switch (message.kind) {
       case 'send': {
         const session = this.#store.find(message.sessionId)
-        return session === undefined ? 0 : this.#fanOut([session], message, new Outbound(message.data, undefined, false), clusterSeq)
+        return session === undefined ? 0 : this.#fanOut([session], message, new Outbound(message.data, undefined, false), clusterSeq, among)
       }
       case 'broadcast': {
         const outbound = new Outbound(message.data, undefined, true)
         // Detached sessions read it from one shared log when they come back.
         if (!message.volatile && clusterSeq === undefined) this.#store.logBroadcast(outbound.stored(), message.except, Date.now())
-        return this.#fanOut(this.#store.attached(), message, outbound, clusterSeq)
+        return this.#fanOut(this.#store.attached(), message, outbound, clusterSeq, among)
       }
       case 'publish':
-        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, message.topic, true), clusterSeq)
+        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, message.topic, true), clusterSeq, among)
       case 'close':
         return this.#close(message.sessionId, message.code, message.reason)
       case 'subscribe':
@@ -65,13 +65,15 @@ export class Delivery {
     sessions: Iterable<LiveSession>,
     message: ClusterMessage & { kind: 'send' | 'broadcast' | 'publish' },
     outbound: Outbound,
-    clusterSeq: number | undefined
+    clusterSeq: number | undefined,
+    among: ((sessionId: string) => boolean) | undefined
   ): number {
     const now = Date.now()
     // Candidates were found by topic or id: the rule only needs to say no to `except`.
     const isCandidate = (): boolean => true
     let count = 0
     for (const session of sessions) {
+      if (among !== undefined && !among(session.id)) continue
       if (receives(message, session.id, isCandidate)) count += this.#deliverTo(session, outbound, message.volatile, now, clusterSeq)
     }
     return count

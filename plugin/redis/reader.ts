@@ -19,6 +19,8 @@ export class InboxReader {
   readonly #shard: RedisShard
   readonly #shards: number
   readonly #host: AdapterHost
+  /** With several shards, this shard's copy of a broadcast or publish is for its own sessions only. */
+  readonly #mine: ((sessionId: string) => boolean) | undefined
   #epoch = ''
   /** The id of the last entry read, how many entries were read, and the sequence number of the last one. */
   #cursor = '0-0'
@@ -31,6 +33,7 @@ export class InboxReader {
     this.#shard = shard
     this.#shards = shards
     this.#host = host
+    this.#mine = shards === 1 ? undefined : (sessionId) => shardOf(sessionId, shards) === shard.index
   }
 
   /** Reads on from `seq`, the shard's number when the node started: its inbox holds nothing older. */
@@ -160,7 +163,7 @@ export class InboxReader {
       return
     }
     try {
-      host.apply(decoded.message, seq)
+      host.apply(decoded.message, seq, this.#mine)
     } catch (err) {
       host.log.error({ err, kind: decoded.message.kind }, 'redis adapter: delivery failed')
     }

@@ -16,6 +16,10 @@ export interface RedisServer {
   kill (): Promise<void>
   /** Starts it again on the same port, empty. */
   start (): Promise<void>
+  /** Stops the process without closing its connections (SIGSTOP): Redis stops answering. */
+  freeze (): void
+  /** Lets a frozen server run again (SIGCONT). */
+  thaw (): void
   /** A fresh client for inspecting or tampering with the data. */
   client (): Redis
 }
@@ -79,6 +83,8 @@ export async function startRedis (t: Test): Promise<RedisServer> {
     url: `redis://127.0.0.1:${port}`,
     kill,
     start,
+    freeze () { child?.kill('SIGSTOP') },
+    thaw () { child?.kill('SIGCONT') },
     client () {
       const client = new Redis(port, '127.0.0.1', { lazyConnect: false, maxRetriesPerRequest: 1 })
       client.on('error', () => {})
