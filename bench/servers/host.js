@@ -3,11 +3,13 @@
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { serve } from '../lib/rpc.js'
-import { padding } from '../lib/protocol.js'
+import { payload } from '../lib/protocol.js'
 
 const name = process.argv[2]
 const { start } = await import(`./${name}.js`)
 let target = null
+// Distinct payloads per broadcast for the deflate scenario, built at start so no run times their making.
+let payloads = []
 let profiler = null
 const post = (method, params = {}) => new Promise((resolve, reject) => {
   profiler.post(method, params, (err, result) => (err ? reject(err) : resolve(result)))
@@ -27,8 +29,11 @@ async function collect () {
 }
 
 serve({
-  async start ({ host }) {
-    target = await start({ host })
+  // `server`: per-scenario settings a target may honour ({ writeDelay, deflate }); see run.js VARIANTS.
+  async start ({ host, server = {} }) {
+    const { payloads: wanted, ...settings } = server
+    if (wanted !== undefined) payloads = Array.from({ length: wanted.count }, (_, i) => payload(wanted.size, 'json', 1000 + i))
+    target = await start({ host, ...settings })
     return { port: target.port, pid: process.pid }
   },
   async mem () {
@@ -64,22 +69,23 @@ serve({
     const c = process.cpuUsage()
     return { user: c.user, system: c.system, ns: process.hrtime.bigint().toString() }
   },
-  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop.
+  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop. Each carries the time of
+  // its broadcast call, so the clients can time it.
   async broadcast ({ messages, batch, size, maxMs }) {
-    const pad = padding(size)
+    const pad = payload(size)
     const startNs = process.hrtime.bigint()
     const deadline = Date.now() + maxMs
     let seq = 0
     while (seq < messages && Date.now() < deadline) {
       const end = Math.min(messages, seq + batch)
-      for (; seq < end; seq++) target.broadcast(`b|${seq}|${pad}`)
+      for (; seq < end; seq++) target.broadcast(`b|${process.hrtime.bigint()}|${payloads[seq] ?? pad}`)
       await tick()
     }
     return { sent: seq, startNs: startNs.toString(), endNs: process.hrtime.bigint().toString() }
   },
   // Targeted sends at a fixed rate, round robin over `sessionIds`; each payload carries the send time.
   async targeted ({ sessionIds, rate, durationMs, size }) {
-    const pad = padding(size)
+    const pad = payload(size)
     const n = sessionIds.length
     const total = Math.floor((rate * durationMs) / 1000)
     const t0 = process.hrtime.bigint()
