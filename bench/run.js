@@ -36,6 +36,7 @@ const DEFAULTS = {
   host: '127.0.0.1',
   out: join(here, 'results'),
   cpuProf: '',
+  diagnose: 0,
   sourceAddresses: 0,
   label: ''
 }
@@ -61,6 +62,7 @@ const HELP = `Usage: node bench/run.js [flags]
   --source-addresses N bind client process k to loopback address k mod N (127.0.x.2, ...); 0 lets the
                        kernel pick (default ${DEFAULTS.sourceAddresses}); needed only past ~28,000 sockets
                        to one server port
+  --diagnose 1         record event-loop delay in the servers during targeted sends (a 10 ms timer)
   --cpu-prof a,b       CPU-profile these targets' servers during the measured phase (<out>/prof)
   --out DIR            results directory (default bench/results)
   --label NAME         suffix for the result file names`
@@ -251,6 +253,7 @@ const SCENARIOS = {
       serverCpuPerDeliveryUs: cpu.total / delivered,
       serverUserPerDeliveryUs: cpu.user / delivered,
       serverSystemPerDeliveryUs: cpu.system / delivered,
+      messagesPerWrite: delivered / Math.max(1, cpu1.writes - cpu0.writes),
       wireBytesPerDelivery: target === 'socketio' ? null : wire / delivered,
       broadcastP50Us: lat.p50,
       broadcastP99Us: lat.p99,
@@ -272,12 +275,14 @@ const SCENARIOS = {
     if (sessions.length === 0) throw new Error('no session connected')
     const sessionIds = sessions.map((s) => s.sessionId)
     await phaseStart(server, opts)
+    await server.call('loopDelay', { reset: true })
     const cpu0 = await server.call('cpu')
     const sent = await server.call('targeted', { sessionIds, rate: opts.rate, durationMs: opts.duration, size: opts.size })
     let expected = 0
     for (let k = 0; k < sent.sent; k++) expected += sessions[k % sessions.length].tabs
     const counts = await waitForDelivery(clients, (cs) => sum(cs.map((x) => x.targetedReceived)) >= expected, 2000, opts.timeout / 3)
     const cpu1 = await server.call('cpu')
+    const delay = await server.call('loopDelay')
     await phaseEnd(server, opts)
     const delivered = sum(counts.map((x) => x.targetedReceived))
     const lat = summariseLatencies((await Promise.all(clients.map((c) => c.call('latencies')))).map((l) => l.samples))
@@ -293,6 +298,11 @@ const SCENARIOS = {
       deliveredRatio: expected === 0 ? null : delivered / expected,
       // The pacing loop (a 1 ms timer) is included, the same for every target.
       serverCpuPerSendUs: cpuMicros(cpu0, cpu1).total / Math.max(1, sent.sent),
+      writesPerSend: (cpu1.writes - cpu0.writes) / Math.max(1, sent.sent),
+      gcCount: cpu1.gcCount - cpu0.gcCount,
+      gcMs: cpu1.gcMs - cpu0.gcMs,
+      loopDelayP99Us: delay?.p99 ?? null,
+      loopDelayMaxUs: delay?.max ?? null,
       targetedP50Us: lat.p50,
       targetedP99Us: lat.p99,
       targetedMaxUs: lat.max
@@ -333,7 +343,7 @@ async function runOne (scenario, target, opts) {
   const variant = VARIANTS[scenario]
   const base = variant?.base ?? scenario
   if (variant !== undefined) opts = { ...opts, batch: variant.batch ?? opts.batch }
-  const settings = variant?.server?.(opts) ?? {}
+  const settings = { ...variant?.server?.(opts), ...(opts.diagnose ? { diagnose: true } : {}) }
   const server = spawnServer(target)
   const clients = Array.from({ length: opts.clients }, spawnClient)
   const children = [server.child, ...clients.map((c) => c.child)]
