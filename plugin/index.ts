@@ -127,6 +127,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     log: fastify.log,
     stats,
     ownsWebsocket,
+    countsAddresses: options.maxSocketsPerAddress > 0,
     maxPayload: options.maxPayload,
     rateLimiter: createRateLimiter(options.rateLimit),
     answerRequest: options.answerRequest,
