@@ -146,6 +146,8 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   fastify.addHook('preClose', async function closeAllSockets () {
     heartbeat.stop()
     clearInterval(sweeper)
+    // What was sent before close() reaches its clients before the 1001.
+    writer.flush()
     await closeSockets(() => store.sockets())
   })
 }

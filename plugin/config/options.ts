@@ -146,6 +146,16 @@ export interface GlueOptions {
    */
   drainTimeout?: number
   /**
+   * Milliseconds a busy socket's writes wait so they leave in one write: a socket that wrote within
+   * the last window holds further messages until the window ends (at most this long), then sends them
+   * together. A socket that wrote nothing for a whole window writes at once, so quiet sockets gain no
+   * latency. Held bytes count toward `sendHighWaterMark`. Applies to sockets without
+   * permessage-deflate. 0 writes every message in the tick it was sent (same-tick messages still
+   * share one write).
+   * @default 0
+   */
+  writeDelay?: number
+  /**
    * Detached sessions (no socket, within their grace period) kept on this node; beyond it the one
    * that left first is released and its client sees a gap when it comes back.
    * @default 10000

@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { LiveSession } from './live-session.js'
 import type { EnvelopeFrame } from '../messages/outbound.js'
+import type { SharedDeflate } from '../wire/ws-fast-path.js'
 
 const kState = Symbol('fastify-websocket-glue.socketState')
 
@@ -17,12 +18,17 @@ export class SocketState {
   readonly enveloped: boolean
   /** Whether it negotiated no extension, so pre-built frames may be written to it (ws fast path). */
   readonly plain: boolean
+  /** Its permessage-deflate, when a fan-out may write it one compressed copy (ws fast path). */
+  readonly deflate: SharedDeflate | undefined
   /** Next sequence number a resuming socket reads from its outbox; undefined once it is live (resume). */
   cursor: number | undefined
   /** Cluster mode: live messages held while the socket's replay is read (resume). */
   held: EnvelopeFrame[] | undefined
   /** When its unsent bytes went above the high-water mark; undefined below it (socket writer). */
   congestedSince: number | undefined
+  /** With `writeDelay`: when its last write went to the kernel, and whether writes now wait for the end of its window (socket writer). */
+  writtenAt = 0
+  delaying = false
   /** Frames that arrived while async connect listeners ran, and their bytes (connection). */
   pending: Array<[Buffer, boolean]> | undefined
   pendingBytes = 0
@@ -39,11 +45,12 @@ export class SocketState {
   inFlight = 0
   aborts: Set<AbortController> | undefined
 
-  constructor (session: LiveSession, address: string, enveloped: boolean, plain: boolean) {
+  constructor (session: LiveSession, address: string, enveloped: boolean, plain: boolean, deflate?: SharedDeflate) {
     this.session = session
     this.address = address
     this.enveloped = enveloped
     this.plain = plain
+    this.deflate = deflate
     this.cursor = undefined
     this.held = undefined
     this.congestedSince = undefined

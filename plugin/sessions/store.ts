@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { SessionStats } from '../stats.js'
 import type { StoredMessage } from '../messages/outbound.js'
-import { isPlain } from '../wire/ws-fast-path.js'
+import { isPlain, sharedDeflateOf } from '../wire/ws-fast-path.js'
 import { DetachedSessions, type DetachedLimits } from './detached.js'
 import { LiveSession, type Session } from './live-session.js'
 import { attachState, SocketState, stateOf } from './socket-state.js'
@@ -58,7 +58,7 @@ export class SessionStore {
     }
     this.#stats.sockets++
     if (address !== '') this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
-    attachState(socket, new SocketState(session, address, enveloped, isPlain(socket)))
+    attachState(socket, new SocketState(session, address, enveloped, isPlain(socket), sharedDeflateOf(socket)))
     session.sockets.add(socket)
     this.#presence.socketOpened(sessionId)
     return session
