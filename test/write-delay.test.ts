@@ -35,6 +35,23 @@ test('a socket that wrote nothing for a whole window writes at once', async (t) 
   t.equal(await client.nextMessage(), 'first')
 })
 
+test('a broadcast waits for the window even on a quiet socket, and leaves in one write', async (t) => {
+  const { app, wsUrl } = await startApp({ glue: { writeDelay: 100 } })
+  t.teardown(() => app.close())
+  const client = await openSocket(wsUrl)
+  t.teardown(() => client.socket.terminate())
+  const { transport, writes } = watchWrites(app)
+  app.sessions.broadcast('b1')
+  await nextTurn()
+  app.sessions.broadcast('b2')
+  app.sessions.publish('none', 'no subscriber')
+  t.equal(transport.writableCorked, 1, 'held')
+  t.equal(writes(), 0, 'nothing written yet')
+  await until(() => client.received.length === 2, 'both broadcasts', 5000)
+  t.equal(writes(), 1, 'one write for the window')
+  t.same(client.received, ['b1', 'b2'])
+})
+
 test('a busy socket gets one write per window, every message in order', async (t) => {
   const { app, wsUrl } = await startApp({ glue: { writeDelay: 200 } })
   t.teardown(() => app.close())

@@ -146,12 +146,12 @@ export interface GlueOptions {
    */
   drainTimeout?: number
   /**
-   * Milliseconds a busy socket's writes wait so they leave in one write: a socket that wrote within
-   * the last window holds further messages until the window ends (at most this long), then sends them
-   * together. A socket that wrote nothing for a whole window writes at once, so quiet sockets gain no
-   * latency. Held bytes count toward `sendHighWaterMark`. Applies to sockets without
-   * permessage-deflate. 0 writes every message in the tick it was sent (same-tick messages still
-   * share one write).
+   * Milliseconds writes may wait so a busy socket gets one write per window: broadcasts and publishes
+   * wait for the end of the window (at most this long), and so does a message for one session on a
+   * socket that wrote within the last window; everything held leaves in one write. A message for a
+   * quiet socket goes at once. Held bytes count toward `sendHighWaterMark`. Does not apply to
+   * messages `ws` compresses itself. 0 writes every message in the tick it was sent (same-tick
+   * messages still share one write).
    * @default 0
    */
   writeDelay?: number

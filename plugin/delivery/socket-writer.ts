@@ -23,9 +23,9 @@ const OPEN = 1
  * `drainTimeout` or reaches twice the mark is closed with 1013, so what one socket can pin stays
  * bounded whatever is written to it.
  *
- * With `writeDelay`, a socket that wrote within the last window holds further frames in its corked
- * transport until the window ends, so a busy socket gets one write per window. Held bytes are unsent
- * bytes: they count toward the mark, and past the flush threshold they go out at once.
+ * With `writeDelay`, fan-outs, and messages for a socket that wrote within the last window, wait in
+ * its corked transport until the window ends, so a busy socket gets one write per window. Held bytes
+ * are unsent bytes: they count toward the mark, and past the flush threshold they go out at once.
  */
 export class SocketWriter {
   readonly #options: WriterOptions
@@ -180,7 +180,7 @@ export class SocketWriter {
    * within the tick; `eager` (a message for one session) goes out at once if it is the tick's first.
    */
   #put (socket: WebSocket, transport: Duplex, frame: Buffer, rest: Buffer | undefined, eager: boolean): void {
-    if (this.#options.writeDelay > 0 && this.#holds(socket, transport)) {
+    if (this.#options.writeDelay > 0 && this.#holds(socket, transport, eager)) {
       transport.write(frame)
       if (rest !== undefined) transport.write(rest)
       if (transport.writableLength >= this.#flushBytes) this.#release(socket, Date.now())
@@ -190,24 +190,28 @@ export class SocketWriter {
   }
 
   /**
-   * writeDelay: whether this write waits for the end of the socket's window. A socket that wrote
-   * nothing for a whole window writes at once and opens a new window, so a quiet socket pays nothing.
+   * writeDelay: whether this write waits for the end of the socket's window. A fan-out (broadcast,
+   * publish, replay) always waits: it goes to many sockets at once, and each of them saves a write per
+   * message that joins it. A message for one session waits only on a socket that wrote within the
+   * last window, so a quiet socket gets it at once and pays nothing.
    */
-  #holds (socket: WebSocket, transport: Duplex): boolean {
+  #holds (socket: WebSocket, transport: Duplex, eager: boolean): boolean {
     const state = stateOf(socket)
     if (state.delaying) return true
-    const now = Date.now()
-    const delay = this.#options.writeDelay
-    if (now - state.writtenAt >= delay) {
-      state.writtenAt = now
-      return false
+    if (eager) {
+      const now = Date.now()
+      if (now - state.writtenAt >= this.#options.writeDelay) {
+        state.writtenAt = now
+        return false
+      }
     }
     // Already corked for this tick: it leaves with the tick's other frames, in the same write.
     if (transport.writableCorked !== 0) return false
     transport.cork()
     state.delaying = true
     this.#delayed.add(socket)
-    this.#delayTimer ??= setTimeout(this.#endWindow, state.writtenAt + delay - now)
+    // One timer for every socket: none waits longer than the window.
+    this.#delayTimer ??= setTimeout(this.#endWindow, this.#options.writeDelay)
     return true
   }
 
