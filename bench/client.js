@@ -17,20 +17,31 @@ const sockets = [] // every open connection of this process
 const sessionsOut = [] // { sessionId, tabs }
 let broadcastReceived = 0
 let targetedReceived = 0
-let latencies = []
-let latencySeen = 0
+// Latency samples (µs) per message kind: targeted sends and broadcasts.
+let samples = { t: [], b: [] }
+let seen = { t: 0, b: 0 }
+let bytesReadMark = 0
 let lastReceiveNs = 0n
 let unexpectedCloses = 0
 const closeReasons = new Set()
 
-function record (us) {
-  latencySeen++
-  if (latencies.length < SAMPLE_CAP) latencies.push(us)
+function record (kind, us) {
+  const n = ++seen[kind]
+  const list = samples[kind]
+  if (list.length < SAMPLE_CAP) list.push(us)
   else {
     // Reservoir sampling keeps the sample unbiased when a run produces more than the cap.
-    const j = Math.floor(Math.random() * latencySeen)
-    if (j < SAMPLE_CAP) latencies[j] = us
+    const j = Math.floor(Math.random() * n)
+    if (j < SAMPLE_CAP) list[j] = us
   }
+}
+
+// Bytes the sockets of this process have read from TCP: what the server put on the wire, frame
+// headers and compression included (socket.io sockets are not counted).
+function bytesRead () {
+  let total = 0
+  for (const conn of sockets) total += conn.bytesRead()
+  return total
 }
 
 function stampOf (text) {
@@ -41,7 +52,7 @@ function stampOf (text) {
 // One connection, whatever the target. `onText` receives every server message as a string.
 function open ({ target, base, sessionId, cookie, localAddress, timeoutMs }) {
   return new Promise((resolve, reject) => {
-    const conn = { sessionId: null, cookie: null, send: null, close: null, echo: null, onClose: null }
+    const conn = { sessionId: null, cookie: null, send: null, close: null, echo: null, onClose: null, bytesRead: () => 0 }
     let settled = false
     const timer = setTimeout(() => fail(new Error('connect timeout')), timeoutMs)
     function fail (err) {
@@ -54,13 +65,15 @@ function open ({ target, base, sessionId, cookie, localAddress, timeoutMs }) {
     function onText (text) {
       const kind = text.charCodeAt(0)
       if (kind === B) {
+        const now = process.hrtime.bigint()
         broadcastReceived++
-        lastReceiveNs = process.hrtime.bigint()
+        lastReceiveNs = now
+        record('b', Number(now - stampOf(text)) / 1000)
       } else if (kind === T) {
         const now = process.hrtime.bigint()
         targetedReceived++
         lastReceiveNs = now
-        record(Number(now - stampOf(text)) / 1000)
+        record('t', Number(now - stampOf(text)) / 1000)
       } else if (kind === E) {
         conn.echo?.(text)
       } else if (kind === H) {
@@ -97,6 +110,7 @@ function open ({ target, base, sessionId, cookie, localAddress, timeoutMs }) {
     const headers = cookie ? { Cookie: cookie } : {}
     const socket = new WebSocket(url, { localAddress, headers })
     conn.send = (text) => socket.send(text)
+    conn.bytesRead = () => socket._socket?.bytesRead ?? 0
     // A reset leaves no TIME_WAIT behind on the client's source port.
     conn.close = () => { if (socket._socket?.resetAndDestroy) socket._socket.resetAndDestroy(); else socket.terminate() }
     socket.on('upgrade', (res) => {
@@ -160,9 +174,10 @@ serve({
   reset () {
     broadcastReceived = 0
     targetedReceived = 0
-    latencies = []
-    latencySeen = 0
+    samples = { t: [], b: [] }
+    seen = { t: 0, b: 0 }
     lastReceiveNs = 0n
+    bytesReadMark = bytesRead()
     return true
   },
   counts () {
@@ -171,11 +186,13 @@ serve({
       broadcastReceived,
       targetedReceived,
       lastReceiveNs: lastReceiveNs.toString(),
+      bytesRead: bytesRead() - bytesReadMark,
       unexpectedCloses
     }
   },
-  latencies () {
-    return { seen: latencySeen, samples: latencies }
+  // Latency samples of one kind: 't' (targeted sends, the default) or 'b' (broadcasts).
+  latencies ({ kind = 't' } = {}) {
+    return { seen: seen[kind], samples: samples[kind] }
   },
   // Closed-loop echo on the first `count` sockets: one message in flight per socket.
   async echo ({ count, durationMs, maxPerSocket, size }) {

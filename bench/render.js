@@ -7,7 +7,7 @@ if (file === undefined || !file.endsWith('.json')) {
   console.error('usage: node bench/render.js <results .json file>')
   process.exit(1)
 }
-const { meta, summary, ratios } = JSON.parse(readFileSync(file, 'utf8'))
-const markdown = renderMarkdown({ meta, summary, ratios, opts: meta.options })
+const { meta, summary, ratios, spreads } = JSON.parse(readFileSync(file, 'utf8'))
+const markdown = renderMarkdown({ meta, summary, ratios, spreads, opts: meta.options })
 writeFileSync(file.replace(/\.json$/, '.md'), markdown)
 console.log(markdown)

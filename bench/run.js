@@ -8,11 +8,11 @@ import { fileURLToPath } from 'node:url'
 import { createCaller, withTimeout } from './lib/rpc.js'
 import { pluginFingerprint, snapshotPlugin } from './lib/plugin-build.js'
 import { median, summariseLatencies } from './lib/stats.js'
-import { METRICS, GOALS, renderMarkdown } from './lib/report.js'
+import { GOALS, metricsOf, renderMarkdown } from './lib/report.js'
+import { ALL_SCENARIOS, VARIANTS, targetsOf } from './lib/scenarios.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const ALL_TARGETS = ['glue', 'ws', 'fastify-ws', 'socketio']
-const ALL_SCENARIOS = ['connect', 'broadcast', 'targeted', 'echo']
 const MAX_SOCKETS_PER_CLIENT = 15_000
 
 const DEFAULTS = {
@@ -26,7 +26,9 @@ const DEFAULTS = {
   messages: 100,
   batch: 10,
   size: 64,
-  rate: 2000,
+  rate: 5000,
+  writeDelay: 5,
+  deflateSize: 1024,
   duration: 2000,
   echoSockets: 100,
   echoDuration: 2000,
@@ -34,6 +36,7 @@ const DEFAULTS = {
   host: '127.0.0.1',
   out: join(here, 'results'),
   cpuProf: '',
+  diagnose: 0,
   sourceAddresses: 0,
   label: ''
 }
@@ -50,6 +53,8 @@ const HELP = `Usage: node bench/run.js [flags]
   --batch N            broadcasts per event-loop turn (default ${DEFAULTS.batch})
   --size N             padding bytes per message (default ${DEFAULTS.size})
   --rate N             targeted sends per second (default ${DEFAULTS.rate})
+  --write-delay MS     glue's writeDelay in the *-delay scenarios (default ${DEFAULTS.writeDelay})
+  --deflate-size N     bytes per broadcast in broadcast-deflate (default ${DEFAULTS.deflateSize})
   --duration MS        targeted-send duration (default ${DEFAULTS.duration})
   --echo-sockets N     sockets running the echo loop (default ${DEFAULTS.echoSockets})
   --echo-duration MS   echo duration (default ${DEFAULTS.echoDuration})
@@ -57,6 +62,7 @@ const HELP = `Usage: node bench/run.js [flags]
   --source-addresses N bind client process k to loopback address k mod N (127.0.x.2, ...); 0 lets the
                        kernel pick (default ${DEFAULTS.sourceAddresses}); needed only past ~28,000 sockets
                        to one server port
+  --diagnose 1         record event-loop delay in the servers during targeted sends (a 10 ms timer)
   --cpu-prof a,b       CPU-profile these targets' servers during the measured phase (<out>/prof)
   --out DIR            results directory (default bench/results)
   --label NAME         suffix for the result file names`
@@ -106,7 +112,7 @@ function sessionPlan (connections, ratio, clients) {
 const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 const big = (s) => BigInt(s)
 
-function spawnServer (target, opts) {
+function spawnServer (target) {
   const env = { ...process.env }
   if (glueSnapshot !== null) env.BENCH_GLUE_ENTRY = glueSnapshot.entry
   const child = fork(join(here, 'servers', 'host.js'), [target], { env, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
@@ -230,6 +236,8 @@ const SCENARIOS = {
     await phaseEnd(server, opts)
     const mem1 = await server.call('mem')
     const delivered = sum(counts.map((x) => x.broadcastReceived))
+    const lat = summariseLatencies((await Promise.all(clients.map((c) => c.call('latencies', { kind: 'b' })))).map((l) => l.samples))
+    const wire = sum(counts.map((x) => x.bytesRead))
     const lastNs = counts.reduce((m, x) => (big(x.lastReceiveNs) > m ? big(x.lastReceiveNs) : m), 0n)
     const cpu = cpuMicros(cpu0, cpu1)
     return {
@@ -245,6 +253,10 @@ const SCENARIOS = {
       serverCpuPerDeliveryUs: cpu.total / delivered,
       serverUserPerDeliveryUs: cpu.user / delivered,
       serverSystemPerDeliveryUs: cpu.system / delivered,
+      messagesPerWrite: delivered / Math.max(1, cpu1.writes - cpu0.writes),
+      wireBytesPerDelivery: target === 'socketio' ? null : wire / delivered,
+      broadcastP50Us: lat.p50,
+      broadcastP99Us: lat.p99,
       // What the server still holds per connection once every broadcast is delivered (after a GC).
       heapRetainedPerConnBytes: (mem1.heapUsed - mem0.heapUsed) / conn.open,
       totalHeapBytes: mem1.heapUsed,
@@ -263,10 +275,14 @@ const SCENARIOS = {
     if (sessions.length === 0) throw new Error('no session connected')
     const sessionIds = sessions.map((s) => s.sessionId)
     await phaseStart(server, opts)
+    await server.call('loopDelay', { reset: true })
+    const cpu0 = await server.call('cpu')
     const sent = await server.call('targeted', { sessionIds, rate: opts.rate, durationMs: opts.duration, size: opts.size })
     let expected = 0
     for (let k = 0; k < sent.sent; k++) expected += sessions[k % sessions.length].tabs
     const counts = await waitForDelivery(clients, (cs) => sum(cs.map((x) => x.targetedReceived)) >= expected, 2000, opts.timeout / 3)
+    const cpu1 = await server.call('cpu')
+    const delay = await server.call('loopDelay')
     await phaseEnd(server, opts)
     const delivered = sum(counts.map((x) => x.targetedReceived))
     const lat = summariseLatencies((await Promise.all(clients.map((c) => c.call('latencies')))).map((l) => l.samples))
@@ -280,6 +296,13 @@ const SCENARIOS = {
       expected,
       delivered,
       deliveredRatio: expected === 0 ? null : delivered / expected,
+      // The pacing loop (a 1 ms timer) is included, the same for every target.
+      serverCpuPerSendUs: cpuMicros(cpu0, cpu1).total / Math.max(1, sent.sent),
+      writesPerSend: (cpu1.writes - cpu0.writes) / Math.max(1, sent.sent),
+      gcCount: cpu1.gcCount - cpu0.gcCount,
+      gcMs: cpu1.gcMs - cpu0.gcMs,
+      loopDelayP99Us: delay?.p99 ?? null,
+      loopDelayMaxUs: delay?.max ?? null,
       targetedP50Us: lat.p50,
       targetedP99Us: lat.p99,
       targetedMaxUs: lat.max
@@ -317,14 +340,18 @@ const SCENARIOS = {
 
 async function runOne (scenario, target, opts) {
   runIndex++
-  const server = spawnServer(target, opts)
+  const variant = VARIANTS[scenario]
+  const base = variant?.base ?? scenario
+  if (variant !== undefined) opts = { ...opts, batch: variant.batch ?? opts.batch }
+  const settings = { ...variant?.server?.(opts), ...(opts.diagnose ? { diagnose: true } : {}) }
+  const server = spawnServer(target)
   const clients = Array.from({ length: opts.clients }, spawnClient)
   const children = [server.child, ...clients.map((c) => c.child)]
   try {
     return await withTimeout((async () => {
-      const { port } = await server.call('start', { host: opts.host })
-      const base = target === 'socketio' ? `http://${opts.host}:${port}` : `ws://${opts.host}:${port}`
-      const result = await SCENARIOS[scenario]({ server, clients, target, base, opts })
+      const { port } = await server.call('start', { host: opts.host, server: settings })
+      const url = target === 'socketio' ? `http://${opts.host}:${port}` : `ws://${opts.host}:${port}`
+      const result = await SCENARIOS[base]({ server, clients, target, base: url, opts })
       // The server closes first, so TIME_WAIT lands on its side and not on the clients' source ports.
       // A clean stop also lets --cpu-prof write its profile.
       await withTimeout(server.call('stop'), 10_000, 'server stop').catch(() => {})
@@ -345,11 +372,11 @@ function summarise (runs, opts) {
   const summary = {}
   for (const scenario of opts.scenarios) {
     summary[scenario] = {}
-    for (const target of opts.targets) {
+    for (const target of targetsOf(scenario, opts)) {
       const reps = runs.filter((r) => r.scenario === scenario && r.target === target)
       const ok = reps.filter((r) => r.result.error === undefined)
       const medians = {}
-      for (const metric of METRICS.filter((m) => m.scenario === scenario)) {
+      for (const metric of metricsOf(scenario)) {
         medians[metric.key] = median(ok.map((r) => r.result[metric.key]))
       }
       for (const key of ['lost', 'failed', 'sessionMismatches', 'stalled', 'closed']) {
@@ -361,21 +388,32 @@ function summarise (runs, opts) {
       summary[scenario][target] = medians
     }
   }
-  // Ratios to raw ws from the same run.
+  // Ratios to raw ws from the same run, and their spread: the ratio of each repetition to the raw ws
+  // run of the same repetition (interleaved, so the two ran minutes apart at most), min and max.
   const ratios = {}
+  const spreads = {}
   for (const scenario of opts.scenarios) {
     ratios[scenario] = {}
+    spreads[scenario] = {}
     const floor = summary[scenario].ws
-    for (const target of opts.targets) {
+    for (const target of targetsOf(scenario, opts)) {
       ratios[scenario][target] = {}
-      for (const metric of METRICS.filter((m) => m.scenario === scenario)) {
+      spreads[scenario][target] = {}
+      for (const metric of metricsOf(scenario)) {
         const v = summary[scenario][target][metric.key]
         const w = floor?.[metric.key]
         ratios[scenario][target][metric.key] = (typeof v === 'number' && typeof w === 'number' && w !== 0) ? v / w : null
+        const perRep = []
+        for (let rep = 0; rep < opts.reps; rep++) {
+          const a = runs.find((r) => r.scenario === scenario && r.target === target && r.rep === rep)?.result[metric.key]
+          const b = runs.find((r) => r.scenario === scenario && r.target === 'ws' && r.rep === rep)?.result[metric.key]
+          if (typeof a === 'number' && typeof b === 'number' && b !== 0) perRep.push(a / b)
+        }
+        spreads[scenario][target][metric.key] = perRep.length === 0 ? null : { min: Math.min(...perRep), max: Math.max(...perRep) }
       }
     }
   }
-  return { summary, ratios }
+  return { summary, ratios, spreads }
 }
 
 // The glue servers load a copy of dist/ taken when the run starts (lib/plugin-build.js), so a rebuild
@@ -400,20 +438,21 @@ async function main () {
   for (const scenario of opts.scenarios) {
     for (let rep = 0; rep < opts.reps; rep++) {
       // Rotate the order each repetition so no target always runs first (cold caches) or last.
-      const order = opts.targets.map((_, i) => opts.targets[(i + rep) % opts.targets.length])
+      const targets = targetsOf(scenario, opts)
+      const order = targets.map((_, i) => targets[(i + rep) % targets.length])
       for (const target of order) {
         const t0 = Date.now()
         Object.assign(profiled, { scenario, target, rep })
         const result = await runOne(scenario, target, opts)
         runs.push({ scenario, target, rep, ms: Date.now() - t0, result })
-        const brief = result.error ?? METRICS.filter((m) => m.scenario === scenario)
+        const brief = result.error ?? metricsOf(scenario)
           .map((m) => `${m.short}=${m.format(result[m.key])}`).join(' ')
         console.log(`  ${scenario.padEnd(9)} rep ${rep + 1} ${target.padEnd(10)} ${brief}`)
       }
     }
   }
 
-  const { summary, ratios } = summarise(runs, opts)
+  const { summary, ratios, spreads } = summarise(runs, opts)
   const meta = {
     started: started.toISOString(),
     seconds: (Date.now() - started.getTime()) / 1000,
@@ -426,8 +465,8 @@ async function main () {
   }
   const stamp = started.toISOString().replace(/[:.]/g, '-')
   const suffix = opts.label ? `-${opts.label}` : ''
-  const json = { meta, goals: GOALS, summary, ratios, runs }
-  const markdown = renderMarkdown({ meta, summary, ratios, opts })
+  const json = { meta, goals: GOALS, summary, ratios, spreads, runs }
+  const markdown = renderMarkdown({ meta, summary, ratios, spreads, opts })
   const files = [`bench-${stamp}${suffix}.json`, `bench-${stamp}${suffix}.md`, `latest${suffix}.json`, `latest${suffix}.md`]
   writeFileSync(join(opts.out, files[0]), JSON.stringify(json, null, 2))
   writeFileSync(join(opts.out, files[1]), markdown)

@@ -26,8 +26,6 @@ export const SHUTDOWN_GRACE = 1000
 
 /** Raw request marker: the Set-Cookie value the 101 response must carry. */
 export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
-/** Route config marker: an ordinary HTTP route, whose websocket upgrades are refused with 404. */
-export const kHttpRoute = Symbol('fastify-websocket-glue.httpRoute')
 /** Close code for a glue.v1 envelope that is not valid JSON (RFC 6455: inconsistent data). */
 export const CLOSE_INVALID_PAYLOAD = 1007
 /** Close code for a glue.v1 envelope that breaks the protocol's rules. */
@@ -52,6 +50,9 @@ export const DEFAULT_MAX_DETACHED_SESSIONS = 10_000
 export const DEFAULT_MAX_DETACHED_BYTES = 32 * 1024 * 1024
 export const DEFAULT_MAX_TOPICS_PER_SESSION = 256
 export const DEFAULT_MAX_PENDING_REQUESTS = 100
+/** `writeDelay` is off by default; a window longer than this would hold messages for longer than it saves. */
+export const DEFAULT_WRITE_DELAY = 0
+export const MAX_WRITE_DELAY = 1000
 /** Bytes written to one socket in one tick before they go to the kernel instead of waiting for the tick's end. */
 export const COALESCE_FLUSH_BYTES = 64 * 1024
 /** While an async `onConnect` runs, reading from the socket pauses once this many messages wait… */

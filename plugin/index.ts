@@ -128,6 +128,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     log: fastify.log,
     stats,
     ownsWebsocket,
+    countsAddresses: options.maxSocketsPerAddress > 0,
     maxPayload: options.maxPayload,
     rateLimiter: createRateLimiter(options.rateLimit),
     answerRequest: options.answerRequest,
@@ -146,6 +147,8 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   fastify.addHook('preClose', async function closeAllSockets () {
     heartbeat.stop()
     clearInterval(sweeper)
+    // What was sent before close() reaches its clients before the 1001.
+    writer.flush()
     await closeSockets(() => store.sockets())
   })
 }

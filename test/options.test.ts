@@ -35,7 +35,8 @@ test('resolves defaults, keeping a 0 as 0, and freezes the result', async (t) =>
     sendHighWaterMark: 1_048_576,
     rateLimit: { messagesPerSecond: 100, burst: 200 },
     maxSocketsPerSession: 32,
-    maxSocketsPerAddress: 0
+    maxSocketsPerAddress: 0,
+    writeDelay: 0
   })
   t.match(resolveOptions({ outboxLimit: 0, sessionGrace: 0, maxSocketsPerAddress: 0, rateLimit: false }), {
     outboxLimit: 0, sessionGrace: 0, maxSocketsPerAddress: 0, rateLimit: false
@@ -88,6 +89,9 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['maxSocketsPerSession', 0, /`maxSocketsPerSession` to be an integer >= 1/],
   ['maxSocketsPerAddress', -1, /`maxSocketsPerAddress` to be an integer >= 0/],
   ['drainTimeout', 0, /`drainTimeout` to be an integer >= 1/],
+  ['writeDelay', -1, /`writeDelay` to be an integer from 0 to 1000, got `-1`/],
+  ['writeDelay', 2.5, /`writeDelay` to be an integer from 0 to 1000, got `2.5`/],
+  ['writeDelay', 1001, /`writeDelay` to be an integer from 0 to 1000, got `1001`/],
   ['maxDetachedSessions', -1, /`maxDetachedSessions` to be an integer >= 0/],
   ['maxDetachedBytes', 'lots', /`maxDetachedBytes` to be an integer >= 0/],
   ['maxTopicsPerSession', 0, /`maxTopicsPerSession` to be an integer >= 1/],

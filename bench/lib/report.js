@@ -1,4 +1,5 @@
-// Metric definitions, issue-7 goals and the markdown rendering of a run.
+// Metric definitions, goals and the markdown rendering of a run.
+import { baseOf, targetsOf } from './scenarios.js'
 
 const int = (v) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : 'n/a')
 const fixed = (digits) => (v) => (typeof v === 'number' ? v.toFixed(digits) : 'n/a')
@@ -16,35 +17,56 @@ export const METRICS = [
   { scenario: 'broadcast', key: 'serverCpuPerDeliveryUs', short: 'cpu/deliv', label: 'server CPU per delivery', unit: 'us', better: 'lower', format: fixed(2) },
   { scenario: 'broadcast', key: 'serverUserPerDeliveryUs', short: 'user', label: '  of which user', unit: 'us', better: 'lower', format: fixed(2) },
   { scenario: 'broadcast', key: 'serverSystemPerDeliveryUs', short: 'sys', label: '  of which system', unit: 'us', better: 'lower', format: fixed(2) },
+  { scenario: 'broadcast', key: 'messagesPerWrite', short: 'msg/write', label: 'messages per socket write', unit: 'count', better: 'higher', format: fixed(2) },
+  { scenario: 'broadcast', key: 'wireBytesPerDelivery', short: 'wire', label: 'bytes on the wire per delivery', unit: 'B', better: 'lower', format: fixed(1) },
+  { scenario: 'broadcast', key: 'broadcastP50Us', short: 'p50', label: 'broadcast latency p50', unit: 'us', better: 'lower', format: int },
+  { scenario: 'broadcast', key: 'broadcastP99Us', short: 'p99', label: 'broadcast latency p99', unit: 'us', better: 'lower', format: int },
   { scenario: 'broadcast', key: 'heapRetainedPerConnBytes', short: 'kept/conn', label: 'heap kept per connection after the broadcasts', unit: 'KiB', better: 'lower', format: kib, noRatio: true },
   { scenario: 'broadcast', key: 'lost', short: 'lost', label: 'lost broadcast messages', unit: 'count', better: 'lower', format: int, noRatio: true },
   { scenario: 'targeted', key: 'targetedP50Us', short: 'p50', label: 'targeted send p50', unit: 'us', better: 'lower', format: int },
   { scenario: 'targeted', key: 'targetedP99Us', short: 'p99', label: 'targeted send p99', unit: 'us', better: 'lower', format: int },
   { scenario: 'targeted', key: 'targetedMaxUs', short: 'max', label: 'targeted send max', unit: 'us', better: 'lower', format: int },
+  { scenario: 'targeted', key: 'serverCpuPerSendUs', short: 'cpu/send', label: 'server CPU per send (pacing loop included)', unit: 'us', better: 'lower', format: fixed(1) },
+  { scenario: 'targeted', key: 'writesPerSend', short: 'writes/send', label: 'socket writes per send', unit: 'count', better: 'lower', format: fixed(2) },
+  { scenario: 'targeted', key: 'gcCount', short: 'gc', label: 'garbage collections during the sends', unit: 'count', better: 'lower', format: int, noRatio: true },
+  { scenario: 'targeted', key: 'gcMs', short: 'gcMs', label: 'time in garbage collection', unit: 'ms', better: 'lower', format: fixed(1), noRatio: true },
+  { scenario: 'targeted', key: 'loopDelayP99Us', short: 'eld99', label: 'event-loop delay p99 (--diagnose)', unit: 'us', better: 'lower', format: int },
+  { scenario: 'targeted', key: 'loopDelayMaxUs', short: 'eldmax', label: 'event-loop delay max (--diagnose)', unit: 'us', better: 'lower', format: int },
   { scenario: 'targeted', key: 'deliveredRatio', short: 'delivered', label: 'targeted delivered/expected', unit: 'ratio', better: 'higher', format: fixed(4) },
   { scenario: 'echo', key: 'echoPerSec', short: 'rt/s', label: 'echo round trips/s', unit: '1/s', better: 'higher', format: int },
   { scenario: 'echo', key: 'echoP50Us', short: 'p50', label: 'echo p50', unit: 'us', better: 'lower', format: int },
   { scenario: 'echo', key: 'echoP99Us', short: 'p99', label: 'echo p99', unit: 'us', better: 'lower', format: int }
 ]
 
-/** The issue-7 targets for the plugin, as ratios to raw ws. */
+/** The metrics of a scenario: those of its base scenario. */
+export function metricsOf (scenario) {
+  const base = baseOf(scenario)
+  return METRICS.filter((m) => m.scenario === base)
+}
+
+/** The plugin's goals (issues 7 and 15), as ratios to raw ws. */
 export const GOALS = [
   { scenario: 'connect', key: 'heapPerConnBytes', goal: 'heap per idle connection <= 1.2x raw ws', max: 1.2 },
-  { scenario: 'broadcast', key: 'serverCpuPerDeliveryUs', goal: 'server CPU per broadcast delivery <= 0.8x raw ws', max: 0.8 },
-  { scenario: 'connect', key: 'handshakesPerSec', goal: 'handshakes/s >= 0.9x raw ws (cookie signing included)', min: 0.9 },
+  { scenario: 'connect', key: 'handshakesPerSec', goal: 'handshakes/s >= 0.95x raw ws (cookie signing included)', min: 0.95 },
+  { scenario: 'connect', key: 'serverCpuPerHandshakeUs', goal: 'server CPU per handshake <= 1.2x raw ws', max: 1.2 },
+  { scenario: 'targeted', key: 'targetedP50Us', goal: 'targeted-send p50 <= 1.2x raw ws', max: 1.2 },
   { scenario: 'targeted', key: 'targetedP99Us', goal: 'targeted-send p99 <= 1.2x raw ws', max: 1.2 },
+  { scenario: 'broadcast-turn', key: 'serverCpuPerDeliveryUs', goal: 'server CPU per delivery, one broadcast per turn, <= 0.95x raw ws', max: 0.95 },
+  { scenario: 'broadcast-delay', key: 'serverCpuPerDeliveryUs', goal: 'the same with writeDelay <= 0.3x raw ws', max: 0.3 },
   { scenario: 'broadcast', key: 'lost', goal: 'no broadcast message lost', zero: true }
 ]
 
-export function renderMarkdown ({ meta, summary, ratios, opts }) {
+const spreadText = (sp) => (sp == null ? '' : ` ${sp.min.toFixed(2)}–${sp.max.toFixed(2)}`)
+
+export function renderMarkdown ({ meta, summary, ratios, spreads = {}, opts }) {
   const targets = opts.targets
   const lines = []
   lines.push(`# Benchmark ${meta.started}`)
   lines.push('')
   lines.push(`Node ${meta.node}, ${meta.platform}; ${opts.connections} connections ` +
     `(${Math.round(opts.twoTabRatio * 100)}% of sessions with two tabs), median of ${opts.reps} repetitions, ` +
-    `${opts.clients} client process(es). Ratios are to raw \`ws\` from the same run; the last column says ` +
-    'which direction is better. ' +
+    `${opts.clients} client process(es). Ratios are to raw \`ws\` from the same run (median, then the min–max of ` +
+    'the per-repetition ratios); the last column says which direction is better. ' +
     `Load average (1 min) ${meta.loadAverage1m.before.toFixed(2)} before, ${meta.loadAverage1m.after.toFixed(2)} after.`)
   const plugin = meta.plugin
   if (plugin?.before != null) {
@@ -57,23 +79,26 @@ export function renderMarkdown ({ meta, summary, ratios, opts }) {
   lines.push('')
   lines.push(`| scenario | metric | unit | ${targets.join(' | ')} | better |`)
   lines.push(`| --- | --- | --- | ${targets.map(() => '---:').join(' | ')} | --- |`)
-  for (const m of METRICS) {
-    if (!opts.scenarios.includes(m.scenario)) continue
-    const cells = targets.map((t) => {
-      const v = summary[m.scenario]?.[t]?.[m.key]
-      const r = ratios[m.scenario]?.[t]?.[m.key]
-      if (typeof v !== 'number') return 'n/a'
-      // Counts and near-zero differences make meaningless ratios.
-      return t === 'ws' || m.noRatio ? m.format(v) : `${m.format(v)} (${ratio(r)})`
-    })
-    lines.push(`| ${m.scenario} | ${m.label.trim()} | ${m.unit} | ${cells.join(' | ')} | ${m.better} |`)
+  for (const scenario of opts.scenarios) {
+    const runsHere = targetsOf(scenario, opts)
+    for (const m of metricsOf(scenario)) {
+      const cells = targets.map((t) => {
+        if (!runsHere.includes(t)) return '–'
+        const v = summary[scenario]?.[t]?.[m.key]
+        const r = ratios[scenario]?.[t]?.[m.key]
+        if (typeof v !== 'number') return 'n/a'
+        // Counts and near-zero differences make meaningless ratios.
+        return t === 'ws' || m.noRatio ? m.format(v) : `${m.format(v)} (${ratio(r)}${spreadText(spreads[scenario]?.[t]?.[m.key])})`
+      })
+      lines.push(`| ${scenario} | ${m.label.trim()} | ${m.unit} | ${cells.join(' | ')} | ${m.better} |`)
+    }
   }
   lines.push('')
 
   if (targets.includes('glue') && targets.includes('ws')) {
-    lines.push('## Issue 7 targets (glue against raw ws)')
+    lines.push('## Goals (glue against raw ws)')
     lines.push('')
-    lines.push('| goal | glue | raw ws | ratio | met |')
+    lines.push('| goal | glue | raw ws | ratio (min–max) | met |')
     lines.push('| --- | ---: | ---: | ---: | --- |')
     for (const g of GOALS) {
       if (!opts.scenarios.includes(g.scenario)) continue
@@ -81,17 +106,18 @@ export function renderMarkdown ({ meta, summary, ratios, opts }) {
       const v = summary[g.scenario].glue?.[g.key]
       const w = summary[g.scenario].ws?.[g.key]
       const r = ratios[g.scenario].glue?.[g.key]
+      const sp = spreads[g.scenario]?.glue?.[g.key]
       let met = 'n/a'
       if (g.zero) met = typeof summary[g.scenario].glue?.max_lost === 'number' ? (summary[g.scenario].glue.max_lost === 0 ? 'yes' : 'no') : 'n/a'
       else if (typeof r === 'number') met = (g.max !== undefined ? r <= g.max : r >= g.min) ? 'yes' : 'no'
-      lines.push(`| ${g.goal} | ${m.format(v)} ${m.unit} | ${m.format(w)} ${m.unit} | ${g.zero ? '' : ratio(r)} | ${met} |`)
+      lines.push(`| ${g.goal} | ${m.format(v)} ${m.unit} | ${m.format(w)} ${m.unit} | ${g.zero ? '' : ratio(r) + spreadText(sp)} | ${met} |`)
     }
     lines.push('')
   }
 
   const problems = []
   for (const scenario of opts.scenarios) {
-    for (const t of targets) {
+    for (const t of targetsOf(scenario, opts)) {
       const s = summary[scenario][t]
       if (s.errors.length > 0) problems.push(`- ${scenario}/${t}: ${s.errors.length} failed run(s): ${[...new Set(s.errors)].join('; ')}`)
       for (const key of ['failed', 'sessionMismatches', 'lost', 'stalled', 'closed']) {

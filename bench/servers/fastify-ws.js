@@ -3,10 +3,10 @@
 import Fastify from 'fastify'
 import websocket from '@fastify/websocket'
 
-export async function start ({ host }) {
+export async function start ({ host, deflate }) {
   const app = Fastify({ logger: false })
   const sessions = new Map()
-  await app.register(websocket)
+  await app.register(websocket, { options: { perMessageDeflate: deflate ?? false } })
 
   app.get('/ws', { websocket: true }, (socket, request) => {
     const sessionId = request.query.session

@@ -1,17 +1,40 @@
 // One target server in its own process, driven by the orchestrator over IPC.
 // Usage (forked by run.js): node --expose-gc bench/servers/host.js <target>
+import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { serve } from '../lib/rpc.js'
-import { padding } from '../lib/protocol.js'
+import { payload } from '../lib/protocol.js'
 
 const name = process.argv[2]
 const { start } = await import(`./${name}.js`)
 let target = null
+// Distinct payloads per broadcast for the deflate scenario, built at start so no run times their making.
+let payloads = []
 let profiler = null
 const post = (method, params = {}) => new Promise((resolve, reject) => {
   profiler.post(method, params, (err, result) => (err ? reject(err) : resolve(result)))
 })
+
+// Counters every target pays the same for: stream writes handed to TCP sockets (each one libuv write,
+// normally one syscall; a writev of corked frames counts once), and garbage collections.
+let writes = 0
+const writeGeneric = Socket.prototype._writeGeneric
+Socket.prototype._writeGeneric = function (...args) {
+  writes++
+  return writeGeneric.apply(this, args)
+}
+let gcCount = 0
+let gcMs = 0
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gcCount++
+    gcMs += entry.duration
+  }
+}).observe({ entryTypes: ['gc'] })
+// With --diagnose: event-loop delay over a measured phase (its 10 ms timer wakes every target alike).
+let loopDelay = null
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const tick = () => new Promise((resolve) => setImmediate(resolve))
@@ -27,8 +50,12 @@ async function collect () {
 }
 
 serve({
-  async start ({ host }) {
-    target = await start({ host })
+  // `server`: per-scenario settings a target may honour ({ writeDelay, deflate }); see run.js VARIANTS.
+  async start ({ host, server = {} }) {
+    const { payloads: wanted, diagnose, ...settings } = server
+    if (diagnose === true) loopDelay = monitorEventLoopDelay({ resolution: 10 })
+    if (wanted !== undefined) payloads = Array.from({ length: wanted.count }, (_, i) => payload(wanted.size, 'json', 1000 + i))
+    target = await start({ host, ...settings })
     return { port: target.port, pid: process.pid }
   },
   async mem () {
@@ -62,24 +89,34 @@ serve({
   },
   cpu () {
     const c = process.cpuUsage()
-    return { user: c.user, system: c.system, ns: process.hrtime.bigint().toString() }
+    return { user: c.user, system: c.system, ns: process.hrtime.bigint().toString(), writes, gcCount, gcMs }
   },
-  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop.
+  // Event-loop delay since the last call (--diagnose only), in µs.
+  loopDelay ({ reset = false } = {}) {
+    if (loopDelay === null) return null
+    const result = { p50: loopDelay.percentile(50) / 1000, p99: loopDelay.percentile(99) / 1000, max: loopDelay.max / 1000 }
+    loopDelay.disable()
+    loopDelay.reset()
+    if (reset) loopDelay.enable()
+    return result
+  },
+  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop. Each carries the time of
+  // its broadcast call, so the clients can time it.
   async broadcast ({ messages, batch, size, maxMs }) {
-    const pad = padding(size)
+    const pad = payload(size)
     const startNs = process.hrtime.bigint()
     const deadline = Date.now() + maxMs
     let seq = 0
     while (seq < messages && Date.now() < deadline) {
       const end = Math.min(messages, seq + batch)
-      for (; seq < end; seq++) target.broadcast(`b|${seq}|${pad}`)
+      for (; seq < end; seq++) target.broadcast(`b|${process.hrtime.bigint()}|${payloads[seq] ?? pad}`)
       await tick()
     }
     return { sent: seq, startNs: startNs.toString(), endNs: process.hrtime.bigint().toString() }
   },
   // Targeted sends at a fixed rate, round robin over `sessionIds`; each payload carries the send time.
   async targeted ({ sessionIds, rate, durationMs, size }) {
-    const pad = padding(size)
+    const pad = payload(size)
     const n = sessionIds.length
     const total = Math.floor((rate * durationMs) / 1000)
     const t0 = process.hrtime.bigint()

@@ -3,9 +3,9 @@
 import { createServer } from 'node:http'
 import { Server } from 'socket.io'
 
-export async function start ({ host }) {
+export async function start ({ host, deflate }) {
   const server = createServer()
-  const io = new Server(server, { transports: ['websocket'], serveClient: false })
+  const io = new Server(server, { transports: ['websocket'], serveClient: false, perMessageDeflate: deflate ?? false })
 
   io.on('connection', (socket) => {
     const sessionId = socket.handshake.query.session

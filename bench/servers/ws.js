@@ -3,9 +3,9 @@
 import { createServer } from 'node:http'
 import { WebSocketServer } from 'ws'
 
-export async function start ({ host }) {
+export async function start ({ host, deflate }) {
   const server = createServer()
-  const wss = new WebSocketServer({ server })
+  const wss = new WebSocketServer({ server, perMessageDeflate: deflate ?? false })
   const sessions = new Map()
 
   wss.on('connection', (socket, request) => {

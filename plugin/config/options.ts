@@ -146,6 +146,16 @@ export interface GlueOptions {
    */
   drainTimeout?: number
   /**
+   * Milliseconds writes may wait so a busy socket gets one write per window: broadcasts and publishes
+   * wait for the end of the window (at most this long), and so does a message for one session on a
+   * socket that wrote within the last window; everything held leaves in one write. A message for a
+   * quiet socket goes at once. Held bytes count toward `sendHighWaterMark`. Does not apply to
+   * messages `ws` compresses itself. 0 writes every message in the tick it was sent (same-tick
+   * messages still share one write).
+   * @default 0
+   */
+  writeDelay?: number
+  /**
    * Detached sessions (no socket, within their grace period) kept on this node; beyond it the one
    * that left first is released and its client sees a gap when it comes back.
    * @default 10000

@@ -14,7 +14,9 @@ import {
   DEFAULT_PATH,
   DEFAULT_RATE_LIMIT,
   DEFAULT_SEND_HIGH_WATER_MARK,
-  DEFAULT_SESSION_GRACE
+  DEFAULT_SESSION_GRACE,
+  DEFAULT_WRITE_DELAY,
+  MAX_WRITE_DELAY
 } from '../constants.js'
 import type { CloseListener, ConnectListener, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
 import type { GlueAdapter } from '../adapters/adapter.js'
@@ -44,6 +46,7 @@ export interface ResolvedGlueOptions {
   readonly sessionGrace: number
   readonly sendHighWaterMark: number
   readonly drainTimeout: number
+  readonly writeDelay: number
   readonly maxDetachedSessions: number
   readonly maxDetachedBytes: number
   readonly maxTopicsPerSession: number
@@ -75,6 +78,7 @@ export const DEFAULTS = Object.freeze({
   sessionGrace: DEFAULT_SESSION_GRACE,
   sendHighWaterMark: DEFAULT_SEND_HIGH_WATER_MARK,
   drainTimeout: DEFAULT_DRAIN_TIMEOUT,
+  writeDelay: DEFAULT_WRITE_DELAY,
   maxDetachedSessions: DEFAULT_MAX_DETACHED_SESSIONS,
   maxDetachedBytes: DEFAULT_MAX_DETACHED_BYTES,
   maxTopicsPerSession: DEFAULT_MAX_TOPICS_PER_SESSION,
@@ -220,6 +224,7 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     sessionGrace: readInteger('sessionGrace', options.sessionGrace, DEFAULTS.sessionGrace, 0),
     sendHighWaterMark: readInteger('sendHighWaterMark', options.sendHighWaterMark, DEFAULTS.sendHighWaterMark, 1),
     drainTimeout: readInteger('drainTimeout', options.drainTimeout, DEFAULTS.drainTimeout, 1),
+    writeDelay: readInteger('writeDelay', options.writeDelay, DEFAULTS.writeDelay, 0, MAX_WRITE_DELAY),
     maxDetachedSessions: readInteger('maxDetachedSessions', options.maxDetachedSessions, DEFAULTS.maxDetachedSessions, 0),
     maxDetachedBytes: readInteger('maxDetachedBytes', options.maxDetachedBytes, DEFAULTS.maxDetachedBytes, 0),
     maxTopicsPerSession: readInteger('maxTopicsPerSession', options.maxTopicsPerSession, DEFAULTS.maxTopicsPerSession, 1),

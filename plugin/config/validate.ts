@@ -12,10 +12,10 @@ export function isPlainObject (value: unknown): value is Record<string, unknown>
   return typeof value === 'object' && value !== null && !Array.isArray(value)
 }
 
-export function readInteger (option: string, value: unknown, fallback: number, min: number): number {
+export function readInteger (option: string, value: unknown, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
   const result = value ?? fallback
-  if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < min) {
-    throw invalid(option, `an integer >= ${min}`, value)
+  if (typeof result !== 'number' || !Number.isSafeInteger(result) || result < min || result > max) {
+    throw invalid(option, max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min}` : `an integer from ${min} to ${max}`, value)
   }
   return result
 }

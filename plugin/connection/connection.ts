@@ -26,6 +26,8 @@ export interface ConnectionContext extends InboundContext {
   readonly stats: SessionStats
   /** True when the plugin registered @fastify/websocket itself, so its error handler is ours to replace. */
   readonly ownsWebsocket: boolean
+  /** True when `maxSocketsPerAddress` is on, so sockets are counted per `request.ip`. */
+  readonly countsAddresses: boolean
 }
 
 /** The parts of Node's net.Socket that tie an upgraded socket to its HTTP exchange. */
@@ -168,7 +170,9 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
 
   function open (socket: WebSocket, request: FastifyRequest): void {
     // The handshake guarantees the id; listeners are attached before any await, so no message is missed.
-    const session = store.join(request.sessionId as string, socket, request.ip, socket.protocol === GLUE_PROTOCOL)
+    // request.ip costs a getpeername(): only the per-address limit needs it.
+    const address = context.countsAddresses ? request.ip : ''
+    const session = store.join(request.sessionId as string, socket, address, socket.protocol === GLUE_PROTOCOL)
     socket.on('message', onMessage)
     socket.on('close', onClose)
     releaseHandshake(socket)

@@ -2,15 +2,16 @@ import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import type { SessionStats } from '../stats.js'
 import { CLOSE_TRY_AGAIN_LATER, COALESCE_FLUSH_BYTES, SLOW_CONSUMER_GRACE } from '../constants.js'
-import type { EnvelopeFrame, Outbound } from '../messages/outbound.js'
+import { deflatedEnvelope, type EnvelopeFrame, type Outbound } from '../messages/outbound.js'
 import { stateOf } from '../sessions/socket-state.js'
 import type { EncodedData } from '../wire/encode.js'
-import { CoalescingWriter, directTransport, frameOf } from '../wire/ws-fast-path.js'
+import { CoalescingWriter, directTransport, frameOf, transportOf } from '../wire/ws-fast-path.js'
 
 /** Writer limits, from the resolved options. */
 export interface WriterOptions {
   readonly sendHighWaterMark: number
   readonly drainTimeout: number
+  readonly writeDelay: number
 }
 
 // ws exposes readyState constants on the class; the numeric value is part of the WebSocket spec.
@@ -21,39 +22,61 @@ const OPEN = 1
  * `sendHighWaterMark` a volatile message is skipped, a socket that stays above it for
  * `drainTimeout` or reaches twice the mark is closed with 1013, so what one socket can pin stays
  * bounded whatever is written to it.
+ *
+ * With `writeDelay`, fan-outs, and messages for a socket that wrote within the last window, wait in
+ * its corked transport until the window ends, so a busy socket gets one write per window. Held bytes
+ * are unsent bytes: they count toward the mark, and past the flush threshold they go out at once.
  */
 export class SocketWriter {
   readonly #options: WriterOptions
   readonly #stats: SessionStats
   readonly #coalescer: CoalescingWriter
+  readonly #flushBytes: number
   /** Sockets above the mark, with the time they went above it in their state. */
   readonly #congested = new Set<WebSocket>()
   /** Sockets closed with 1013, terminated if still open at the deadline. */
   readonly #slowClosing = new Map<WebSocket, number>()
+  /** Sockets holding frames until their write-delay window ends, and the one timer that ends it. */
+  readonly #delayed = new Set<WebSocket>()
+  #delayTimer: NodeJS.Timeout | undefined
+  readonly #endWindow = (): void => {
+    this.#delayTimer = undefined
+    this.flush()
+  }
 
   constructor (options: WriterOptions, stats: SessionStats) {
     this.#options = options
     this.#stats = stats
     // Below the high-water mark, or a burst of small frames would count as a slow reader.
-    this.#coalescer = new CoalescingWriter(Math.min(COALESCE_FLUSH_BYTES, Math.ceil(options.sendHighWaterMark / 2)))
+    this.#flushBytes = Math.min(COALESCE_FLUSH_BYTES, Math.ceil(options.sendHighWaterMark / 2))
+    this.#coalescer = new CoalescingWriter(this.#flushBytes)
   }
 
-  /** A message for a plain websocket client: the raw payload. */
+  /** A message for a plain websocket client: the raw payload (a fan-out compresses it once for deflate sockets). */
   writeRaw (socket: WebSocket, outbound: Outbound, volatile: boolean): boolean {
-    const transport = this.#transport(socket)
+    const state = stateOf(socket)
+    const deflate = outbound.shared ? state.deflate : undefined
+    const transport = directTransport(socket, state.plain || deflate !== undefined)
     if (!this.#admit(socket, transport, volatile)) return false
-    if (transport !== null) this.#coalescer.write(transport, outbound.rawFrame())
+    if (transport !== null) this.#put(socket, transport, deflate === undefined ? outbound.rawFrame() : outbound.deflatedFrame(deflate), undefined, !outbound.shared)
     else socket.send(outbound.raw.payload, { binary: outbound.raw.binary })
     this.#watchDrain(socket, transport)
     this.#stats.messagesOut++
     return true
   }
 
-  /** A message for a glue.v1 client: its envelope. */
+  /** A message for a glue.v1 client: its envelope (a fan-out's body compressed once for deflate sockets). */
   writeEnvelope (socket: WebSocket, envelope: EnvelopeFrame, volatile: boolean): boolean {
-    const transport = this.#transport(socket)
+    const state = stateOf(socket)
+    const deflate = envelope.fanOut !== undefined ? state.deflate : undefined
+    const transport = directTransport(socket, state.plain || deflate !== undefined)
     if (!this.#admit(socket, transport, volatile)) return false
-    this.#writeFrame(socket, transport, envelope)
+    if (transport !== null && deflate !== undefined && envelope.fanOut !== undefined) {
+      const [head, body] = deflatedEnvelope(envelope, envelope.fanOut, deflate)
+      this.#put(socket, transport, head, body, false)
+    } else {
+      this.#writeFrame(socket, transport, envelope, envelope.fanOut === undefined)
+    }
     this.#watchDrain(socket, transport)
     this.#stats.messagesOut++
     return true
@@ -61,7 +84,7 @@ export class SocketWriter {
 
   /** A replayed message, written by a catch-up that does its own flow control (see `buffered`). */
   writeReplayed (socket: WebSocket, envelope: EnvelopeFrame): void {
-    this.#writeFrame(socket, this.#transport(socket), envelope)
+    this.#writeFrame(socket, this.#transport(socket), envelope, false)
     this.#stats.messagesOut++
   }
 
@@ -70,7 +93,7 @@ export class SocketWriter {
     if (socket.readyState !== OPEN) return
     const transport = this.#transport(socket)
     if (!this.#admit(socket, transport, false)) return
-    if (transport !== null) this.#coalescer.write(transport, frameOf(envelope))
+    if (transport !== null) this.#put(socket, transport, frameOf(envelope), undefined, true)
     else socket.send(envelope.payload, { binary: envelope.binary })
     this.#watchDrain(socket, transport)
   }
@@ -98,10 +121,26 @@ export class SocketWriter {
     this.#slowClosing.set(socket, Date.now() + SLOW_CONSUMER_GRACE)
   }
 
-  /** The socket closed: nothing to watch any more. */
+  /** The socket closed: nothing to watch any more, and what it held for its window is dropped with its transport. */
   forget (socket: WebSocket): void {
     this.#congested.delete(socket)
     this.#slowClosing.delete(socket)
+    if (this.#delayed.delete(socket)) stateOf(socket).delaying = false
+  }
+
+  /** Ends every write-delay window now: held frames go to the kernel (at the window's end, and before shutdown closes the sockets). */
+  flush (): void {
+    if (this.#delayTimer !== undefined) {
+      clearTimeout(this.#delayTimer)
+      this.#delayTimer = undefined
+    }
+    const now = Date.now()
+    for (const socket of this.#delayed) this.#release(socket, now)
+  }
+
+  /** Sockets holding frames for their write-delay window. */
+  get delayed (): number {
+    return this.#delayed.size
   }
 
   /** Closes sockets that stayed above the mark for drainTimeout, and terminates slow consumers that did not finish closing. */
@@ -127,14 +166,63 @@ export class SocketWriter {
     return directTransport(socket, stateOf(socket).plain)
   }
 
-  #writeFrame (socket: WebSocket, transport: Duplex | null, envelope: EnvelopeFrame): void {
+  #writeFrame (socket: WebSocket, transport: Duplex | null, envelope: EnvelopeFrame, eager: boolean): void {
     if (transport !== null) {
-      this.#coalescer.write(transport, envelope.head)
-      this.#coalescer.write(transport, envelope.body)
+      this.#put(socket, transport, envelope.head, envelope.body, eager)
     } else {
       // ws frames (and compresses) this one itself.
       socket.send(Buffer.concat([envelope.prefix, envelope.body]), { binary: envelope.binary })
     }
+  }
+
+  /**
+   * Writes one frame (in one or two parts) to a socket's transport: held for its window, or coalesced
+   * within the tick; `eager` (a message for one session) goes out at once if it is the tick's first.
+   */
+  #put (socket: WebSocket, transport: Duplex, frame: Buffer, rest: Buffer | undefined, eager: boolean): void {
+    if (this.#options.writeDelay > 0 && this.#holds(socket, transport, eager)) {
+      transport.write(frame)
+      if (rest !== undefined) transport.write(rest)
+      if (transport.writableLength >= this.#flushBytes) this.#release(socket, Date.now())
+      return
+    }
+    this.#coalescer.write(transport, frame, rest, eager)
+  }
+
+  /**
+   * writeDelay: whether this write waits for the end of the socket's window. A fan-out (broadcast,
+   * publish, replay) always waits: it goes to many sockets at once, and each of them saves a write per
+   * message that joins it. A message for one session waits only on a socket that wrote within the
+   * last window, so a quiet socket gets it at once and pays nothing.
+   */
+  #holds (socket: WebSocket, transport: Duplex, eager: boolean): boolean {
+    const state = stateOf(socket)
+    if (state.delaying) return true
+    if (eager) {
+      const now = Date.now()
+      if (now - state.writtenAt >= this.#options.writeDelay) {
+        state.writtenAt = now
+        return false
+      }
+    }
+    // Already corked for this tick: it leaves with the tick's other frames, in the same write.
+    if (transport.writableCorked !== 0) return false
+    transport.cork()
+    state.delaying = true
+    this.#delayed.add(socket)
+    // One timer for every socket: none waits longer than the window.
+    this.#delayTimer ??= setTimeout(this.#endWindow, this.#options.writeDelay)
+    return true
+  }
+
+  /** Ends one socket's window: what it held goes out in one write, and a new window starts now. */
+  #release (socket: WebSocket, now: number): void {
+    const state = stateOf(socket)
+    state.delaying = false
+    state.writtenAt = now
+    this.#delayed.delete(socket)
+    const transport = transportOf(socket)
+    if (transport !== null && transport.writableCorked !== 0) transport.uncork()
   }
 
   /** Before a write: volatile messages skip a socket above the mark; twice the mark closes it. */

@@ -1,8 +1,8 @@
 import type { IncomingMessage } from 'node:http'
-import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify'
 import type { SessionStats } from '../stats.js'
 import type { ResolvedGlueOptions } from '../config/resolve.js'
-import { kHttpRoute, kSetCookie, WEAK_SECRET_LENGTH } from '../constants.js'
+import { kSetCookie, WEAK_SECRET_LENGTH } from '../constants.js'
 import { FST_WSGLUE_MISSING_SECRET, REFUSALS, type HandshakeRefusal } from '../errors.js'
 import type { SessionStore } from '../sessions/store.js'
 import { createHandshakeLimiter, type HandshakeLimiter } from './handshake-limit.js'
@@ -10,7 +10,6 @@ import { createCookieSigner, createSessionId, createSharedCookieSigner, readIden
 import { isOriginAllowed } from './origin.js'
 
 type HandshakeRequest = IncomingMessage & { [kSetCookie]?: string }
-interface MarkedRouteConfig { [kHttpRoute]?: true }
 
 /** Picks the signer: ours when a secret was given, else the one @fastify/cookie was registered with. */
 function chooseSigner (fastify: FastifyInstance, options: ResolvedGlueOptions): CookieSigner {
@@ -95,19 +94,20 @@ export function setUpHandshake (fastify: FastifyInstance, options: ResolvedGlueO
   })
 
   // @fastify/websocket answers an upgrade to an ordinary route with a 101 and an immediate close.
-  // Mark the ordinary routes registered from here on; unmarked ones (registered earlier) fail open.
-  fastify.addHook('onRoute', function markHttpRoute (routeOptions) {
-    if (routeOptions.websocket === true || routeOptions.wsHandler !== undefined) return
-    // A fresh object: routes may share one config object, and a websocket route must stay unmarked.
-    routeOptions.config = { ...routeOptions.config, [kHttpRoute]: true } as typeof routeOptions.config
-  })
-  fastify.addHook('onRequest', function refuseHttpRouteUpgrade (request, reply, done) {
-    if (request.ws && (request.routeOptions.config as MarkedRouteConfig)[kHttpRoute] === true) {
+  // Ordinary routes registered from here on get a route-level hook that refuses it (routes registered
+  // earlier fail open); websocket routes get none, so a handshake runs one hook fewer.
+  const refuseHttpRouteUpgrade: onRequestHookHandler = function refuseHttpRouteUpgrade (request, reply, done) {
+    if (request.ws) {
       request.log.info({ route: request.routeOptions.url }, 'refused websocket upgrade to an ordinary route')
       refuse(reply, REFUSALS.notAWebsocketRoute)
       return
     }
     done()
+  }
+  fastify.addHook('onRoute', function guardHttpRoute (routeOptions: RouteOptions) {
+    if (routeOptions.websocket === true || routeOptions.wsHandler !== undefined) return
+    const own = routeOptions.onRequest
+    routeOptions.onRequest = own === undefined ? [refuseHttpRouteUpgrade] : [refuseHttpRouteUpgrade, ...(Array.isArray(own) ? own : [own])]
   })
 
   const limiter = createHandshakeLimiter(options.handshakeRateLimit)
@@ -118,8 +118,11 @@ export function setUpHandshake (fastify: FastifyInstance, options: ResolvedGlueO
     refuse(reply, refusal)
   }
 
+  // request.ip costs a getpeername() per handshake: read it only for a limit that needs it.
+  const limitsAddresses = options.handshakeRateLimit !== false
+
   const admit: onRequestHookHandler = function admitHandshake (request, reply, done) {
-    if (!limiter.allow(request.ip, Date.now())) {
+    if (limitsAddresses && !limiter.allow(request.ip, Date.now())) {
       refuseTooMany(request, reply, REFUSALS.tooManyHandshakes)
       return
     }

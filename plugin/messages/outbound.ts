@@ -1,5 +1,5 @@
 import type { EncodedData } from '../wire/encode.js'
-import { frameHead, frameOf } from '../wire/ws-fast-path.js'
+import { deflateMessage, frameHead, frameOf, storedBlock, type SharedDeflate } from '../wire/ws-fast-path.js'
 import { envelopeBody, envelopePrefix } from '../wire/protocol.js'
 
 /** The bytes of one message for one glue.v1 session: a per-session head and the shared body. */
@@ -10,6 +10,8 @@ export interface EnvelopeFrame {
   readonly prefix: Buffer
   readonly body: Buffer
   readonly binary: boolean
+  /** The fan-out it belongs to, which compresses the body once for every deflate socket; undefined for one session. */
+  readonly fanOut: Outbound | undefined
 }
 
 /** What an outbox keeps of a message: only the shared envelope body, not the caller's data. */
@@ -22,10 +24,22 @@ export interface StoredMessage {
 }
 
 /** Frames a stored message for a session, with its sequence number. */
-export function envelopeFrame (message: StoredMessage, seq: number): EnvelopeFrame {
+export function envelopeFrame (message: StoredMessage, seq: number, fanOut?: Outbound): EnvelopeFrame {
   const prefix = envelopePrefix(message.topic, seq, message.binary)
   const head = frameHead(prefix.length + message.body.length, message.binary, prefix)
-  return { head, prefix, body: message.body, binary: message.binary }
+  return { head, prefix, body: message.body, binary: message.binary, fanOut }
+}
+
+/**
+ * An envelope for a socket with shared permessage-deflate, in two parts: a head (frame header with
+ * RSV1 and the prefix as a stored block) and the body compressed once for the whole fan-out.
+ * Below ws's threshold the envelope goes uncompressed, as ws would send it.
+ */
+export function deflatedEnvelope (envelope: EnvelopeFrame, fanOut: Outbound, deflate: SharedDeflate): [Buffer, Buffer] {
+  if (envelope.prefix.length + envelope.body.length < deflate.threshold) return [envelope.head, envelope.body]
+  const body = fanOut.deflatedBody(deflate)
+  const prefix = storedBlock(envelope.prefix)
+  return [frameHead(prefix.length + body.length, envelope.binary, prefix, true), body]
 }
 
 /**
@@ -39,6 +53,9 @@ export class Outbound {
   readonly shared: boolean
   #rawFrame: Buffer | undefined
   #stored: StoredMessage | undefined
+  /** Compressed once per window size (sockets may have asked for smaller windows): raw frames and envelope bodies. */
+  #deflatedFrames: Map<number, Buffer> | undefined
+  #deflatedBodies: Map<number, Buffer> | undefined
 
   constructor (raw: EncodedData, topic: string | undefined, shared: boolean) {
     this.raw = raw
@@ -51,12 +68,36 @@ export class Outbound {
     return this.#rawFrame
   }
 
+  /** The raw frame, compressed once for every socket with this shared permessage-deflate (below the threshold, uncompressed). */
+  deflatedFrame (deflate: SharedDeflate): Buffer {
+    if (this.raw.payload.length < deflate.threshold) return this.rawFrame()
+    this.#deflatedFrames ??= new Map()
+    let frame = this.#deflatedFrames.get(deflate.windowBits)
+    if (frame === undefined) {
+      const payload = deflateMessage(this.raw.payload, deflate)
+      frame = Buffer.concat([frameHead(payload.length, this.raw.binary, undefined, true), payload])
+      this.#deflatedFrames.set(deflate.windowBits, frame)
+    }
+    return frame
+  }
+
+  /** The envelope body compressed once, to follow a per-session prefix in a stored block. */
+  deflatedBody (deflate: SharedDeflate): Buffer {
+    this.#deflatedBodies ??= new Map()
+    let body = this.#deflatedBodies.get(deflate.windowBits)
+    if (body === undefined) {
+      body = deflateMessage(this.stored().body, deflate)
+      this.#deflatedBodies.set(deflate.windowBits, body)
+    }
+    return body
+  }
+
   stored (): StoredMessage {
     this.#stored ??= { body: envelopeBody(this.topic, this.raw), topic: this.topic !== undefined, binary: this.raw.binary, shared: this.shared }
     return this.#stored
   }
 
   envelope (seq: number): EnvelopeFrame {
-    return envelopeFrame(this.stored(), seq)
+    return envelopeFrame(this.stored(), seq, this.shared ? this : undefined)
   }
 }

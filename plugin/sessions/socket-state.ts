@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { LiveSession } from './live-session.js'
 import type { EnvelopeFrame } from '../messages/outbound.js'
+import type { SharedDeflate } from '../wire/ws-fast-path.js'
 
 const kState = Symbol('fastify-websocket-glue.socketState')
 
@@ -17,6 +18,8 @@ export class SocketState {
   readonly enveloped: boolean
   /** Whether it negotiated no extension, so pre-built frames may be written to it (ws fast path). */
   readonly plain: boolean
+  /** Its permessage-deflate, when a fan-out may write it one compressed copy (ws fast path). */
+  readonly deflate: SharedDeflate | undefined
   /** Next sequence number a resuming socket reads from its outbox; undefined once it is live (resume). */
   cursor: number | undefined
   /** Cluster mode: live messages held until the socket's welcome and replay are written, with their numbers (resume). */
@@ -25,6 +28,9 @@ export class SocketState {
   floor = 0
   /** When its unsent bytes went above the high-water mark; undefined below it (socket writer). */
   congestedSince: number | undefined
+  /** With `writeDelay`: when its last write went to the kernel, and whether writes now wait for the end of its window (socket writer). */
+  writtenAt = 0
+  delaying = false
   /**
    * Frames that arrived while the socket was not ready to dispatch (async connect listeners, or a
    * cluster welcome, still running), their bytes, and how many such waits are open (connection).
@@ -45,11 +51,12 @@ export class SocketState {
   inFlight = 0
   aborts: Set<AbortController> | undefined
 
-  constructor (session: LiveSession, address: string, enveloped: boolean, plain: boolean) {
+  constructor (session: LiveSession, address: string, enveloped: boolean, plain: boolean, deflate?: SharedDeflate) {
     this.session = session
     this.address = address
     this.enveloped = enveloped
     this.plain = plain
+    this.deflate = deflate
     this.cursor = undefined
     this.held = undefined
     this.congestedSince = undefined

@@ -1,7 +1,7 @@
 import type { WebSocket } from 'ws'
 import type { SessionStats } from '../stats.js'
 import type { StoredMessage } from '../messages/outbound.js'
-import { isPlain } from '../wire/ws-fast-path.js'
+import { isPlain, sharedDeflateOf } from '../wire/ws-fast-path.js'
 import { DetachedSessions, type DetachedLimits } from './detached.js'
 import { LiveSession, type Session } from './live-session.js'
 import { attachState, SocketState, stateOf } from './socket-state.js'
@@ -44,7 +44,7 @@ export class SessionStore {
   }
 
   /**
-   * Adds a socket to its session, creating the session or bringing a detached one back (what it
+   * Adds a socket to its session (`address` '' when sockets are not counted per address), creating the session or bringing a detached one back (what it
    * missed meanwhile is then numbered into its outbox). The socket gets its state here.
    */
   join (sessionId: string, socket: WebSocket, address: string, enveloped: boolean): LiveSession {
@@ -57,8 +57,8 @@ export class SessionStore {
       this.#stats.sessions++
     }
     this.#stats.sockets++
-    this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
-    attachState(socket, new SocketState(session, address, enveloped, isPlain(socket)))
+    if (address !== '') this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
+    attachState(socket, new SocketState(session, address, enveloped, isPlain(socket), sharedDeflateOf(socket)))
     session.sockets.add(socket)
     this.#presence.socketOpened(sessionId)
     return session
@@ -70,9 +70,11 @@ export class SessionStore {
     if (this.#attached.get(session.id) !== session || !session.sockets.delete(socket)) return
     this.#stats.sockets--
     this.#presence.socketClosed(session.id)
-    const count = (this.#addresses.get(address) ?? 1) - 1
-    if (count === 0) this.#addresses.delete(address)
-    else this.#addresses.set(address, count)
+    if (address !== '') {
+      const count = (this.#addresses.get(address) ?? 1) - 1
+      if (count === 0) this.#addresses.delete(address)
+      else this.#addresses.set(address, count)
+    }
     if (session.sockets.size > 0) return
     this.#stats.sessions--
     this.#attached.delete(session.id)

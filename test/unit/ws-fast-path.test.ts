@@ -4,7 +4,8 @@ import { test, type Test } from 'tap'
 import * as ws from 'ws'
 import WebSocket, { WebSocketServer } from 'ws'
 import { encodeData } from '../../plugin/wire/encode.js'
-import { CoalescingWriter, directTransport, frameHead, frameOf, isPlain } from '../../plugin/wire/ws-fast-path.js'
+import { constants as zlibConstants, inflateRawSync } from 'node:zlib'
+import { CoalescingWriter, deflateMessage, directTransport, frameHead, frameOf, isPlain, sharedDeflateOf, storedBlock } from '../../plugin/wire/ws-fast-path.js'
 
 // ws's own framing of the same payload is the reference (its Sender is exported, not typed).
 function wsFrame (payload: Buffer, binary: boolean): Buffer {
@@ -43,11 +44,11 @@ test('frameOf frames encoded data in one buffer', (t) => {
 })
 
 /** A server-side ws socket and its client, over loopback; closed in teardown. */
-async function socketPair (t: Test, perMessageDeflate = false): Promise<{ server: WebSocket, client: WebSocket }> {
+async function socketPair (t: Test, perMessageDeflate: boolean | ws.PerMessageDeflateOptions = false): Promise<{ server: WebSocket, client: WebSocket }> {
   const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, perMessageDeflate })
   await once(wss, 'listening')
   const port = (wss.address() as { port: number }).port
-  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate })
+  const client = new WebSocket(`ws://127.0.0.1:${port}`, { perMessageDeflate: perMessageDeflate !== false })
   const [[server]] = await Promise.all([once(wss, 'connection') as Promise<[WebSocket]>, once(client, 'open')])
   t.teardown(async () => {
     client.terminate()
@@ -149,4 +150,51 @@ test('the writer does not cork a transport that already holds flushBytes unsent'
   await new Promise((resolve) => setImmediate(resolve))
   release()
   t.same(batches.flat(), ['x'.repeat(20), 'late'])
+})
+
+test('an eager write goes out at once when it is the first to its transport in the tick', async (t) => {
+  const writer = new CoalescingWriter(1024)
+  const { duplex, batches } = recordingDuplex()
+  writer.write(duplex, Buffer.from('now'), undefined, true)
+  t.same(batches, [['now']], 'written before the tick ends')
+  writer.write(duplex, Buffer.from('a'), undefined, true)
+  writer.write(duplex, Buffer.from('b'))
+  t.same(batches, [['now']], 'a second write in the same tick waits')
+  await new Promise((resolve) => process.nextTick(resolve))
+  t.same(batches, [['now'], ['a', 'b']], 'and goes with the rest of the tick')
+  writer.write(duplex, Buffer.from('head'), Buffer.from('body'), true)
+  t.same(batches.at(-1), ['head', 'body'], 'a frame in two parts leaves in one write')
+})
+
+test('sharedDeflateOf reads what a socket negotiated, only without context takeover', async (t) => {
+  const plain = await socketPair(t)
+  const takeover = await socketPair(t, true)
+  const shared = await socketPair(t, { serverNoContextTakeover: true, threshold: 10 })
+  t.equal(sharedDeflateOf(plain.server), undefined, 'no extension')
+  t.equal(sharedDeflateOf(takeover.server), undefined, 'context takeover: ws compresses per socket')
+  t.match(sharedDeflateOf(shared.server), { windowBits: 15, threshold: 10 })
+})
+
+test('a deflated message and a stored block inflate the way a peer inflates them (RFC 7692 §7.2.2)', (t) => {
+  const tail = Buffer.from([0x00, 0x00, 0xff, 0xff])
+  // A peer inflates a message as part of a stream that does not end there (ws: a sync flush).
+  const finishFlush = zlibConstants.Z_SYNC_FLUSH
+  const body = Buffer.from('{"text":"' + 'compress me '.repeat(200) + '"}')
+  for (const windowBits of [9, 12, 15]) {
+    const compressed = deflateMessage(body, { windowBits, threshold: 0, options: {} })
+    t.ok(compressed.length < body.length / 10, `${windowBits} bits: ${compressed.length} bytes`)
+    t.same(inflateRawSync(Buffer.concat([compressed, tail]), { windowBits, finishFlush }), body)
+    const prefix = Buffer.from('["m",42,')
+    const joined = Buffer.concat([storedBlock(prefix), compressed, tail])
+    t.same(inflateRawSync(joined, { windowBits, finishFlush }), Buffer.concat([prefix, body]), 'prefix in a stored block, then the shared body')
+  }
+  t.same(inflateRawSync(Buffer.concat([storedBlock(Buffer.alloc(0)), tail]), { finishFlush }), Buffer.alloc(0))
+  t.end()
+})
+
+test('frameHead sets RSV1 for a compressed payload', (t) => {
+  t.equal(frameHead(10, false, undefined, true)[0], 0xc1)
+  t.equal(frameHead(10, true, undefined, true)[0], 0xc2)
+  t.equal(frameHead(10, false)[0], 0x81)
+  t.end()
 })
