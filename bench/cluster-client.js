@@ -15,6 +15,7 @@ let complete = 0 // sockets that have all expected broadcasts
 let outOfOrder = 0 // broadcasts that arrived with another seq than the next one expected
 let lastBroadcastNs = 0n
 let targeted = 0
+let lastTargetedNs = 0n
 let warm = 0
 let latencies = {} // node index -> microseconds
 let closes = 0
@@ -31,6 +32,7 @@ function onText (conn, text) {
   } else if (kind === 116) { // t
     const us = Number(now() - BigInt(text.slice(2, text.indexOf('|', 2)))) / 1000
     targeted++
+    lastTargetedNs = now()
     ;(latencies[conn.node] ??= []).push(us)
   } else if (kind === 119) { // w
     warm++
@@ -102,6 +104,7 @@ serve({
     outOfOrder = 0
     lastBroadcastNs = 0n
     targeted = 0
+    lastTargetedNs = 0n
     warm = 0
     latencies = {}
     for (const conn of sockets) { conn.broadcasts = 0; conn.nextSeq = 0 }
@@ -117,7 +120,7 @@ serve({
       lost += Math.max(0, expectedBroadcasts - conn.broadcasts)
       extra += Math.max(0, conn.broadcasts - expectedBroadcasts)
     }
-    return { sockets: sockets.length, complete, received, lost, extra, outOfOrder, lastBroadcastNs: lastBroadcastNs.toString(), targeted, warm, closes, closeReasons: [...closeReasons] }
+    return { sockets: sockets.length, complete, received, lost, extra, outOfOrder, lastBroadcastNs: lastBroadcastNs.toString(), targeted, lastTargetedNs: lastTargetedNs.toString(), warm, closes, closeReasons: [...closeReasons] }
   },
   latencies () {
     return latencies

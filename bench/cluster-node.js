@@ -15,7 +15,7 @@ const fit = (head, size) => head + 'x'.repeat(Math.max(0, size - head.length))
 let app = null
 
 serve({
-  // `redis` is undefined for the memory adapter (single node), else { url, prefix }.
+  // `redis` is undefined for the memory adapter (single node), else { url, prefix } or { shards, prefix }.
   async start ({ redis }) {
     const entry = process.env.BENCH_GLUE_ENTRY
     const { default: glue } = await import(entry ? pathToFileURL(entry).href : '../dist/plugin/index.js')
@@ -65,6 +65,18 @@ serve({
       await sleep(1)
     }
     return { sent, elapsedMs: Number(now() - t0) / 1e6 }
+  },
+  // `count` sends as fast as the plugin takes them, `batch` per turn of the event loop: the regime that
+  // finds how many targeted sends Redis can carry.
+  async burst ({ sessionIds, count, batch, size, kind = 't' }) {
+    const t0 = now()
+    let sent = 0
+    while (sent < count) {
+      const end = Math.min(count, sent + batch)
+      for (; sent < end; sent++) app.sessions.send(sessionIds[sent % sessionIds.length], fit(`${kind}|${now()}|`, size))
+      await tick()
+    }
+    return { sent, startNs: t0.toString(), elapsedMs: Number(now() - t0) / 1e6 }
   },
   // `count` broadcasts as fast as the plugin takes them, `batch` per turn of the event loop so the
   // node's own I/O (Redis replies, socket writes) keeps moving, as in bench/servers/host.js.

@@ -22,6 +22,8 @@ const DEFAULTS = {
   duration: 3000,
   sessions: 500,
   nodes: 3,
+  shards: 3,
+  burst: 20000,
   clients: 2,
   reps: 1,
   size: 64
@@ -32,9 +34,11 @@ const HELP = `Usage: node bench/cluster.js [flags]
   --broadcasts N    broadcasts issued from node 0 in the broadcast phase (default ${DEFAULTS.broadcasts})
   --rate N          targeted sends per second from node 0 in the latency phase (default ${DEFAULTS.rate})
   --duration MS     length of the latency phase (default ${DEFAULTS.duration})
-  --sessions N      sessions the targeted sends go to, round robin; in the multi-node configuration
-                    only sessions on nodes other than node 0 (default ${DEFAULTS.sessions})
-  --nodes N         nodes of the multi-node configuration, at least 2 (default ${DEFAULTS.nodes})
+  --sessions N      sessions the targeted sends go to, round robin; in the multi-node configurations
+                    only sessions on node 1, so the others hold none of them (default ${DEFAULTS.sessions})
+  --nodes N         nodes of the multi-node configurations, at least 2 (default ${DEFAULTS.nodes})
+  --shards N        Redis servers of the sharded configuration (default ${DEFAULTS.shards})
+  --burst N         targeted sends of the burst phase, sent as fast as the plugin takes them (default ${DEFAULTS.burst})
   --clients N       websocket client processes (default ${DEFAULTS.clients})
   --reps N          repetitions; the table shows the median (default ${DEFAULTS.reps})
   --size N          bytes per message, header included (default ${DEFAULTS.size})
@@ -194,16 +198,17 @@ function machineBusyUs () {
 
 // CPU used so far by every process of the run: nodes, clients, Redis, this one, and the machine.
 async function cpuOf ({ nodes, clients, redis }) {
-  const [perNode, perClient, redisUs] = await Promise.all([
+  const [perNode, perClient, perShard] = await Promise.all([
     Promise.all(nodes.map((n) => n.call('cpu'))),
     Promise.all(clients.map((c) => c.call('cpu'))),
-    redisCpu(redis.admin)
+    Promise.all(redis.map((r) => redisCpu(r.admin)))
   ])
   const self = process.cpuUsage()
   return {
     perNode: perNode.map((c) => c.user + c.system),
     clientsUs: sum(perClient),
-    redisUs,
+    perShard,
+    redisUs: sum(perShard),
     selfUs: self.user + self.system,
     machineUs: machineBusyUs(),
     ns: process.hrtime.bigint()
@@ -211,11 +216,13 @@ async function cpuOf ({ nodes, clients, redis }) {
 }
 function cpuDelta (a, b) {
   const perNodeUs = b.perNode.map((us, i) => us - a.perNode[i])
+  const perShardUs = b.perShard.map((us, i) => us - a.perShard[i])
   const d = (key) => b[key] - a[key]
   const ownUs = sum(perNodeUs) + d('clientsUs') + d('redisUs') + d('selfUs')
   const wallUs = Number(b.ns - a.ns) / 1000
   return {
     perNodeUs,
+    perShardUs,
     nodesUs: sum(perNodeUs),
     clientsUs: d('clientsUs'),
     redisUs: d('redisUs'),
@@ -224,27 +231,26 @@ function cpuDelta (a, b) {
   }
 }
 
-// Sessions the targeted sends go to: with several nodes only those whose socket is on another node than
-// the sender (node 0), taken in turn from each node.
+// Sessions the targeted sends go to: with several nodes only those on node 1, so the sender (node 0)
+// and every other node hold none of them and show what a send costs a node that is not concerned.
 function pickTargets (sessions, nodeCount, count) {
-  const byNode = Array.from({ length: nodeCount }, () => [])
-  for (const s of sessions) byNode[s.node].push(s.sessionId)
-  const pools = nodeCount === 1 ? byNode : byNode.slice(1)
-  const picked = []
-  for (let i = 0; picked.length < count && pools.some((p) => i < p.length); i++) {
-    for (const pool of pools) if (i < pool.length && picked.length < count) picked.push(pool[i])
-  }
-  return picked
+  const home = nodeCount === 1 ? 0 : 1
+  return sessions.filter((s) => s.node === home).slice(0, count).map((s) => s.sessionId)
 }
 
-async function runConfig (config, opts, env, redis, rep) {
+async function runConfig (config, opts, env, redisServers, rep) {
   const nodes = Array.from({ length: config.nodes }, () => forkChild('cluster-node.js', env))
   const clients = Array.from({ length: opts.clients }, () => forkChild('cluster-client.js', {}))
   const prefix = `bench-${config.name}-r${rep}-${Date.now().toString(36)}`
+  // Every Redis server runs for every configuration; only those a configuration uses are charged to it.
+  const redis = redisServers.slice(0, Math.max(1, config.shards))
   const all = { nodes, clients, redis }
+  const redisOption = config.shards === 0
+    ? undefined
+    : config.shards === 1 ? { url: redis[0].url, prefix } : { shards: redis.map((r) => r.url), prefix }
   try {
     return await withTimeout((async () => {
-      const started = await Promise.all(nodes.map((n) => n.call('start', { redis: config.redis ? { url: redis.url, prefix } : undefined })))
+      const started = await Promise.all(nodes.map((n) => n.call('start', { redis: redisOption })))
       const bases = started.map((s) => `ws://127.0.0.1:${s.port}`)
       const clock = await clockCheck([...nodes, ...clients])
 
@@ -300,6 +306,16 @@ async function runConfig (config, opts, env, redis, rep) {
       const latencyByNode = Object.fromEntries(Object.entries(byNode).map(([node, arrays]) => [node, summariseLatencies(arrays)]))
       const delivered = sum(sendCounts.map((x) => x.targeted))
 
+      // Burst phase: targeted sends as fast as the plugin takes them; Redis CPU per send here says
+      // how many one Redis can carry.
+      await Promise.all(clients.map((c) => c.call('reset', {})))
+      const burstCpu0 = await cpuOf(all)
+      const burst = await nodes[0].call('burst', { sessionIds: targets, count: opts.burst, batch: 500, size: opts.size })
+      const burstCounts = await waitForClients(clients, (cs) => sum(cs.map((x) => x.targeted)) >= burst.sent, 2000, 30_000)
+      const burstCpu = cpuDelta(burstCpu0, await cpuOf(all))
+      const burstLastNs = burstCounts.reduce((m, x) => (big(x.lastTargetedNs) > m ? big(x.lastTargetedNs) : m), 0n)
+      const burstDelivered = sum(burstCounts.map((x) => x.targeted))
+
       // Broadcast phase: every socket must receive every broadcast, counted per socket.
       await Promise.all(clients.map((c) => c.call('reset', { broadcasts: opts.broadcasts })))
       const castCpu0 = await cpuOf(all)
@@ -332,8 +348,17 @@ async function runConfig (config, opts, env, redis, rep) {
         sendPerNodeCpuPerSendUs: sendCpu.perNodeUs.map((us) => us / sent.sent),
         pacingCpuPerSendUs,
         // Redis runs for every configuration; its CPU is charged only to those that use it.
-        sendRedisCpuPerSendUs: config.redis ? sendCpu.redisUs / sent.sent : null,
+        sendRedisCpuPerSendUs: config.shards > 0 ? sendCpu.redisUs / sent.sent : null,
         sendCpuUs: sendCpu,
+        burstSends: burst.sent,
+        burstDelivered,
+        // From the first send to the last delivery.
+        burstSendsPerSec: burstDelivered / (Number(burstLastNs - big(burst.startNs)) / 1e9),
+        burstRedisCpuPerSendUs: config.shards > 0 ? burstCpu.redisUs / burst.sent : null,
+        burstPerShardRedisShare: config.shards > 1 ? burstCpu.perShardUs.map((us) => us / Math.max(1, burstCpu.redisUs)) : null,
+        burstPerNodeCpuPerSendUs: burstCpu.perNodeUs.map((us) => us / burst.sent),
+        // One Redis at 100% of a core: what its CPU per send allows.
+        redisCeilingPerSec: config.shards > 0 ? 1e6 / (burstCpu.redisUs / burst.sent / Math.max(1, config.shards)) : null,
         broadcasts: cast.sent,
         expected: cast.sent * open,
         received,
@@ -344,8 +369,8 @@ async function runConfig (config, opts, env, redis, rep) {
         deliveriesPerSec: received / seconds,
         nodeCpuPerDeliveryUs: castCpu.nodesUs / received,
         perNodeCpuPerDeliveryUs: castCpu.perNodeUs.map((us) => us / received),
-        redisCpuPerDeliveryUs: config.redis ? castCpu.redisUs / received : null,
-        totalCpuPerDeliveryUs: (castCpu.nodesUs + (config.redis ? castCpu.redisUs : 0)) / received,
+        redisCpuPerDeliveryUs: config.shards > 0 ? castCpu.redisUs / received : null,
+        totalCpuPerDeliveryUs: (castCpu.nodesUs + (config.shards > 0 ? castCpu.redisUs : 0)) / received,
         // The clients share the two cores too; this shows how much of the wall time they took.
         clientCpuPerDeliveryUs: castCpu.clientsUs / received,
         broadcastCpuUs: castCpu,
@@ -379,6 +404,11 @@ const ROWS = [
   { key: 'sendPerNodeCpuPerSendUs', label: '  of which node 0 / 1 / … (µs)', format: list },
   { key: 'pacingCpuPerSendUs', label: '  node 0 pacing loop alone, run apart (µs)', format: us },
   { key: 'sendRedisCpuPerSendUs', label: 'Redis CPU per send (µs)', format: us },
+  { key: 'burstSendsPerSec', label: 'burst: targeted sends delivered/s', format: int, ratio: true },
+  { key: 'burstRedisCpuPerSendUs', label: 'burst: Redis CPU per send, all shards (µs)', format: us },
+  { key: 'burstPerShardRedisShare', label: '  share of shard 0 / 1 / …', format: list },
+  { key: 'burstPerNodeCpuPerSendUs', label: 'burst: node CPU per send, node 0 / 1 / … (µs)', format: list },
+  { key: 'redisCeilingPerSec', label: 'sends/s one Redis core carries at this cost', format: int },
   { key: 'deliveriesPerSec', label: 'broadcast deliveries/s', format: int, ratio: true },
   { key: 'lost', label: 'lost (expected − received)', format: int },
   { key: 'nodeCpuPerDeliveryUs', label: 'node CPU per delivery, all nodes (µs)', format: us, ratio: true },
@@ -395,8 +425,10 @@ function summarise (runs, configs) {
     const ok = runs.filter((r) => r.config === config.name && r.result.error === undefined).map((r) => r.result)
     const row = {}
     for (const { key } of ROWS) {
-      if (key.startsWith('sendPerNode') || key.startsWith('perNode')) {
+      if (key.startsWith('sendPerNode') || key.startsWith('perNode') || key.startsWith('burstPerNode')) {
         row[key] = ok.length === 0 ? null : Array.from({ length: config.nodes }, (_, i) => median(ok.map((r) => r[key][i])))
+      } else if (key === 'burstPerShardRedisShare') {
+        row[key] = ok.length === 0 || ok[0][key] === null ? null : ok[0][key].map((_, i) => median(ok.map((r) => r[key][i])))
       } else {
         row[key] = median(ok.map((r) => r[key]))
       }
@@ -444,7 +476,8 @@ function renderMarkdown ({ meta, summary, ratios, configs, runs }) {
     lines.push(`| ${row.label} | ${values.join(' | ')} | ${rs.join(' | ')} |`)
   }
   lines.push('', 'For latency and CPU, below 1x is better; for deliveries/s, above 1x is better. ' +
-    `In single and redis-1 the sender and the sockets share node 0; in redis-${o.nodes} every targeted socket is on another node. ` +
+    `In single and redis-1 the sender and the sockets share node 0; in redis-${o.nodes} and redis-${o.nodes}x${o.shards} every targeted socket is on node 1, ` +
+    'so node 0 only sends and the other nodes hold none of them. ' +
     'CPU covers the measured phase until the last client has the last message.')
   const checks = runs.filter((r) => r.result.clock !== undefined).map((r) => r.result.clock)
   const widest = Math.max(0, ...checks.map((c) => c.widestUs))
@@ -480,16 +513,18 @@ async function main () {
   process.on('exit', () => rmSync(snapshot.root, { recursive: true, force: true }))
   const env = { BENCH_GLUE_ENTRY: snapshot.entry }
   const configs = [
-    { name: 'single', nodes: 1, redis: false },
-    { name: 'redis-1', nodes: 1, redis: true },
-    { name: `redis-${opts.nodes}`, nodes: opts.nodes, redis: true }
+    { name: 'single', nodes: 1, shards: 0 },
+    { name: 'redis-1', nodes: 1, shards: 1 },
+    { name: `redis-${opts.nodes}`, nodes: opts.nodes, shards: 1 },
+    { name: `redis-${opts.nodes}x${opts.shards}`, nodes: opts.nodes, shards: opts.shards }
   ]
   // A hard limit for the whole run, on top of the one per configuration.
   setTimeout(() => { console.error('cluster bench: overall time limit reached'); process.exit(1) }, opts.reps * configs.length * 110_000 + 30_000).unref()
 
   const started = new Date()
   const loadBefore = loadavg()[0]
-  const redis = await startRedis()
+  const redis = []
+  for (let i = 0; i < Math.max(1, opts.shards); i++) redis.push(await startRedis())
   const runs = []
   try {
     for (let rep = 0; rep < opts.reps; rep++) {
@@ -502,7 +537,7 @@ async function main () {
       }
     }
   } finally {
-    await redis.stop()
+    await Promise.all(redis.map((r) => r.stop()))
   }
 
   const { summary, ratios } = summarise(runs, configs)
@@ -510,7 +545,7 @@ async function main () {
     started: started.toISOString(),
     seconds: (Date.now() - started.getTime()) / 1000,
     node: process.version,
-    redis: redis.version,
+    redis: redis[0].version,
     cpus: availableParallelism(),
     loadAverage1m: { before: loadBefore, after: loadavg()[0] },
     plugin: { before: pluginBefore, after: pluginFingerprint() },
