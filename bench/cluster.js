@@ -42,7 +42,8 @@ const HELP = `Usage: node bench/cluster.js [flags]
   --clients N       websocket client processes (default ${DEFAULTS.clients})
   --reps N          repetitions; the table shows the median (default ${DEFAULTS.reps})
   --size N          bytes per message, header included (default ${DEFAULTS.size})
-  --help            this text`
+  --help            this text
+Or: node bench/cluster.js --render bench/results/cluster-<time>.json   (the table of a saved run)`
 
 function parseArgs (argv) {
   const opts = { ...DEFAULTS }
@@ -430,7 +431,10 @@ function summarise (runs, configs) {
       } else if (key === 'burstPerShardRedisShare') {
         row[key] = ok.length === 0 || ok[0][key] === null ? null : ok[0][key].map((_, i) => median(ok.map((r) => r[key][i])))
       } else {
+        const values = ok.map((r) => r[key]).filter((v) => typeof v === 'number')
         row[key] = median(ok.map((r) => r[key]))
+        // The spread over the repetitions, shown next to the median.
+        if (values.length > 1) row.spread = { ...row.spread, [key]: [Math.min(...values), Math.max(...values)] }
       }
     }
     // Problems count the worst repetition, not the median.
@@ -463,7 +467,7 @@ function renderMarkdown ({ meta, summary, ratios, configs, runs }) {
     `${o.connections} sockets (one session each, round robin over the nodes, ${o.clients} client processes); ` +
       `latency: ${o.rate} sends/s for ${o.duration} ms from node 0 to ${o.sessions} sessions on the other nodes; ` +
       `broadcast: ${o.broadcasts} broadcasts of ${o.size} bytes from node 0. ` +
-      `Median of ${o.reps} repetition(s). Node ${meta.node}, Redis ${meta.redis}, ${meta.cpus} CPUs, ` +
+      `Median of ${o.reps} interleaved repetition(s)${o.reps > 1 ? ', with the lowest–highest in brackets' : ''}. Node ${meta.node}, Redis ${meta.redis}, ${meta.cpus} CPUs, ` +
       `load average ${meta.loadAverage1m.before.toFixed(2)} before, ${meta.loadAverage1m.after.toFixed(2)} after. ` +
       `Plugin build ${meta.plugin.before?.sha256} (${meta.plugin.before?.built}).`,
     '',
@@ -471,7 +475,11 @@ function renderMarkdown ({ meta, summary, ratios, configs, runs }) {
     `| --- | ${names.map(() => '---:').join(' | ')} | ${others.map(() => '---:').join(' | ')} |`
   ]
   for (const row of ROWS) {
-    const values = names.map((n) => row.format(summary[n][row.key]))
+    const values = names.map((n) => {
+      const spread = summary[n].spread?.[row.key]
+      const median = row.format(summary[n][row.key])
+      return spread === undefined ? median : `${median} (${row.format(spread[0])}–${row.format(spread[1])})`
+    })
     const rs = others.map((n) => (row.ratio && typeof ratios[n][row.key] === 'number' ? `${ratios[n][row.key].toFixed(2)}x` : ''))
     lines.push(`| ${row.label} | ${values.join(' | ')} | ${rs.join(' | ')} |`)
   }
@@ -499,6 +507,14 @@ function renderMarkdown ({ meta, summary, ratios, configs, runs }) {
 }
 
 async function main () {
+  // `--render <file>.json`: the table of a saved run again (after a change to how it is drawn).
+  if (process.argv[2] === '--render') {
+    const saved = JSON.parse(readFileSync(process.argv[3], 'utf8'))
+    const configs = Object.keys(saved.summary).map((name) => ({ name, nodes: saved.runs.find((r) => r.config === name)?.result.sendPerNodeCpuPerSendUs?.length ?? 1 }))
+    const { summary, ratios } = summarise(saved.runs, configs)
+    console.log(renderMarkdown({ meta: saved.meta, summary, ratios, configs, runs: saved.runs }))
+    return
+  }
   const opts = parseArgs(process.argv.slice(2))
   const pluginBefore = pluginFingerprint()
   if (pluginBefore === null) throw new Error('dist/plugin/index.js is missing: run npm run build first')

@@ -46,10 +46,13 @@ export async function startRedis (t: Test): Promise<RedisServer> {
   async function start (): Promise<void> {
     const proc = spawn(REDIS_BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
-    // A test process that dies without teardown (a tap timeout) must not leave redis-server behind.
-    const killOnExit = (): void => { proc.kill('SIGKILL') }
-    process.once('exit', killOnExit)
-    proc.once('exit', () => process.off('exit', killOnExit))
+    // A test process that dies without teardown (a tap timeout, a signal) must not leave redis-server
+    // behind: a tiny watchdog reads our end of a pipe and kills the server once that pipe closes,
+    // which the kernel does however this process ends.
+    const watchdog = spawn('sh', ['-c', `read _; kill -9 ${String(proc.pid)} 2>/dev/null`], { stdio: ['pipe', 'ignore', 'ignore'] })
+    watchdog.unref()
+    ;(watchdog.stdin as unknown as { unref?: () => void } | null)?.unref?.()
+    proc.once('exit', () => { watchdog.kill('SIGKILL') })
     let output = ''
     await new Promise<void>((resolve, reject) => {
       const onData = (chunk: Buffer): void => {
