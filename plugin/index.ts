@@ -7,6 +7,7 @@ import type { GlueAdapter } from './adapters/adapter.js'
 import { loadRedisAdapter } from './adapters/load-redis.js'
 import { createMemoryAdapter } from './adapters/memory.js'
 import { SessionEvents } from './api/events.js'
+import { createGauges } from './api/gauges.js'
 import { createSessions, type Sessions } from './api/sessions.js'
 import { createStats, type SessionStats } from './stats.js'
 import { serveClientAssets } from './client-assets.js'
@@ -113,7 +114,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
-  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options))
+  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log)))
   fastify.decorateRequest('sessionId', null)
 
   const heartbeat = createHeartbeat(options.heartbeatInterval, (err) => { fastify.log.error({ err }, 'heartbeat failed') })
@@ -162,6 +163,7 @@ export type {
   SequencedAdapter,
   AdapterHost,
   AdapterLimits,
+  AdapterHealth,
   ClusterMessage,
   ClusterMessageKind,
   ClusterCounts,
@@ -176,7 +178,7 @@ export type {
   RateLimitOptions
 } from './config/options.js'
 export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
-export type { SessionStats } from './stats.js'
+export type { SessionStats, SessionGauges, CloseCounts, CloseCodeLabel } from './stats.js'
 export type { Session } from './sessions/live-session.js'
 export type { SessionEventMap, SessionEventName } from './api/events.js'
 export type { ConnectListener, MessageListener, CloseListener, RequestHandler, SubscribeAuthorizer, OriginCheck } from './api/hooks.js'

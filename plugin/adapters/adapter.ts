@@ -27,6 +27,17 @@ export interface ClusterCounts {
   readonly sockets: number
 }
 
+/** How an adapter's link to the other nodes is doing, from its optional `health()`. */
+export interface AdapterHealth {
+  /** Whether messages reach the other nodes now (false while the shared store is unreachable). */
+  readonly connected: boolean
+  /**
+   * Messages numbered in the cluster that this node has not applied yet; undefined when unknown
+   * (not connected) or when the adapter does not number messages.
+   */
+  readonly lag?: number
+}
+
 /** Where a node stands in the cluster's message order: what a new socket's welcome carries. */
 export interface StreamPosition {
   /** Names the shared delivery state; a new one after the shared store lost its data. */
@@ -97,6 +108,11 @@ interface AdapterBase {
   presence (sessionId: string): Promise<number>
   /** Live nodes, sessions and sockets on every node. */
   clusterCounts (): Promise<ClusterCounts>
+  /**
+   * Optional: the state of the link to the other nodes, read by `app.sessions.gauges()` (a metrics
+   * scrape). Should answer promptly, without waiting for an unreachable store.
+   */
+  health? (): Promise<AdapterHealth>
 }
 
 /** An adapter that leaves numbering and outboxes to each node: the memory adapter. */

@@ -14,7 +14,7 @@ import type { SessionStore } from '../sessions/store.js'
 import { encodeData } from '../wire/encode.js'
 import { isTopic } from '../wire/protocol.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
-import type { SessionStats } from '../stats.js'
+import type { SessionGauges, SessionStats } from '../stats.js'
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {
@@ -101,6 +101,11 @@ export interface Sessions extends Iterable<Session> {
   isKnown (sessionId: string): boolean
   /** A snapshot of the counters (sockets, sessions, messages in and out, replays, gaps, closes). */
   stats (): SessionStats
+  /**
+   * Measures what this node holds right now: buffered bytes, outbox sizes, detached bytes and the
+   * adapter's link. It walks every socket and session, so call it for a metrics scrape, not per message.
+   */
+  gauges (): Promise<SessionGauges>
   /** Whether the session has at least one open socket on this node. */
   has (sessionId: string): boolean
   /** The session with its open sockets, or undefined. */
@@ -149,7 +154,8 @@ export function createSessions (
   adapter: GlueAdapter,
   events: SessionEvents,
   stats: SessionStats,
-  limits: { readonly maxTopicsPerSession: number }
+  limits: { readonly maxTopicsPerSession: number },
+  gauges: () => Promise<SessionGauges>
 ): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
@@ -207,8 +213,9 @@ export function createSessions (
       return store.find(sessionId) !== undefined
     },
     stats () {
-      return { ...stats }
+      return { ...stats, closesByCode: { ...stats.closesByCode } }
     },
+    gauges,
     get (sessionId) {
       return store.get(sessionId)
     },

@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { SessionStats } from '../stats.js'
+import { closeCodeLabel, type SessionStats } from '../stats.js'
 import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CONNECT_QUEUE_BYTES, CONNECT_QUEUE_MESSAGES } from '../constants.js'
 import type { Resume } from '../delivery/resume.js'
 import { sessionTag } from '../handshake/identity.js'
@@ -107,6 +107,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
       writer.forget(this)
       store.leave(this)
       abortRequests(this)
+      stats.closesByCode[closeCodeLabel(code)]++
       if (debugEnabled(log)) log.debug({ session: sessionTag(session.id), code }, 'websocket closed')
     } catch (err) {
       stats.internalErrors++

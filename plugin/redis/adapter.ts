@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, StreamPosition } from '../adapters/adapter.js'
+import type { AdapterHealth, AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, StreamPosition } from '../adapters/adapter.js'
 import { FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
 import { RedisConnection } from './connection.js'
 import { redisKeys, type RedisKeys } from './keys.js'
@@ -92,6 +92,14 @@ class RedisAdapter implements SequencedAdapter {
 
   async clusterCounts (): Promise<ClusterCounts> {
     return await (this.#presence as Presence).clusterCounts()
+  }
+
+  async health (): Promise<AdapterHealth> {
+    const link = this.#link
+    if (link?.ready !== true) return { connected: false }
+    // The cluster's last number against the last one this node applied: how far its reader trails.
+    const head = Number(await link.commands.get(this.#keys.seq))
+    return { connected: true, lag: Math.max(0, head - this.position().seq) }
   }
 
   position (): StreamPosition {
