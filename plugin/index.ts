@@ -16,6 +16,7 @@ import { resolveOptions, type ResolvedGlueOptions } from './config/resolve.js'
 import { createConnectionHandler } from './connection/connection.js'
 import { createHeartbeat } from './connection/heartbeat.js'
 import { createRateLimiter } from './connection/rate-limit.js'
+import { compileDataChecks } from './connection/validation.js'
 import { closeSockets } from './connection/shutdown.js'
 import { MAX_SWEEP_INTERVAL } from './constants.js'
 import { Delivery } from './delivery/delivery.js'
@@ -87,6 +88,8 @@ function startSweeper (fastify: FastifyInstance, options: ResolvedGlueOptions, s
 async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
   const ownsWebsocket = await registerDependencies(fastify, options)
+  // Compiled before anything starts, so a schema the compiler refuses leaves nothing to stop.
+  const checks = await compileDataChecks(fastify, options)
   const adapter = await chooseAdapter(options)
   const stats: SessionStats = createStats()
   const store = new SessionStore(options, stats, adapter, adapter.sequenced)
@@ -131,6 +134,8 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     maxPayload: options.maxPayload,
     rateLimiter: createRateLimiter(options.rateLimit),
     answerRequest: options.answerRequest,
+    checkMessage: checks.message,
+    checkRequest: checks.request,
     authorizeSubscribe: options.authorizeSubscribe,
     maxTopicsPerSession: options.maxTopicsPerSession,
     maxPendingRequests: options.maxPendingRequests
@@ -170,7 +175,10 @@ export type {
   ReplayResult,
   StreamPosition
 } from './adapters/adapter.js'
+export { defineGlueOptions } from './config/define.js'
+export type { SchemaData, TypedSchema, SchemaTypedOptions, MessageDataOf, RequestDataOf } from './config/define.js'
 export type {
+  JsonSchema,
   GlueOptions,
   GlueCookieOptions,
   GlueClientAssetsOptions,

@@ -32,8 +32,11 @@ export interface BroadcastOptions extends SendOptions {
   except?: string
 }
 
-/** `app.sessions`: push to browsers by session id, from any route handler or plugin. */
-export interface Sessions extends Iterable<Session> {
+/**
+ * `app.sessions`: push to browsers by session id, from any route handler or plugin. `Outbound` types
+ * the data of `send`, `broadcast` and `publish`: `const sessions: Sessions<ServerMessage> = app.sessions`.
+ */
+export interface Sessions<Outbound = unknown> extends Iterable<Session> {
   /**
    * Sends `data` to every open socket of a session: a string as a text frame, a Buffer or
    * ArrayBuffer view as a binary frame (copied now, so reusing it later changes nothing), anything
@@ -44,13 +47,13 @@ export interface Sessions extends Iterable<Session> {
    * With the Redis adapter always 0: delivery happens once Redis has numbered the message.
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
-  send (sessionId: string, data: unknown, options?: SendOptions): number
+  send (sessionId: string, data: Outbound, options?: SendOptions): number
   /**
    * Sends `data` to every open socket of every session (on every node), encoded once.
    * @returns how many sockets it was written to (0 with the Redis adapter: delivery is asynchronous).
    * @throws FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`), FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
-  broadcast (data: unknown, options?: BroadcastOptions): number
+  broadcast (data: Outbound, options?: BroadcastOptions): number
   /**
    * Closes every socket of a session with a close frame.
    * @param code 1000 (the default) or 3000–4999.
@@ -82,7 +85,7 @@ export interface Sessions extends Iterable<Session> {
    * @throws FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`),
    * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
-  publish (topic: string, data: unknown, options?: BroadcastOptions): number
+  publish (topic: string, data: Outbound, options?: BroadcastOptions): number
   /** The topics a session is subscribed to (cluster-wide with the Redis adapter). */
   topicsOf (sessionId: string): string[]
   /** How many sessions are subscribed to a topic (cluster-wide with the Redis adapter). */
@@ -113,9 +116,9 @@ export interface Sessions extends Iterable<Session> {
   /** How many sessions have at least one open socket. */
   readonly size: number
   /** Adds a listener; several plugins may listen to the same event. @throws FST_WSGLUE_INVALID_LISTENER */
-  on<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions
+  on<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions<Outbound>
   /** Removes a listener added with `on()`. @throws FST_WSGLUE_INVALID_LISTENER */
-  off<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions
+  off<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions<Outbound>
 }
 
 function assertSessionId (sessionId: unknown): asserts sessionId is string {
