@@ -55,7 +55,7 @@ function isRequestId (value: unknown): value is RequestId {
   return Number.isSafeInteger(value) && (value as number) >= 0
 }
 
-// String.prototype.isWellFormed is ES2024 (Node 20+); the ES2023 lib does not declare it.
+// String.prototype.isWellFormed is ES2024 (Node 20 and later); the ES2023 lib does not declare it.
 type MaybeWellFormed = string & { isWellFormed (): boolean }
 
 /**
