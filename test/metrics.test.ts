@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import { Registry, register as globalRegistry } from 'prom-client'
 import { test } from 'tap'
-import glue from '../plugin/index.js'
+import glue, { createMemoryAdapter } from '../plugin/index.js'
 import glueMetrics from '../plugin/metrics/index.js'
 import {
   cookiePair,
@@ -194,4 +194,15 @@ test('reports the Redis link and the cluster lag, and a lost link', { skip: redi
   t.equal(sample(text, 'glue_adapter_connected{adapter="redis"}'), 0)
   t.equal(sample(text, 'glue_cluster_lag_messages{adapter="redis"}'), undefined, 'no lag while it is unknown')
   t.equal(sample(text, 'glue_sockets'), 1, 'the node still serves its socket')
+})
+
+test('an adapter whose health check fails reads as not connected, and the failure is logged', async (t) => {
+  const registry = new Registry()
+  const adapter = { ...createMemoryAdapter(), name: 'flaky', async health (): Promise<never> { throw new Error('no answer') } }
+  const { app, logs } = await startWithMetrics(registry, { glue: { adapter } })
+  t.teardown(() => app.close())
+  const text = await registry.metrics()
+  t.equal(sample(text, 'glue_adapter_connected{adapter="flaky"}'), 0)
+  t.equal(sample(text, 'glue_cluster_lag_messages{adapter="flaky"}'), undefined)
+  t.match(await logs.waitFor('adapter health check failed'), { level: 40, err: { message: 'no answer' } })
 })

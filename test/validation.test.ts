@@ -157,3 +157,35 @@ test('without schemas, messages arrive as text and requests as they came', async
   t.same(JSON.parse(String(glued.received[1])), ['r', 1, 1, { anything: true }])
   t.equal(app.sessions.stats().invalidMessages, 0)
 })
+
+test('a validator that answers asynchronously, or false without errors, still refuses the data', async (t) => {
+  const received: unknown[] = []
+  const { app, wsUrl, logs } = await startApp({
+    before: (app) => {
+      app.setValidatorCompiler(({ schema }) => {
+        const { answer } = schema as { answer: string }
+        return () => answer === 'promise' ? Promise.resolve(true) : answer === 'nothing' ? {} : false
+      })
+    },
+    glue: { messageSchema: { answer: 'promise' }, requestSchema: { answer: 'false' }, onMessage: (_session, data) => { received.push(data) }, answerRequest: () => 'never' }
+  })
+  t.teardown(() => app.close())
+  const client = new GlueClient({ url: wsUrl, WebSocket, reconnection: false })
+  t.teardown(() => closeClient(client))
+  await t.rejects(client.request({}), { code: 'GLUE_INVALID_DATA', message: 'data is invalid' })
+  client.send({ any: 'thing' })
+  await logs.waitFor('invalid client message dropped')
+  t.match(logs.lines.find((line) => line.msg === 'invalid client message dropped'), { reason: 'asynchronous validation is not supported' })
+  t.same(received, [])
+
+  const { app: other, wsUrl: otherUrl } = await startApp({
+    before: (app) => { app.setValidatorCompiler(() => () => ({})) },
+    glue: { messageSchema: {}, onMessage: (_session, data) => { received.push(data) } }
+  })
+  t.teardown(() => other.close())
+  const socket = await openSocket(otherUrl)
+  t.teardown(() => socket.socket.terminate())
+  socket.socket.send('{"kept":true}')
+  await until(() => received.length === 1, 'the message')
+  t.same(received, [{ kept: true }], 'a result without error or value passes the data on as it came')
+})

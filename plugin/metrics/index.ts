@@ -6,7 +6,7 @@ import { Counter, Gauge, register as globalRegistry, type Metric } from 'prom-cl
 import type { SessionGauges, SessionStats } from '../stats.js'
 import { CLOSE_CODE_LABELS } from '../stats.js'
 import { invalid } from '../config/validate.js'
-import { resolveMetricsOptions, type GlueMetricsOptions } from './options.js'
+import { resolveMetricsOptions, type GlueMetricsOptions } from '../config/metrics-options.js'
 
 type CounterStat = Exclude<keyof SessionStats, 'sockets' | 'sessions' | 'detachedSessions' | 'closesByCode'>
 type LocalGauge = Exclude<keyof SessionGauges, 'adapter'>
@@ -132,4 +132,4 @@ const plugin = fp(glueMetrics, { fastify: '5.x', name: 'fastify-websocket-glue-m
 
 export default plugin
 export { plugin as glueMetrics }
-export type { GlueMetricsOptions } from './options.js'
+export type { GlueMetricsOptions } from '../config/metrics-options.js'

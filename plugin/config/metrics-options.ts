@@ -1,5 +1,6 @@
+// Options of the fastify-websocket-glue/metrics plugin; prom-client appears here as a type only.
 import type { Registry } from 'prom-client'
-import { invalid, isPlainObject } from '../config/validate.js'
+import { invalid, isPlainObject } from './validate.js'
 
 /** Options of `app.register(glueMetrics, options)`. */
 export interface GlueMetricsOptions {
