@@ -2,6 +2,7 @@ import Fastify from 'fastify'
 import { Registry, register as globalRegistry } from 'prom-client'
 import { test } from 'tap'
 import glue, { createMemoryAdapter } from '../plugin/index.js'
+import { closeCodeLabel } from '../plugin/stats.js'
 import glueMetrics from '../plugin/metrics/index.js'
 import {
   cookiePair,
@@ -205,4 +206,20 @@ test('an adapter whose health check fails reads as not connected, and the failur
   t.equal(sample(text, 'glue_adapter_connected{adapter="flaky"}'), 0)
   t.equal(sample(text, 'glue_cluster_lag_messages{adapter="flaky"}'), undefined)
   t.match(await logs.waitFor('adapter health check failed'), { level: 40, err: { message: 'no answer' } })
+})
+
+test('an adapter whose health check does not answer reads as not connected after a second', async (t) => {
+  const adapter = { ...createMemoryAdapter(), name: 'stuck', health: async (): Promise<never> => await new Promise<never>(() => {}) }
+  const { app, logs } = await startApp({ glue: { adapter } })
+  t.teardown(() => app.close())
+  const started = Date.now()
+  t.match(await app.sessions.gauges(), { adapter: { name: 'stuck', connected: false } })
+  t.ok(Date.now() - started < 5000, 'the scrape did not wait for it')
+  t.match(await logs.waitFor('adapter health check timed out'), { level: 40, timeout: 1000 })
+})
+
+test('close codes fall under a fixed set of labels', async (t) => {
+  t.same([1000, 1001, 1005, 1006, 1011, 1013].map(closeCodeLabel), ['1000', '1001', '1005', '1006', '1011', '1013'])
+  t.same([3000, 4000, 4999].map(closeCodeLabel), ['app', 'app', 'app'], '3000-4999 are the application\'s')
+  t.same([1003, 1010, 1015, 2999, 5000, 65535].map(closeCodeLabel), ['other', 'other', 'other', 'other', 'other', 'other'])
 })

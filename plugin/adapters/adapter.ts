@@ -110,7 +110,7 @@ interface AdapterBase {
   clusterCounts (): Promise<ClusterCounts>
   /**
    * Optional: the state of the link to the other nodes, read by `app.sessions.gauges()` (a metrics
-   * scrape). Should answer promptly, without waiting for an unreachable store.
+   * scrape). Should answer promptly: a rejection, or no answer within 1 s, reads as not connected.
    */
   health? (): Promise<AdapterHealth>
 }

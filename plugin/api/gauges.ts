@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { AdapterHealth, GlueAdapter } from '../adapters/adapter.js'
+import { ADAPTER_HEALTH_TIMEOUT } from '../constants.js'
 import type { SocketWriter } from '../delivery/socket-writer.js'
 import type { SessionStore } from '../sessions/store.js'
 import type { SessionGauges, SessionStats } from '../stats.js'
@@ -14,11 +15,21 @@ export function createGauges (
 ): () => Promise<SessionGauges> {
   async function adapterHealth (): Promise<AdapterHealth | undefined> {
     if (adapter.health === undefined) return undefined
+    let timer: NodeJS.Timeout | undefined
+    // A store that stopped answering must not hold a scrape: past the timeout it counts as unreachable.
+    const late = new Promise<AdapterHealth>((resolve) => {
+      timer = setTimeout(() => {
+        log.warn({ timeout: ADAPTER_HEALTH_TIMEOUT }, 'adapter health check timed out')
+        resolve({ connected: false })
+      }, ADAPTER_HEALTH_TIMEOUT)
+    })
     try {
-      return await adapter.health()
+      return await Promise.race([adapter.health(), late])
     } catch (err) {
       log.warn({ err }, 'adapter health check failed')
       return { connected: false }
+    } finally {
+      clearTimeout(timer)
     }
   }
 
