@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto'
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import glue from 'fastify-websocket-glue'
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import glue, { type Session } from 'fastify-websocket-glue'
+import glueMetrics from 'fastify-websocket-glue/metrics'
+import { Registry } from 'prom-client'
 import { PAGE } from './page.js'
 
 /** The secret the example signs cookies with unless SESSION_SECRET is set. Fine for a demo, never for production. */
@@ -34,6 +36,12 @@ export interface ExampleOptions {
    */
   nodeName?: string
   /**
+   * Origins of pages elsewhere (another port, another host) whose sockets are allowed, besides the
+   * example's own page; `'null'` admits file: pages and sandboxed frames (any of them, so only locally).
+   * @default process.env.ALLOWED_ORIGINS split on commas, else none
+   */
+  allowedOrigins?: readonly string[]
+  /**
    * Fastify's logger option.
    * @default true
    */
@@ -55,6 +63,42 @@ function readInterval (name: string, fallback: number, min: number): number {
   return interval
 }
 
+/** Reads ALLOWED_ORIGINS: comma-separated `scheme://host[:port]` origins, or `null`. */
+function readOrigins (): string[] {
+  const value = process.env.ALLOWED_ORIGINS ?? ''
+  const origins = value.split(',').map((origin) => origin.trim()).filter((origin) => origin !== '')
+  for (const origin of origins) {
+    if (origin !== 'null' && !isOrigin(origin)) {
+      throw new RangeError(`Expected ALLOWED_ORIGINS to be comma-separated origins such as http://localhost:5173 (or null), got "${origin}"`)
+    }
+  }
+  return origins
+}
+
+function isOrigin (value: string): boolean {
+  try {
+    return new URL(value).origin === value
+  } catch {
+    return false
+  }
+}
+
+/**
+ * The example's origin rule: its own page (an http(s) origin naming the Host the socket came to),
+ * plus the listed origins. The plugin's `allowedOrigins` list replaces its same-host rule, so the
+ * example keeps it in a function.
+ */
+function originPolicy (allowed: readonly string[]): ((origin: string, request: FastifyRequest) => boolean) | undefined {
+  if (allowed.length === 0) return undefined
+  const listed = new Set(allowed)
+  return (origin, request) => {
+    if (listed.has(origin)) return true
+    if (!isOrigin(origin)) return false
+    const url = new URL(origin)
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.host === request.headers.host
+  }
+}
+
 /** The one topic browsers may subscribe to; the periodic broadcast also publishes to it. */
 export const NEWS_TOPIC = 'news'
 
@@ -69,18 +113,28 @@ class ExposedError extends Error {
   }
 }
 
-/** Answers `client.request(data)`: `{ op: 'time' }` and `{ op: 'echo', value }`. */
-function answer (data: unknown): unknown {
+/**
+ * Answers `client.request(data)`: `{ op: 'time' }`, `{ op: 'echo', value }`, `{ op: 'topics' }` (the
+ * session's topics) and `{ op: 'share-topics' }` (the same, also sent to every tab of the session).
+ */
+function answer (app: FastifyInstance, session: Session, data: unknown): unknown {
   const { op, value } = (data ?? {}) as { op?: unknown, value?: unknown }
   if (op === 'time') return { now: new Date().toISOString() }
   if (op === 'echo') return value ?? null
-  throw new ExposedError('UNKNOWN_OP', `Expected op to be "time" or "echo", got ${JSON.stringify(op) ?? 'nothing'}`)
+  if (op === 'topics' || op === 'share-topics') {
+    // Subscriptions belong to the session, so every tab shows the same state.
+    const topics = app.sessions.topicsOf(session.id)
+    if (op === 'share-topics') app.sessions.send(session.id, { topics })
+    return { topics }
+  }
+  throw new ExposedError('UNKNOWN_OP', `Expected op to be "time", "echo", "topics" or "share-topics", got ${JSON.stringify(op) ?? 'nothing'}`)
 }
 
 /**
  * Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast (also
  * published to the "news" topic), requests answered by `answerRequest`, `POST /notify`, a numbered
- * stream (`POST /stream`, `DELETE /stream`) and the delivery counters at `GET /stats`.
+ * stream (`POST /stream`, `DELETE /stream`), the delivery counters at `GET /stats` and Prometheus
+ * metrics at `GET /metrics`.
  */
 export async function buildApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? true })
@@ -90,10 +144,12 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
   const streamInterval = options.streamInterval ?? readInterval('STREAM_INTERVAL', 100, 1)
   const redisUrl = options.redisUrl ?? (process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL)
   const nodeName = options.nodeName ?? process.env.NODE_NAME ?? `pid ${process.pid}`
+  const allowedOrigins = options.allowedOrigins ?? readOrigins()
 
   await app.register(glue, {
     path: '/ws',
     cookie: { secret },
+    allowedOrigins: originPolicy(allowedOrigins),
     onConnect (session, socket) {
       socket.send(`welcome ${sessionTag(session.id)}`)
     },
@@ -102,11 +158,17 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
       socket.send(data === 'ping' ? 'pong' : 'ok')
     },
     authorizeSubscribe: (_session, topic) => topic === NEWS_TOPIC,
-    answerRequest: (_session, data) => answer(data),
+    answerRequest: (session, data) => answer(app, session, data),
     // With REDIS_URL every node started against that Redis is one cluster.
     redis: redisUrl
   })
   if (redisUrl !== undefined) app.log.info({ node: nodeName }, 'example node joined the cluster through Redis')
+  if (allowedOrigins.length > 0) app.log.info({ allowedOrigins }, 'sockets from these origins are allowed too')
+
+  // Its own registry, so several apps in one process (the tests) do not share metrics.
+  const metrics = new Registry()
+  await app.register(glueMetrics, { registry: metrics })
+  app.get('/metrics', async (_request, reply) => reply.type(metrics.contentType).send(await metrics.metrics()))
 
   app.get('/', async (_request, reply) => reply.type('text/html; charset=utf-8').send(PAGE))
 
@@ -115,8 +177,10 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
       return reply.code(401).send({ error: 'No session: open the page first, it sets the session cookie', code: 'NO_SESSION' })
     }
     const sockets = app.sessions.send(request.sessionId, `notify: hello ${sessionTag(request.sessionId)}, this came from POST /notify on ${nodeName}`)
-    // With Redis, delivery is asynchronous (sockets is 0); presence counts the session's sockets on every node.
-    return { sockets, online: await app.sessions.presence(request.sessionId) }
+    // presence() counts the session's sockets on every node. With Redis, send() returns 0: every
+    // node delivers the message to its sockets once Redis has numbered it, after this answer.
+    const online = await app.sessions.presence(request.sessionId)
+    return { delivered: redisUrl === undefined ? sockets : 'asynchronously, through Redis', online }
   })
 
   // A numbered stream to the caller's session shows resume at work: each number arrives once, in order.

@@ -12,6 +12,7 @@ export const PAGE = `<!doctype html>
   .row { display: flex; gap: .5rem; margin: .6rem 0; align-items: center; flex-wrap: wrap; }
   input { flex: 1; min-width: 12rem; padding: .35rem .5rem; font: inherit; }
   button { padding: .35rem .8rem; font: inherit; cursor: pointer; }
+  button:disabled { cursor: default; opacity: .45; }
   #state { font-weight: 600; padding: .1rem .5rem; border-radius: .3rem; background: #eee; }
   #state[data-state="open"] { background: #c8f0c8; }
   #state[data-state="connecting"], #state[data-state="reconnecting"] { background: #fbe7b2; }
@@ -25,21 +26,21 @@ export const PAGE = `<!doctype html>
 </head>
 <body>
 <h1>fastify-websocket-glue example</h1>
-<div class="row">State: <span id="state" data-state="closed">closed</span> Session: <code id="session">none yet</code></div>
+<div class="row">State: <span id="state" data-state="connecting">connecting</span> Session: <code id="session">none yet</code></div>
 <div class="row">
-  <button id="connect">Connect</button>
+  <button id="connect" disabled title="Connects again after Disconnect; while reconnecting, tries at once">Connect</button>
   <button id="disconnect">Disconnect</button>
   <button id="notify" title="POST /notify: the server pushes to this browser's session">Notify</button>
 </div>
 <div class="row">
   <button id="subscribe" title="client.subscribe('news'): the periodic broadcast is also published to this topic">Subscribe news</button>
-  <button id="unsubscribe">Unsubscribe news</button>
-  <span>News: <span id="topic" data-topic="off">off</span></span>
+  <button id="unsubscribe" disabled title="client.unsubscribe('news'): for every tab of this session">Unsubscribe news</button>
+  <span title="The subscription belongs to the session: every tab of this browser shows the same">News: <span id="topic" data-topic="off">off</span></span>
   <button id="request" title="client.request({ op: 'time' }): the server's answerRequest answers">Ask the time</button>
 </div>
 <div class="row">
   <button id="stream" title="POST /stream: the server pushes 1, 2, 3 … to this session; cut the connection and see none lost">Stream numbers</button>
-  <button id="stream-stop" title="DELETE /stream">Stop stream</button>
+  <button id="stream-stop" disabled title="DELETE /stream">Stop stream</button>
   <span>Last: <span id="last-number" data-last="0">none</span></span>
   <p id="numbers" aria-label="Numbers received"></p>
 </div>
@@ -59,17 +60,39 @@ export const PAGE = `<!doctype html>
     $('log').scrollTop = $('log').scrollHeight
   }
 
-  const glue = new GlueClient({ autoConnect: false })
-  glue.on('statechange', ({ state }) => {
+  // Connects at once; reconnects by itself after a cut or a server restart.
+  const glue = new GlueClient()
+  let newsOn = false
+  let streaming = false
+  // Buttons that cannot act are disabled: nothing to send or ask while closed, nothing to connect while open.
+  const render = () => {
+    const state = glue.state
     $('state').textContent = state
     $('state').dataset.state = state
+    $('connect').disabled = state === 'open' || state === 'connecting'
+    $('connect').textContent = state === 'reconnecting' ? 'Reconnect now' : 'Connect'
+    for (const id of ['disconnect', 'send', 'request']) $(id).disabled = state === 'closed'
+    $('subscribe').disabled = state === 'closed' || newsOn
+    $('unsubscribe').disabled = state === 'closed' || !newsOn
+    $('stream-stop').disabled = !streaming
+  }
+  const setTopic = (on) => {
+    newsOn = on
+    $('topic').textContent = on ? 'subscribed' : 'off'
+    $('topic').dataset.topic = on ? 'on' : 'off'
+    render()
+  }
+  const showTopics = (topics) => setTopic(topics.includes('news'))
+  glue.on('statechange', render)
+  glue.on('open', () => {
+    log('info', 'open ' + glue.url)
+    // Another tab of this session may have subscribed or unsubscribed meanwhile: ask the server.
+    glue.request({ op: 'topics' }).then(({ topics }) => showTopics(topics), (err) => log('error', 'topics: ' + err.code))
   })
-  glue.on('open', () => log('info', 'open ' + glue.url))
   const show = (data) => typeof data === 'string' ? data
     : data instanceof ArrayBuffer ? '[binary ' + data.byteLength + ' bytes]' : JSON.stringify(data)
   // Numbers of the stream go to their own line; the page shows what arrived, as it arrived.
   let lastNumber = 0
-  let streaming = false
   const number = (n) => {
     $('numbers').append(($('numbers').textContent === '' ? '' : ' ') + n)
     lastNumber = n
@@ -78,6 +101,7 @@ export const PAGE = `<!doctype html>
   }
   const startStream = async () => {
     streaming = true
+    render()
     const response = await fetch('/stream?from=' + (lastNumber + 1), { method: 'POST' })
     log(response.ok ? 'info' : 'error', 'POST /stream ' + response.status + ' ' + JSON.stringify(await response.json()))
   }
@@ -89,6 +113,12 @@ export const PAGE = `<!doctype html>
   glue.on('message', ({ data }) => {
     if (data !== null && typeof data === 'object' && typeof data.stream === 'number') {
       number(data.stream)
+      return
+    }
+    // A tab of this session changed its subscriptions ({ op: 'share-topics' }).
+    if (data !== null && typeof data === 'object' && Array.isArray(data.topics)) {
+      showTopics(data.topics)
+      log('info', 'news for this session: ' + (data.topics.includes('news') ? 'subscribed' : 'off'))
       return
     }
     const text = show(data)
@@ -110,23 +140,23 @@ export const PAGE = `<!doctype html>
   }
   $('send').onclick = send
   $('message').onkeydown = (event) => { if (event.key === 'Enter') send() }
-  const setTopic = (on) => {
-    $('topic').textContent = on ? 'subscribed' : 'off'
-    $('topic').dataset.topic = on ? 'on' : 'off'
-  }
+  // Tells every tab of the session, this one included, what the session is subscribed to now.
+  const shareTopics = () => glue.request({ op: 'share-topics' }).catch((err) => log('error', 'share-topics: ' + err.code))
   $('subscribe').onclick = async () => {
     try {
       await glue.subscribe('news')
       setTopic(true)
       log('info', 'subscribed to news')
+      shareTopics()
     } catch (err) {
       log('error', 'subscribe: ' + err.code + ': ' + err.message)
     }
   }
   $('unsubscribe').onclick = async () => {
-    setTopic(false)
     const was = await glue.unsubscribe('news').catch((err) => err.code)
     log('info', 'unsubscribed from news (' + was + ')')
+    if (was === true || was === false) setTopic(false)
+    shareTopics()
   }
   $('request').onclick = async () => {
     log('out', '\\u2192 request {"op":"time"}')
@@ -139,6 +169,7 @@ export const PAGE = `<!doctype html>
   $('stream').onclick = startStream
   $('stream-stop').onclick = async () => {
     streaming = false
+    render()
     const response = await fetch('/stream', { method: 'DELETE' })
     log('info', 'DELETE /stream ' + response.status + ' ' + JSON.stringify(await response.json()))
   }
@@ -147,6 +178,7 @@ export const PAGE = `<!doctype html>
     const body = await response.json()
     log(response.ok ? 'info' : 'error', 'POST /notify ' + response.status + ' ' + JSON.stringify(body))
   }
+  render()
 </script>
 </body>
 </html>

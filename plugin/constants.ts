@@ -59,3 +59,5 @@ export const COALESCE_FLUSH_BYTES = 64 * 1024
 export const CONNECT_QUEUE_MESSAGES = 100
 /** …or this many bytes (TCP then holds the rest back; nothing is lost). */
 export const CONNECT_QUEUE_BYTES = 1024 * 1024
+/** How long `sessions.gauges()` (a metrics scrape) waits for the adapter's `health()` before reporting it not connected. */
+export const ADAPTER_HEALTH_TIMEOUT = 1000

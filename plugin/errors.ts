@@ -124,7 +124,8 @@ export const REPLY_ERRORS = Object.freeze({
   badEnvelope: { code: 'GLUE_BAD_ENVELOPE', message: 'malformed envelope' },
   unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' },
   tooManyTopics: { code: 'GLUE_TOO_MANY_TOPICS', message: 'this session has as many topics as it may' },
-  tooManyRequests: { code: 'GLUE_TOO_MANY_REQUESTS', message: 'too many requests in progress on this socket' }
+  tooManyRequests: { code: 'GLUE_TOO_MANY_REQUESTS', message: 'too many requests in progress on this socket' },
+  invalidData: { code: 'GLUE_INVALID_DATA', message: 'the request data does not match the schema' }
 } satisfies Record<string, ReplyError>)
 
 /** Every error code of the plugin, for `instanceof` checks and `err.code` comparisons. */

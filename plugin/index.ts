@@ -7,6 +7,7 @@ import type { GlueAdapter } from './adapters/adapter.js'
 import { loadRedisAdapter } from './adapters/load-redis.js'
 import { createMemoryAdapter } from './adapters/memory.js'
 import { SessionEvents } from './api/events.js'
+import { createGauges } from './api/gauges.js'
 import { createSessions, type Sessions } from './api/sessions.js'
 import { createStats, type SessionStats } from './stats.js'
 import { serveClientAssets } from './client-assets.js'
@@ -15,6 +16,7 @@ import { resolveOptions, type ResolvedGlueOptions } from './config/resolve.js'
 import { createConnectionHandler } from './connection/connection.js'
 import { createHeartbeat } from './connection/heartbeat.js'
 import { createRateLimiter } from './connection/rate-limit.js'
+import { compileDataChecks } from './connection/validation.js'
 import { closeSockets } from './connection/shutdown.js'
 import { MAX_SWEEP_INTERVAL } from './constants.js'
 import { Delivery } from './delivery/delivery.js'
@@ -86,6 +88,8 @@ function startSweeper (fastify: FastifyInstance, options: ResolvedGlueOptions, s
 async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise<void> {
   const options = resolveOptions(rawOptions)
   const ownsWebsocket = await registerDependencies(fastify, options)
+  // Compiled before anything starts, so a schema the compiler refuses leaves nothing to stop.
+  const checks = await compileDataChecks(fastify, options)
   const adapter = await chooseAdapter(options)
   const stats: SessionStats = createStats()
   const store = new SessionStore(options, stats, adapter, adapter.sequenced)
@@ -114,7 +118,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
-  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options))
+  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log)))
   fastify.decorateRequest('sessionId', null)
 
   const heartbeat = createHeartbeat(options.heartbeatInterval, (err) => { fastify.log.error({ err }, 'heartbeat failed') })
@@ -132,6 +136,8 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     maxPayload: options.maxPayload,
     rateLimiter: createRateLimiter(options.rateLimit),
     answerRequest: options.answerRequest,
+    checkMessage: checks.message,
+    checkRequest: checks.request,
     authorizeSubscribe: options.authorizeSubscribe,
     maxTopicsPerSession: options.maxTopicsPerSession,
     maxPendingRequests: options.maxPendingRequests
@@ -166,6 +172,7 @@ export type {
   SequencedAdapter,
   AdapterHost,
   AdapterLimits,
+  AdapterHealth,
   ClusterMessage,
   ClusterMessageKind,
   ClusterCounts,
@@ -173,7 +180,10 @@ export type {
   StreamPosition,
   WelcomePosition
 } from './adapters/adapter.js'
+export { defineGlueOptions } from './config/define.js'
+export type { SchemaData, TypedSchema, SchemaTypedOptions, MessageDataOf, RequestDataOf } from './config/define.js'
 export type {
+  JsonSchema,
   GlueOptions,
   GlueCookieOptions,
   GlueClientAssetsOptions,
@@ -181,7 +191,7 @@ export type {
   RateLimitOptions
 } from './config/options.js'
 export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
-export type { SessionStats } from './stats.js'
+export type { SessionStats, SessionGauges, CloseCounts, CloseCodeLabel } from './stats.js'
 export type { Session } from './sessions/live-session.js'
 export type { SessionEventMap, SessionEventName } from './api/events.js'
 export type { ConnectListener, MessageListener, CloseListener, RequestHandler, SubscribeAuthorizer, OriginCheck } from './api/hooks.js'

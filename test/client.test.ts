@@ -451,8 +451,18 @@ test('resolves the url and validates its options', async (t) => {
   invalid({ url: 'ws://127.0.0.1/ws', stableAfter: Number.NaN }, /`stableAfter`/)
   invalid({ url: 'ws://127.0.0.1/ws', reconnectionDelay: '5' as unknown as number }, /got "5" \(string\)/)
   invalid({ url: 'ws://127.0.0.1/ws', doNotComeBack: 4000 as unknown as () => boolean }, /`doNotComeBack` to be a function/)
-  t.throws(() => new GlueClient({ url: 'ws://127.0.0.1/ws', autoConnect: false }), { code: 'GLUE_INVALID_OPTION', message: /`WebSocket`/ },
-    'Node 20 has no global WebSocket, so one must be injected')
+  // Node 22 and 24 have a global WebSocket; hide it to see the error of a runtime without one.
+  const globalWebSocket = Object.getOwnPropertyDescriptor(globalThis, 'WebSocket')
+  Reflect.deleteProperty(globalThis, 'WebSocket')
+  try {
+    t.throws(() => new GlueClient({ url: 'ws://127.0.0.1/ws', autoConnect: false }), { code: 'GLUE_INVALID_OPTION', message: /`WebSocket`/ },
+      'without a global WebSocket one must be injected')
+  } finally {
+    if (globalWebSocket !== undefined) Object.defineProperty(globalThis, 'WebSocket', globalWebSocket)
+  }
+  if (globalWebSocket !== undefined) {
+    t.equal(new GlueClient({ url: 'ws://127.0.0.1/ws', autoConnect: false }).state, 'closed', 'with a global WebSocket none is needed')
+  }
 
   const client = new GlueClient({ ...base, url: 'ws://127.0.0.1/ws', reconnectionAttempts: Infinity })
   t.throws(() => client.close(1001), { code: 'GLUE_INVALID_OPTION', message: /`code` to be 1000 or an integer from 3000 to 4999, got 1001/ })

@@ -15,6 +15,7 @@ import {
   nextEvent,
   openInboxSocket,
   redisSkip,
+  refusedHandshake,
   startRedis,
   until
 } from './helpers/index.js'
@@ -126,7 +127,7 @@ test('answers requests for the time and echoes, and rejects unknown ones with an
   t.ok(Math.abs(Date.parse(now) - Date.now()) < 60_000, 'the time is the server\'s clock')
   t.same(await client.request({ op: 'echo', value: [1, 'two'] }), [1, 'two'])
   t.equal(await client.request({ op: 'echo' }), null)
-  await t.rejects(client.request({ op: 'launch' }), { code: 'UNKNOWN_OP', message: 'Expected op to be "time" or "echo", got "launch"' })
+  await t.rejects(client.request({ op: 'launch' }), { code: 'UNKNOWN_OP', message: 'Expected op to be "time", "echo", "topics" or "share-topics", got "launch"' })
   await t.rejects(client.request(null), { code: 'UNKNOWN_OP', message: /got nothing/ })
   const { data, seq } = await welcome
   t.match(data, /^welcome [\w-]{12}$/, 'the welcome, sent with socket.send, arrives as a plain message')
@@ -134,6 +135,83 @@ test('answers requests for the time and echoes, and rejects unknown ones with an
   const pong = nextEvent(client, 'message')
   client.send('ping')
   t.equal((await pong).data, 'pong')
+})
+
+test('tells every tab of a session its topics: the subscription belongs to the session', async (t) => {
+  const { app, http, ws } = await start()
+  t.teardown(() => app.close())
+  const cookie = await pageCookie(http)
+  const { WebSocket: Jar, jar } = cookieWebSocket()
+  const [name = '', value = ''] = cookie.split('=')
+  jar.set(name, value)
+  const first = new GlueClient({ url: ws, WebSocket: Jar, reconnection: false })
+  const second = new GlueClient({ url: ws, WebSocket: Jar, reconnection: false })
+  t.teardown(() => Promise.all([closeClient(first), closeClient(second)]))
+  t.same(await second.request({ op: 'topics' }), { topics: [] })
+  await first.subscribe('news')
+  const shared = new Promise<unknown>((resolve) => {
+    second.on('message', ({ data }) => { if (typeof data === 'object' && data !== null && 'topics' in data) resolve(data) })
+  })
+  t.same(await first.request({ op: 'share-topics' }), { topics: ['news'] })
+  t.same(await shared, { topics: ['news'] }, 'the other tab hears of it')
+  t.same(await second.request({ op: 'topics' }), { topics: ['news'] })
+  t.equal(await second.unsubscribe('news'), true, 'a tab that never subscribed itself unsubscribes the session')
+  t.same(await first.request({ op: 'topics' }), { topics: [] })
+})
+
+test('refuses a websocket upgrade to the page at / with 404 before any 101', async (t) => {
+  const { app, http } = await start()
+  t.teardown(() => app.close())
+  const refused = await refusedHandshake(http.replace('http:', 'ws:') + '/')
+  t.equal(refused.status, 404)
+  t.match(JSON.parse(refused.body), { statusCode: 404, code: 'FST_WSGLUE_NOT_A_WEBSOCKET_ROUTE' })
+})
+
+test('ALLOWED_ORIGINS admits pages from other origins besides its own page; others get 403', async (t) => {
+  const saved = process.env.ALLOWED_ORIGINS
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.ALLOWED_ORIGINS
+    else process.env.ALLOWED_ORIGINS = saved
+  })
+  process.env.ALLOWED_ORIGINS = 'http://localhost:5173/app'
+  await t.rejects(buildApp({ logger: false, secret: SECRET, broadcastInterval: 0 }), {
+    name: 'RangeError',
+    message: 'Expected ALLOWED_ORIGINS to be comma-separated origins such as http://localhost:5173 (or null), got "http://localhost:5173/app"'
+  })
+
+  delete process.env.ALLOWED_ORIGINS
+  const { app: closed, ws: closedWs, http: closedHttp } = await start()
+  t.teardown(() => closed.close())
+  t.equal((await refusedHandshake(closedWs, { headers: { origin: 'http://localhost:5173' } })).status, 403, 'without it another origin is refused')
+  const own = await openInboxSocket(closedWs, { origin: closedHttp })
+  await closeSocket(own.socket)
+
+  process.env.ALLOWED_ORIGINS = ' http://localhost:5173 , null '
+  const { app, http, ws } = await start()
+  t.teardown(() => app.close())
+  for (const origin of ['http://localhost:5173', 'null', http]) {
+    const { socket, frames } = await openInboxSocket(ws, { origin })
+    t.match(await frames.next(), /^welcome /, `${origin} is allowed`)
+    await closeSocket(socket)
+  }
+  for (const origin of ['http://localhost:5174', 'https://localhost:5173', 'ftp://127.0.0.1']) {
+    t.equal((await refusedHandshake(ws, { headers: { origin } })).status, 403, `${origin} is refused`)
+  }
+})
+
+test('GET /metrics answers Prometheus text with the plugin\'s metrics', async (t) => {
+  const { app, http, ws } = await start()
+  t.teardown(() => app.close())
+  const { socket, frames } = await openInboxSocket(ws)
+  t.teardown(() => closeSocket(socket))
+  await frames.next(/^welcome /)
+  const response = await fetch(http + '/metrics')
+  t.equal(response.status, 200)
+  t.match(response.headers.get('content-type'), /^text\/plain; version=0\.0\.4/)
+  const text = await response.text()
+  t.match(text, /^glue_sockets 1$/m)
+  t.match(text, /^glue_sessions 1$/m)
+  t.match(text, /^glue_closes_total\{code="1000"\} 0$/m)
 })
 
 test('reads BROADCAST_INTERVAL from the environment and rejects a bad one', async (t) => {
@@ -179,7 +257,7 @@ test('POST /notify pushes to the sockets of the caller\'s own session only', asy
 
   const response = await fetch(http + '/notify', { method: 'POST', headers: { cookie } })
   t.equal(response.status, 200)
-  t.same(await response.json(), { sockets: 2, online: 2 })
+  t.same(await response.json(), { delivered: 2, online: 2 })
   const [a, b] = await Promise.all([frames[0].next(/^notify/), frames[1].next(/^notify/)])
   t.match(a, /^notify: hello [\w-]{12}, this came from POST \/notify on pid \d+$/)
   t.equal(b, a)
@@ -190,13 +268,13 @@ test('POST /notify pushes to the sockets of the caller\'s own session only', asy
   t.equal(frames[2].all.some((text) => text.startsWith('notify')), false)
 })
 
-test('POST /notify answers 0 sockets for a session with no open socket', async (t) => {
+test('POST /notify answers 0 delivered for a session with no open socket', async (t) => {
   const { app, http } = await start()
   t.teardown(() => app.close())
   const cookie = await pageCookie(http)
   const response = await app.inject({ method: 'POST', url: '/notify', headers: { cookie } })
   t.equal(response.statusCode, 200)
-  t.same(response.json(), { sockets: 0, online: 0 })
+  t.same(response.json(), { delivered: 0, online: 0 })
 })
 
 test('POST /notify without a session answers 401 with a JSON error', async (t) => {
@@ -340,7 +418,7 @@ test('runs as several nodes with REDIS_URL: a notify on one node reaches a socke
     if ((answer as { online: number }).online === 1) break
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
-  t.same(answer, { sockets: 0, online: 1 }, 'node b sees the socket on node a')
+  t.same(answer, { delivered: 'asynchronously, through Redis', online: 1 }, 'node b sees the socket on node a, and says how it delivers')
   t.match(await tab.frames.next(/^notify/), /this came from POST \/notify on node-b$/)
   const stats = await (await fetch(b.http + '/stats')).json() as Record<string, unknown>
   t.match(stats, { node: 'node-b', sockets: 0, cluster: { nodes: 2, sessions: 1, sockets: 1 } })

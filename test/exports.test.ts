@@ -29,7 +29,7 @@ test('import by package name gives the plugin as default and as `glue`, with err
   await app.close()
 })
 
-test('require() of the package works on Node >= 20.19 and registers', async (t) => {
+test('require() of the package works on Node 22 and 24 and registers', async (t) => {
   const require = createRequire(import.meta.url)
   const required = require('fastify-websocket-glue') as typeof import('fastify-websocket-glue')
   t.equal(typeof required.default, 'function')
@@ -98,6 +98,20 @@ test('the redis subpath exports the adapter and the codec; the core entry does n
   t.equal(stdout, 'function', 'require() from a CommonJS process')
 })
 
+test('the metrics subpath exports the plugin by default and as glueMetrics; the core entry does not', async (t) => {
+  const metrics = await import('fastify-websocket-glue/metrics')
+  t.same(Object.keys(metrics).sort(), ['default', 'glueMetrics'])
+  t.equal(metrics.default, metrics.glueMetrics)
+  const meta = (metrics.default as unknown as Record<symbol, { name?: string, dependencies?: string[] } | undefined>)[Symbol.for('plugin-meta')]
+  t.match(meta, { name: 'fastify-websocket-glue-metrics', dependencies: ['fastify-websocket-glue'] })
+  const core = await import('fastify-websocket-glue')
+  t.notOk('glueMetrics' in core, 'glueMetrics is not in the core entry')
+  const { stdout } = await run(process.execPath, ['-e', `
+    process.stdout.write(typeof require('fastify-websocket-glue/metrics').glueMetrics)
+  `], { cwd: process.cwd() })
+  t.equal(stdout, 'function', 'require() from a CommonJS process')
+})
+
 test('a node with createRedisAdapter from the redis subpath delivers to a socket on another node', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
   const { default: glue } = await import('fastify-websocket-glue')
@@ -119,13 +133,17 @@ test('a node with createRedisAdapter from the redis subpath delivers to a socket
   t.same(client.received, ['across nodes'])
 })
 
-test('without ioredis installed the core entry works and only the redis option fails, naming what to install', async (t) => {
-  const child = fileURLToPath(new URL('./fixtures/without-ioredis.mjs', import.meta.url))
+test('without ioredis and prom-client installed the core entry works; only the redis option and the subpaths fail, naming what to install', async (t) => {
+  const child = fileURLToPath(new URL('./fixtures/without-optional-peers.mjs', import.meta.url))
   const { stdout } = await run(process.execPath, [child, SECRET], { cwd: process.cwd() })
   const result = JSON.parse(stdout) as Record<string, unknown>
   t.match(result.ioredis, { code: 'ERR_MODULE_NOT_FOUND' }, 'the child cannot resolve ioredis')
+  t.match(result.promClient, { code: 'ERR_MODULE_NOT_FOUND' }, 'nor prom-client')
   t.equal(result.echo, 'echo:ping', 'import, register and a websocket round trip succeed')
+  t.match(result.gauges, { sockets: 1, sessions: 1, outboxMessages: 0 }, 'the gauges need no prom-client')
   t.match(result.register, { code: 'FST_WSGLUE_INVALID_OPTION', message: /install ioredis \(npm install ioredis\)/ }, 'the redis option fails registration')
   t.match(result.subpath, { code: 'ERR_MODULE_NOT_FOUND', message: /'ioredis'/ }, 'the redis subpath needs ioredis')
+  t.match(result.metricsSubpath, { code: 'ERR_MODULE_NOT_FOUND', message: /'prom-client'/ }, 'the metrics subpath needs prom-client')
   t.equal(result.ioredisInCache, false, 'ioredis was never loaded')
+  t.equal(result.promClientInCache, false, 'prom-client was never loaded')
 })

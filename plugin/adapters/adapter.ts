@@ -27,6 +27,17 @@ export interface ClusterCounts {
   readonly sockets: number
 }
 
+/** How an adapter's link to the other nodes is doing, from its optional `health()`. */
+export interface AdapterHealth {
+  /** Whether messages reach the other nodes now (false while the shared store is unreachable). */
+  readonly connected: boolean
+  /**
+   * Messages routed to this node that it has not applied yet; undefined when unknown (not
+   * connected) or when the adapter does not route messages.
+   */
+  readonly lag?: number
+}
+
 /** Where a session stands in the cluster's message order: what a new socket's welcome carries. */
 export interface StreamPosition {
   /** Names the shared delivery state; a new one after the shared store lost its data. */
@@ -118,6 +129,11 @@ interface AdapterBase {
   clusterTopicsOf (sessionId: string): Promise<string[]>
   /** Sessions subscribed to a topic, cluster-wide. */
   clusterSubscriberCount (topic: string): Promise<number>
+  /**
+   * Optional: the state of the link to the other nodes, read by `app.sessions.gauges()` (a metrics
+   * scrape). Should answer promptly: a rejection, or no answer within 1 s, reads as not connected.
+   */
+  health? (): Promise<AdapterHealth>
 }
 
 /** An adapter that leaves numbering and outboxes to each node: the memory adapter. */

@@ -4,8 +4,11 @@ import type { Session } from '../sessions/live-session.js'
 
 /** Runs when a socket has joined its session. May be async; a throw or rejection closes that socket with 1011. */
 export type ConnectListener = (session: Session, socket: WebSocket, request: FastifyRequest) => unknown
-/** Runs for every inbound message: `data` is a string for text frames and a Buffer for binary frames. */
-export type MessageListener = (session: Session, data: string | Buffer, socket: WebSocket) => unknown
+/**
+ * Runs for every inbound message: `data` is a string for text frames and a Buffer for binary frames,
+ * or, with `messageSchema`, the validated value (typed `Data` through `defineGlueOptions`).
+ */
+export type MessageListener<Data = string | Buffer> = (session: Session, data: Data, socket: WebSocket) => unknown
 /** Runs once a socket has closed, with the close code and reason it closed with. */
 export type CloseListener = (session: Session, socket: WebSocket, code: number, reason: string) => unknown
 
@@ -19,9 +22,10 @@ export type SubscribeAuthorizer = (session: Session, topic: string, socket: WebS
  * Answers a `client.request(data)`: the return value (or resolved value) is the reply. A thrown
  * error rejects the client's promise with `{ code, message }` only when it has `expose: true`;
  * anything else is logged and reported as `GLUE_REQUEST_FAILED`. `signal` aborts when the socket
- * closes, so long work can stop: nobody is left to read the reply.
+ * closes, so long work can stop: nobody is left to read the reply. With `requestSchema`, `data` has
+ * passed it (typed `Data` through `defineGlueOptions`).
  */
-export type RequestHandler = (session: Session, data: unknown, socket: WebSocket, signal: AbortSignal) => unknown
+export type RequestHandler<Data = unknown> = (session: Session, data: Data, socket: WebSocket, signal: AbortSignal) => unknown
 
 /** Decides whether a handshake's `Origin` may connect. Throwing counts as a refusal. */
 export type OriginCheck = (origin: string, request: FastifyRequest) => boolean

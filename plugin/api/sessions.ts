@@ -14,7 +14,7 @@ import type { SessionStore } from '../sessions/store.js'
 import { encodeData } from '../wire/encode.js'
 import { isTopic } from '../wire/protocol.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
-import type { SessionStats } from '../stats.js'
+import type { SessionGauges, SessionStats } from '../stats.js'
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {
@@ -32,8 +32,11 @@ export interface BroadcastOptions extends SendOptions {
   except?: string
 }
 
-/** `app.sessions`: push to browsers by session id, from any route handler or plugin. */
-export interface Sessions extends Iterable<Session> {
+/**
+ * `app.sessions`: push to browsers by session id, from any route handler or plugin. `Outbound` types
+ * the data of `send`, `broadcast` and `publish`: `const sessions: Sessions<ServerMessage> = app.sessions`.
+ */
+export interface Sessions<Outbound = unknown> extends Iterable<Session> {
   /**
    * Sends `data` to every open socket of a session: a string as a text frame, a Buffer or
    * ArrayBuffer view as a binary frame (copied now, so reusing it later changes nothing), anything
@@ -44,13 +47,13 @@ export interface Sessions extends Iterable<Session> {
    * With the Redis adapter always 0: delivery happens once Redis has numbered the message.
    * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
-  send (sessionId: string, data: unknown, options?: SendOptions): number
+  send (sessionId: string, data: Outbound, options?: SendOptions): number
   /**
    * Sends `data` to every open socket of every session (on every node), encoded once.
    * @returns how many sockets it was written to (0 with the Redis adapter: delivery is asynchronous).
    * @throws FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`), FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
-  broadcast (data: unknown, options?: BroadcastOptions): number
+  broadcast (data: Outbound, options?: BroadcastOptions): number
   /**
    * Closes every socket of a session with a close frame.
    * @param code 1000 (the default) or 3000–4999.
@@ -84,7 +87,7 @@ export interface Sessions extends Iterable<Session> {
    * @throws FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_INVALID_SESSION_ID (for a bad `except`),
    * FST_WSGLUE_CLUSTER_UNAVAILABLE
    */
-  publish (topic: string, data: unknown, options?: BroadcastOptions): number
+  publish (topic: string, data: Outbound, options?: BroadcastOptions): number
   /**
    * The topics a session is subscribed to. With the Redis adapter: as this node knows them, which is
    * complete for the sessions with a socket here; `clusterTopicsOf()` asks the cluster.
@@ -119,6 +122,11 @@ export interface Sessions extends Iterable<Session> {
   isKnown (sessionId: string): boolean
   /** A snapshot of the counters (sockets, sessions, messages in and out, replays, gaps, closes). */
   stats (): SessionStats
+  /**
+   * Measures what this node holds right now: buffered bytes, outbox sizes, detached bytes and the
+   * adapter's link. It walks every socket and session, so call it for a metrics scrape, not per message.
+   */
+  gauges (): Promise<SessionGauges>
   /** Whether the session has at least one open socket on this node. */
   has (sessionId: string): boolean
   /** The session with its open sockets, or undefined. */
@@ -126,9 +134,9 @@ export interface Sessions extends Iterable<Session> {
   /** How many sessions have at least one open socket. */
   readonly size: number
   /** Adds a listener; several plugins may listen to the same event. @throws FST_WSGLUE_INVALID_LISTENER */
-  on<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions
+  on<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions<Outbound>
   /** Removes a listener added with `on()`. @throws FST_WSGLUE_INVALID_LISTENER */
-  off<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions
+  off<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions<Outbound>
 }
 
 function assertSessionId (sessionId: unknown): asserts sessionId is string {
@@ -167,7 +175,8 @@ export function createSessions (
   adapter: GlueAdapter,
   events: SessionEvents,
   stats: SessionStats,
-  limits: { readonly maxTopicsPerSession: number }
+  limits: { readonly maxTopicsPerSession: number },
+  gauges: () => Promise<SessionGauges>
 ): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
@@ -233,8 +242,9 @@ export function createSessions (
       return store.find(sessionId) !== undefined
     },
     stats () {
-      return { ...stats }
+      return { ...stats, closesByCode: { ...stats.closesByCode } }
     },
+    gauges,
     get (sessionId) {
       return store.get(sessionId)
     },

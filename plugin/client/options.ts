@@ -32,7 +32,7 @@ export interface GlueClientOptions {
    */
   protocols?: string | string[]
   /**
-   * WebSocket implementation, for runtimes without a global one (Node 20: pass `ws`).
+   * WebSocket implementation, for runtimes without a global one (pass `ws`).
    * @default globalThis.WebSocket
    */
   WebSocket?: GlueSocketConstructor

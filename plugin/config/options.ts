@@ -85,8 +85,14 @@ export interface HandshakeRateLimitOptions {
   burst?: number
 }
 
-/** Options of `app.register(glue, options)`. */
-export interface GlueOptions {
+/** A JSON Schema: an object (a TypeBox schema is one) or a boolean. */
+export type JsonSchema = object | boolean
+
+/**
+ * Options of `app.register(glue, options)`. `Message` and `Request` type the data of `onMessage` and
+ * `answerRequest`; `defineGlueOptions` infers them from `messageSchema` and `requestSchema`.
+ */
+export interface GlueOptions<Message = string | Buffer, Request = unknown> {
   /**
    * Route of the websocket endpoint.
    * @default '/ws'
@@ -215,15 +221,38 @@ export interface GlueOptions {
   adapter?: GlueAdapter
   /** Runs when a socket has joined its session. Throwing or rejecting closes that socket with 1011. */
   onConnect?: ConnectListener
-  /** Runs for every inbound message: `data` is a string for text frames, a Buffer for binary frames. */
-  onMessage?: MessageListener
+  /**
+   * JSON Schema of client messages, compiled once at register with the app's validator compiler
+   * (Ajv by default, honouring shared schemas added with `addSchema`). With it, every message must
+   * be JSON: the envelope's value for glue.v1 clients, the text parsed for plain ones; binary
+   * messages never match. `onMessage` and `message` listeners then get the validated value (with
+   * Ajv's defaults and coercions applied). Anything else is dropped, logged at info and counted in
+   * `stats().invalidMessages`; the socket stays open.
+   * @default undefined
+   * @throws FST_WSGLUE_INVALID_OPTION at register when the compiler refuses the schema.
+   */
+  messageSchema?: JsonSchema
+  /**
+   * JSON Schema of the data of `client.request(data)`, compiled once at register like
+   * `messageSchema`. A request whose data fails it is answered `GLUE_INVALID_DATA` with the
+   * validator's message (`data/op must be string`), counted in `stats().invalidMessages`, and never
+   * reaches `answerRequest`.
+   * @default undefined
+   * @throws FST_WSGLUE_INVALID_OPTION at register when the compiler refuses the schema.
+   */
+  requestSchema?: JsonSchema
+  /**
+   * Runs for every inbound message: `data` is a string for text frames, a Buffer for binary frames,
+   * or the validated value with `messageSchema`.
+   */
+  onMessage?: MessageListener<Message>
   /** Runs when a socket of a session has closed, with the close code and reason. */
   onClose?: CloseListener
   /**
    * Answers `client.request(data)` from glue.v1 clients; the (resolved) return value is the reply.
    * Without it, requests are answered with `GLUE_NO_HANDLER`. Formerly `onRequest`.
    */
-  answerRequest?: RequestHandler
+  answerRequest?: RequestHandler<Request>
   /**
    * Allows or refuses a subscription asked for by a glue.v1 client. May be async. Without it every
    * client-initiated subscription is refused (server-side `sessions.subscribe()` is not affected).

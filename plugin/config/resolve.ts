@@ -21,7 +21,7 @@ import {
 import type { CloseListener, ConnectListener, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
 import type { GlueAdapter } from '../adapters/adapter.js'
 import type { SessionCookieAttributes } from '../handshake/identity.js'
-import type { GlueOptions } from './options.js'
+import type { GlueOptions, JsonSchema } from './options.js'
 import { invalid, isPlainObject, readBoolean, readHook, readInteger, readOptionalString, readUrlPath } from './validate.js'
 
 /** Validated cookie options. */
@@ -55,6 +55,8 @@ export interface ResolvedGlueOptions {
   readonly rateLimit: { readonly messagesPerSecond: number, readonly burst: number } | false
   readonly maxSocketsPerSession: number
   readonly maxSocketsPerAddress: number
+  readonly messageSchema: JsonSchema | undefined
+  readonly requestSchema: JsonSchema | undefined
   readonly onConnect: ConnectListener | undefined
   readonly onMessage: MessageListener | undefined
   readonly onClose: CloseListener | undefined
@@ -193,6 +195,12 @@ function resolveClient (value: unknown): { readonly prefix: string } | false {
   return Object.freeze({ prefix: prefix.endsWith('/') ? prefix : prefix + '/' })
 }
 
+// Compiled at register by the app's validator compiler, which checks the rest.
+function resolveSchema (option: string, value: unknown): JsonSchema | undefined {
+  if (value === undefined || typeof value === 'boolean' || isPlainObject(value)) return value
+  throw invalid(option, 'a JSON Schema (an object or a boolean)', value)
+}
+
 function resolveAdapter (value: unknown): GlueAdapter | undefined {
   if (value === undefined) return undefined
   const adapter = value as Partial<GlueAdapter>
@@ -235,6 +243,8 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     maxSocketsPerAddress: readInteger('maxSocketsPerAddress', options.maxSocketsPerAddress, DEFAULTS.maxSocketsPerAddress, 0),
     redis: options.redis as GlueOptions['redis'],
     adapter: resolveAdapter(options.adapter),
+    messageSchema: resolveSchema('messageSchema', options.messageSchema),
+    requestSchema: resolveSchema('requestSchema', options.requestSchema),
     onConnect: readHook<ConnectListener>('onConnect', options.onConnect),
     onMessage: readHook<MessageListener>('onMessage', options.onMessage),
     onClose: readHook<CloseListener>('onClose', options.onClose),

@@ -1,13 +1,13 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { RawData, WebSocket } from 'ws'
-import type { SessionStats } from '../stats.js'
+import { closeCodeLabel } from '../stats.js'
 import { CLOSE_INTERNAL_ERROR, CLOSE_MESSAGE_TOO_BIG, CLOSE_POLICY_VIOLATION, CONNECT_QUEUE_BYTES, CONNECT_QUEUE_MESSAGES } from '../constants.js'
 import type { Resume } from '../delivery/resume.js'
 import { sessionTag } from '../handshake/identity.js'
 import { hasState, stateOf } from '../sessions/socket-state.js'
 import { GLUE_PROTOCOL, parseResume, RESUME_PARAM } from '../wire/protocol.js'
 import type { Heartbeat } from './heartbeat.js'
-import { abortRequests, createInboundHandler, type InboundContext } from './inbound.js'
+import { abortRequests, createInboundHandler, createMessageHandler, type InboundContext } from './inbound.js'
 import type { RateLimiter } from './rate-limit.js'
 
 const OPEN = 1
@@ -23,7 +23,6 @@ export interface ConnectionContext extends InboundContext {
   readonly heartbeat: Heartbeat
   readonly maxPayload: number
   readonly rateLimiter: RateLimiter
-  readonly stats: SessionStats
   /** True when the plugin registered @fastify/websocket itself, so its error handler is ours to replace. */
   readonly ownsWebsocket: boolean
   /** True when `maxSocketsPerAddress` is on, so sockets are counted per `request.ip`. */
@@ -44,13 +43,14 @@ interface UpgradedTransport {
 export function createConnectionHandler (context: ConnectionContext): (socket: WebSocket, request: FastifyRequest) => void {
   const { store, writer, resume, events, heartbeat, maxPayload, log, rateLimiter, stats } = context
   const dispatchEnvelope = createInboundHandler(context)
+  const handleMessage = createMessageHandler(context)
 
   function dispatch (socket: WebSocket, buffer: Buffer, isBinary: boolean): void {
     const state = stateOf(socket)
     if (state.enveloped) {
       dispatchEnvelope(state.session, socket, buffer, isBinary)
-    } else if (events.has('message')) {
-      events.emit('message', [state.session, isBinary ? buffer : buffer.toString('utf8'), socket])
+    } else if (context.checkMessage !== undefined || events.has('message')) {
+      handleMessage(state.session, socket, isBinary ? buffer : buffer.toString('utf8'))
     }
   }
 
@@ -110,6 +110,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
       writer.forget(this)
       store.leave(this)
       abortRequests(this)
+      stats.closesByCode[closeCodeLabel(code)]++
       if (debugEnabled(log)) log.debug({ session: sessionTag(session.id), code }, 'websocket closed')
     } catch (err) {
       stats.internalErrors++

@@ -9,7 +9,9 @@ import { sessionTag } from '../handshake/identity.js'
 import type { Session } from '../sessions/live-session.js'
 import { stateOf } from '../sessions/socket-state.js'
 import type { SessionStore } from '../sessions/store.js'
+import type { SessionStats } from '../stats.js'
 import { parseInbound, replyEnvelope, type RequestId } from '../wire/protocol.js'
+import type { CheckResult, DataCheck } from './validation.js'
 
 /** What the glue.v1 dispatcher needs from the plugin instance. */
 export interface InboundContext {
@@ -18,6 +20,10 @@ export interface InboundContext {
   readonly adapter: GlueAdapter
   readonly events: SessionEvents
   readonly log: FastifyBaseLogger
+  readonly stats: SessionStats
+  /** `messageSchema` and `requestSchema`, compiled; undefined without one. */
+  readonly checkMessage: DataCheck | undefined
+  readonly checkRequest: DataCheck | undefined
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
   readonly answerRequest: RequestHandler | undefined
   readonly maxTopicsPerSession: number
@@ -38,9 +44,46 @@ function isThenable (value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null)?.then === 'function'
 }
 
+const BINARY_REFUSED: CheckResult = { ok: false, message: 'a binary message cannot match messageSchema' }
+const NOT_JSON: CheckResult = { ok: false, message: 'the message is not JSON' }
+
+/** A plain socket's text, parsed for `messageSchema`. */
+function checkText (check: DataCheck, text: string): CheckResult {
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch {
+    return NOT_JSON
+  }
+  return check(value)
+}
+
+/**
+ * Creates what hands a client message to the `message` listeners: as it came, or, with
+ * `messageSchema`, its value once validated. `value` is the envelope's element for glue.v1 text;
+ * a plain socket's text is parsed here. An invalid message is dropped, logged and counted.
+ */
+export function createMessageHandler (context: InboundContext): (session: Session, socket: WebSocket, data: string | Buffer, value?: unknown) => void {
+  const { events, log, stats, checkMessage } = context
+  return function handleMessage (session, socket, data, value) {
+    if (checkMessage === undefined) {
+      if (events.has('message')) events.emit('message', [session, data, socket])
+      return
+    }
+    const result = typeof data !== 'string' ? BINARY_REFUSED : value === undefined ? checkText(checkMessage, data) : checkMessage(value)
+    if (result.ok) {
+      events.emit('message', [session, result.value as string, socket])
+      return
+    }
+    stats.invalidMessages++
+    log.info({ session: sessionTag(session.id), reason: result.message }, 'invalid client message dropped')
+  }
+}
+
 /** Creates the dispatcher of client envelopes: messages, requests and subscriptions. */
 export function createInboundHandler (context: InboundContext): (session: Session, socket: WebSocket, raw: Buffer, isBinary: boolean) => void {
-  const { store, writer, adapter, events, log } = context
+  const { store, writer, adapter, log } = context
+  const handleMessage = createMessageHandler(context)
 
   /**
    * Changes a subscription through the adapter, so it holds on every node, and replies once it has
@@ -116,6 +159,16 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
       reply(socket, id, REPLY_ERRORS.noHandler)
       return
     }
+    if (context.checkRequest !== undefined) {
+      const checked = context.checkRequest(data)
+      if (!checked.ok) {
+        context.stats.invalidMessages++
+        log.info({ session: sessionTag(session.id), reason: checked.message }, 'invalid request data refused')
+        reply(socket, id, { code: REPLY_ERRORS.invalidData.code, message: checked.message })
+        return
+      }
+      data = checked.value
+    }
     const counted = begin(socket, id)
     if (counted === undefined) return
     const controller = new AbortController()
@@ -185,7 +238,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     const envelope = parseInbound(raw, isBinary)
     switch (envelope.kind) {
       case 'message':
-        events.emit('message', [session, envelope.data, socket])
+        handleMessage(session, socket, envelope.data, envelope.value)
         return
       case 'request':
         handleRequest(session, socket, envelope.id, envelope.data)

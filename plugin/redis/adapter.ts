@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import type { AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, WelcomePosition } from '../adapters/adapter.js'
+import type { AdapterHealth, AdapterHost, AdapterLimits, ClusterCounts, ClusterMessage, ReplayResult, SequencedAdapter, WelcomePosition } from '../adapters/adapter.js'
 import { FST_WSGLUE_REDIS_UNAVAILABLE } from '../errors.js'
 import { shardOf } from './keys.js'
 import { resolveRedisOptions, type RedisAdapterOptions, type RedisClientLike, type ResolvedRedisAdapterOptions } from './options.js'
@@ -139,6 +139,13 @@ class RedisAdapter implements SequencedAdapter {
 
   async clusterSubscriberCount (topic: string): Promise<number> {
     return await (this.#presence as Presence).subscriberCount(topic)
+  }
+
+  async health (): Promise<AdapterHealth> {
+    if (this.#shards.some((shard) => !shard.ready)) return { connected: false }
+    // Entries routed to this node that its readers have not applied yet, over every shard.
+    const unread = await Promise.all(this.#readers.map(async (reader) => await reader.unread()))
+    return { connected: true, lag: unread.reduce((total, count) => total + count, 0) }
   }
 
   async replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult> {

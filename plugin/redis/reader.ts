@@ -120,6 +120,12 @@ export class InboxReader {
     this.#resync()
   }
 
+  /** Entries in this node's inbox that it has not applied yet (0 when Redis cannot say). */
+  async unread (): Promise<number> {
+    const info = await streamInfo(this.#shard.commands, this.#shard.keys.inbox)
+    return info === undefined ? 0 : Math.max(0, info.added - this.#read)
+  }
+
   /** Others presumed this node dead: they withdrew its routes and its inbox; what was sent meanwhile never came. */
   restart (): void {
     this.#read = 0

@@ -33,7 +33,7 @@ export type RequestId = number
 
 /** A decoded client envelope. */
 export type InboundEnvelope =
-  | { readonly kind: 'message', readonly data: string | Buffer }
+  | { readonly kind: 'message', readonly data: string | Buffer, readonly value?: unknown }
   | { readonly kind: 'request', readonly id: RequestId, readonly data: unknown }
   | { readonly kind: 'subscribe' | 'unsubscribe', readonly id: RequestId, readonly topic: string }
 
@@ -55,7 +55,7 @@ function isRequestId (value: unknown): value is RequestId {
   return Number.isSafeInteger(value) && (value as number) >= 0
 }
 
-// String.prototype.isWellFormed is ES2024 (Node 20+); the ES2023 lib does not declare it.
+// String.prototype.isWellFormed is ES2024 (Node 20 and later); the ES2023 lib does not declare it.
 type MaybeWellFormed = string & { isWellFormed (): boolean }
 
 /**
@@ -115,7 +115,7 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
   switch (kind) {
     case MESSAGE:
       if (envelope.length !== 2) return invalid(CLOSE_POLICY_VIOLATION, 'message envelope takes 1 field')
-      return { kind: 'message', data: typeof first === 'string' ? first : JSON.stringify(first) }
+      return { kind: 'message', data: typeof first === 'string' ? first : JSON.stringify(first), value: first }
     // A known kind with a usable id gets an error reply, whatever else is wrong: the client can probe.
     case REQUEST:
       if (!isRequestId(first)) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data')

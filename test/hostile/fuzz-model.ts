@@ -14,7 +14,11 @@ export const MAX_PAYLOAD = 64 * 1024
 /** Deepest nesting a glue.v1 envelope may have (the envelope's own array counts); deeper closes 1008. */
 export const MAX_ENVELOPE_DEPTH = 64
 
-/** Reply error codes of docs/protocol.md, plus the code of the server's exposed error. */
+/**
+ * Reply error codes of docs/protocol.md, plus the code of the server's exposed error. The server
+ * under fuzz sets no `messageSchema` or `requestSchema`: every `m` reaches onMessage as the model
+ * says, and GLUE_INVALID_DATA (a request failing `requestSchema`) is documented but never expected.
+ */
 export const REPLY_CODES: ReadonlySet<string> = new Set([
   'GLUE_NO_HANDLER',
   'GLUE_REQUEST_FAILED',
@@ -25,6 +29,7 @@ export const REPLY_CODES: ReadonlySet<string> = new Set([
   'GLUE_UNAVAILABLE',
   'GLUE_TOO_MANY_TOPICS',
   'GLUE_TOO_MANY_REQUESTS',
+  'GLUE_INVALID_DATA',
   APP_ERROR.code
 ])
 

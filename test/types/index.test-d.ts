@@ -14,8 +14,14 @@ import glue, {
   type SubscribeAuthorizer,
   type ClusterCounts,
   type GlueAdapter,
-  createMemoryAdapter
+  type SessionGauges,
+  type TypedSchema,
+  createMemoryAdapter,
+  defineGlueOptions
 } from 'fastify-websocket-glue'
+import { Type, type Static } from '@sinclair/typebox'
+import { Registry } from 'prom-client'
+import glueMetrics, { glueMetrics as namedGlueMetrics, type GlueMetricsOptions } from 'fastify-websocket-glue/metrics'
 import WebSocketClass from 'ws'
 import {
   GlueClient,
@@ -155,3 +161,81 @@ client.on('reconnected', () => {})
 const badClient: GlueClientOptions = { reconnectionDelayMax: '5s' }
 export { badClient }
 export { badSameSite, badInterval, badRate, code }
+
+// Validated, typed messages: defineGlueOptions infers the data types from TypeBox schemas.
+const ChatMessage = Type.Object({ text: Type.String(), room: Type.Optional(Type.String()) })
+const TimeRequest = Type.Object({ op: Type.Literal('time') })
+await app.register(glue, defineGlueOptions({
+  messageSchema: ChatMessage,
+  requestSchema: TimeRequest,
+  onMessage (session, data, socket) {
+    expectType<Equal<typeof data, Static<typeof ChatMessage>>>()
+    expectType<Equal<typeof data.text, string>>()
+    expectType<Equal<typeof session, Session>>()
+    expectType<Equal<typeof socket, WebSocket>>()
+  },
+  answerRequest (_session, data, _socket, signal) {
+    expectType<Equal<typeof data, { op: 'time' }>>()
+    expectType<Equal<typeof signal, AbortSignal>>()
+    return { now: Date.now() }
+  },
+  onConnect (_session, _socket, request) { expectType<Equal<typeof request, FastifyRequest>>() }
+}))
+// Without schemas the data is what it always was.
+defineGlueOptions({
+  onMessage (_session, data) { expectType<Equal<typeof data, string | Buffer>>() },
+  answerRequest (_session, data) { expectType<Equal<typeof data, unknown>>() }
+})
+// A plain JSON Schema carries no type: the data is unknown until typed with TypedSchema.
+defineGlueOptions({
+  requestSchema: { type: 'object', properties: { op: { type: 'string' } } },
+  answerRequest (_session, data) { expectType<Equal<typeof data, unknown>>() }
+})
+const pointSchema = { type: 'object', properties: { x: { type: 'number' } }, required: ['x'] } as const
+defineGlueOptions({
+  messageSchema: pointSchema as typeof pointSchema & TypedSchema<{ x: number }>,
+  onMessage (_session, data) { expectType<Equal<typeof data, { x: number }>>() }
+})
+defineGlueOptions({
+  messageSchema: ChatMessage,
+  // @ts-expect-error data has no field the schema does not declare
+  onMessage (_session, data) { return data.missing }
+})
+defineGlueOptions({
+  requestSchema: TimeRequest,
+  answerRequest (_session, data) {
+    // @ts-expect-error 'time' is the only op the schema allows
+    if (data.op === 'date') return null
+    return null
+  }
+})
+// @ts-expect-error a schema is a JSON Schema object or a boolean
+const badSchema: GlueOptions = { messageSchema: 'chat' }
+export { badSchema }
+await app.register(glue, { messageSchema: true, requestSchema: { type: 'object' } })
+
+// Typed sends: a view of app.sessions with the type of what the server sends.
+interface ServerMessage { type: 'order-created', id: number }
+const typedSessions: Sessions<ServerMessage> = app.sessions
+typedSessions.send('sid', { type: 'order-created', id: 42 })
+typedSessions.broadcast({ type: 'order-created', id: 1 }, { except: 'sid' })
+typedSessions.publish('orders', { type: 'order-created', id: 2 })
+// @ts-expect-error id is a number
+typedSessions.send('sid', { type: 'order-created', id: '42' })
+// @ts-expect-error not a ServerMessage
+typedSessions.publish('orders', 'text')
+app.sessions.send('sid', 'untyped app.sessions takes any data')
+
+// Metrics: stats().closesByCode, gauges() and the metrics subpath.
+expectType<Equal<SessionStats['closesByCode']['app'], number>>()
+expectType<Equal<SessionStats['invalidMessages'], number>>()
+expectType<Equal<ReturnType<Sessions['gauges']>, Promise<SessionGauges>>>()
+expectType<Equal<SessionGauges['adapter'], ({ readonly name: string } & { readonly connected: boolean, readonly lag?: number }) | undefined>>()
+// @ts-expect-error closes are counted under a fixed set of labels
+expectType<SessionStats['closesByCode']['4000']>()
+await app.register(glueMetrics, { registry: new Registry(), prefix: 'shop_' })
+await app.register(namedGlueMetrics)
+const metricsOptions: GlueMetricsOptions = { prefix: 'glue_' }
+// @ts-expect-error the registry is a prom-client Registry
+const badMetrics: GlueMetricsOptions = { registry: 'global' }
+export { metricsOptions, badMetrics }

@@ -34,9 +34,9 @@ test('parses binary message envelopes and refuses other binary frames', (t) => {
 })
 
 test('parses message, request and subscription envelopes', (t) => {
-  t.same(text('["m","hello"]'), { kind: 'message', data: 'hello' })
-  t.same(text('["m",{"a":[1,2]}]'), { kind: 'message', data: '{"a":[1,2]}' }, 'other values as their JSON text')
-  t.same(text('["m",null]'), { kind: 'message', data: 'null' })
+  t.same(text('["m","hello"]'), { kind: 'message', data: 'hello', value: 'hello' })
+  t.same(text('["m",{"a":[1,2]}]'), { kind: 'message', data: '{"a":[1,2]}', value: { a: [1, 2] } }, 'other values as their JSON text, and the value for messageSchema')
+  t.same(text('["m",null]'), { kind: 'message', data: 'null', value: null })
   t.same(text('["q",0,{"op":"x"}]'), { kind: 'request', id: 0, data: { op: 'x' } })
   t.same(text('["q",9007199254740991,null]'), { kind: 'request', id: 9007199254740991, data: null }, 'the largest safe id')
   t.same(text('["s",1,"news"]'), { kind: 'subscribe', id: 1, topic: 'news' })
@@ -81,7 +81,7 @@ test(`accepts nesting up to ${MAX_ENVELOPE_DEPTH} levels and refuses deeper befo
   // The envelope's own array is the first level.
   const nested = (levels: number, open = '[', close = ']'): string => open.repeat(levels) + close.repeat(levels)
   const deepest = `["m",${nested(MAX_ENVELOPE_DEPTH - 1)}]`
-  t.same(text(deepest), { kind: 'message', data: nested(MAX_ENVELOPE_DEPTH - 1) })
+  t.same(text(deepest), { kind: 'message', data: nested(MAX_ENVELOPE_DEPTH - 1), value: JSON.parse(nested(MAX_ENVELOPE_DEPTH - 1)) })
   t.same(text(`["m",${nested(MAX_ENVELOPE_DEPTH)}]`), invalid(1008, 'envelope nested too deeply'))
   const objects = `["q",1,${'{"a":'.repeat(MAX_ENVELOPE_DEPTH)}1${'}'.repeat(MAX_ENVELOPE_DEPTH)}]`
   t.same(text(objects), invalid(1008, 'envelope nested too deeply'), 'objects count too')
