@@ -101,7 +101,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
 
   await adapter.start({
     apply: (message, clusterSeq, among) => delivery.apply(message, clusterSeq, among),
-    resync: (epoch, affects) => { resume.resync(epoch, affects) },
+    resync: (epoch, affects, announced) => { resume.resync(epoch, affects, announced) },
     setTopics: (sessionId, topics) => { store.setTopics(sessionId, topics) },
     topicsOf: (sessionId) => store.topicsOf(sessionId),
     subscriberCount: (topic) => store.subscriberCount(topic),

@@ -86,7 +86,7 @@ export interface AdapterHost {
    * node for a while): each glue.v1 socket of the sessions `affects` picks gets a new welcome and
    * reads back what it missed. `epoch` is the shared store's dataset now; a new one is a gap.
    */
-  resync (epoch: string, affects?: (sessionId: string) => boolean): void
+  resync (epoch: string, affects?: (sessionId: string) => boolean, announced?: Promise<void>): void
   /** Replaces the topics of a session this node holds (the adapter learnt them in its message order). */
   setTopics (sessionId: string, topics: readonly string[]): void
   /** Topics of a session as this node knows them (complete for the sessions it holds). */

@@ -57,7 +57,7 @@ export class Resume {
    * sessions is welcomed again from where this node left it (from 0 of a new epoch, with a gap,
    * when the shared store lost its data) and reads back what it missed, as a resume would.
    */
-  resync (epoch: string, affects: (sessionId: string) => boolean = () => true): void {
+  resync (epoch: string, affects: (sessionId: string) => boolean = () => true, announced?: Promise<void>): void {
     const cluster = this.#cluster
     if (cluster === undefined) return
     for (const session of this.#store.attached()) {
@@ -70,7 +70,7 @@ export class Resume {
         const state = stateOf(socket)
         // A socket still being welcomed reads back its own way.
         if (!state.enveloped || state.cursor !== undefined) continue
-        this.#catchUpFromCluster(cluster, session, socket, { epoch, seq: from }, lost).catch((err: unknown) => {
+        this.#catchUpFromCluster(cluster, session, socket, { epoch, seq: from }, lost, announced).catch((err: unknown) => {
           this.#log.error({ err }, 'catching up a socket failed')
           if (socket.readyState === OPEN) socket.terminate()
         })
@@ -78,13 +78,18 @@ export class Resume {
     }
   }
 
-  /** Welcomes a live socket again at `from` and writes what the session missed since, then what arrived meanwhile. */
-  async #catchUpFromCluster (cluster: SequencedAdapter, session: LiveSession, socket: WebSocket, from: StreamPosition, lost: boolean): Promise<void> {
+  /**
+   * Welcomes a live socket again at `from` and writes what the session missed since, then what
+   * arrived meanwhile. Live messages are held from now on; the read-back waits for `announced`
+   * (the node routed to again), so it covers everything the held messages could follow.
+   */
+  async #catchUpFromCluster (cluster: SequencedAdapter, session: LiveSession, socket: WebSocket, from: StreamPosition, lost: boolean, announced?: Promise<void>): Promise<void> {
     const state = stateOf(socket)
     state.held = []
     state.cursor = 0
     this.#writer.sendTo(socket, welcomeEnvelope(from.epoch, from.seq))
     if (lost) this.#announceGap(socket, null)
+    if (announced !== undefined) await announced
     state.floor = await this.#replayFromCluster(cluster, session, socket, from.seq, Number.MAX_SAFE_INTEGER)
     this.#goLive(socket)
   }

@@ -51,14 +51,23 @@ class RedisAdapter implements SequencedAdapter {
       throw new FST_WSGLUE_REDIS_UNAVAILABLE((err as Error).message)
     }
     for (const shard of this.#shards) {
+      const ofShard = (sessionId: string): boolean => shardOf(sessionId, count) === shard.index
+      let announced: (() => void) | undefined
       shard.onReconnected = async (epochChanged) => {
-        // Redis lost its data: the subscriptions of this node's sessions are written again from what it knows.
-        if (epochChanged) shard.prepend(this.#restoredSubscriptions(shard.index))
+        if (epochChanged) {
+          // Redis lost its data: the subscriptions of this node's sessions are written again from what it knows.
+          shard.prepend(this.#restoredSubscriptions(shard.index))
+          // Its sockets hold what the new dataset routes here from the moment the node is announced,
+          // and read back everything of the new dataset once it is: nothing overtakes the read-back.
+          const whenAnnounced = new Promise<void>((resolve) => { announced = resolve })
+          host.resync(shard.epoch, ofShard, whenAnnounced)
+        }
         await presence.sync(shard)
       }
-      // Announced again, so what is sent from now on comes here; what came before is read back.
-      shard.onRestored = (epochChanged) => {
-        if (epochChanged) host.resync(shard.epoch, (sessionId) => shardOf(sessionId, count) === shard.index)
+      // Announced again (and this node's buffer written): what is sent from now on comes here.
+      shard.onRestored = () => {
+        announced?.()
+        announced = undefined
       }
       shard.start()
     }
