@@ -1,3 +1,8 @@
+/**
+ * Close code for the sockets of a revoked session (logout): IANA's registered 3000 "Unauthorized".
+ * The shipped client never reconnects after it and emits `revoked`.
+ */
+export const CLOSE_REVOKED = 3000
 /** Close code for a normal `sessions.close()` without an explicit code. */
 export const CLOSE_NORMAL = 1000
 /** Close code sent to every socket when the server shuts down. */
@@ -50,6 +55,12 @@ export const DEFAULT_MAX_DETACHED_SESSIONS = 10_000
 export const DEFAULT_MAX_DETACHED_BYTES = 32 * 1024 * 1024
 export const DEFAULT_MAX_TOPICS_PER_SESSION = 256
 export const DEFAULT_MAX_PENDING_REQUESTS = 100
+/** A session cookie is accepted for 7 days after it was issued; active sessions get a new one past half of it. */
+export const DEFAULT_COOKIE_LIFETIME = 7 * 24 * 3600
+/** Browsers cap cookie lifetimes at 400 days (RFC 6265bis); shorter than a minute is a mistake. */
+export const MIN_COOKIE_LIFETIME = 60
+export const MAX_COOKIE_LIFETIME = 400 * 24 * 3600
+export const DEFAULT_MAX_REVOCATIONS = 100_000
 /** `writeDelay` is off by default; a window longer than this would hold messages for longer than it saves. */
 export const DEFAULT_WRITE_DELAY = 0
 export const MAX_WRITE_DELAY = 1000

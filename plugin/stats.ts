@@ -26,6 +26,10 @@ export interface SessionStats {
   refusedHandshakes: number
   /** Sockets closed with 1011 because the plugin failed while handling them (logged at error level). */
   internalErrors: number
+  /** Revoked session ids and users this node refuses (until their cookies would have expired anyway). */
+  revocations: number
+  /** Revocations forgotten early to keep within `maxRevocations` (their cookies would be accepted again). */
+  revocationEvictions: number
 }
 
 /** Creates zeroed counters; the plugin's modules update them in place. */
@@ -43,6 +47,8 @@ export function createStats (): SessionStats {
     rateLimitCloses: 0,
     volatileDropped: 0,
     refusedHandshakes: 0,
-    internalErrors: 0
+    internalErrors: 0,
+    revocations: 0,
+    revocationEvictions: 0
   }
 }

@@ -18,7 +18,9 @@ export {
 export { redisAvailable, redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis.js'
 export {
   createLogCapture,
+  claimsOf,
   firstSessionId,
+  forgeCookie,
   SECRET,
   serverTransport,
   sessionIdOf,
