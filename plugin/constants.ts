@@ -29,7 +29,7 @@ export const SESSION_ID_BYTES = 18
 /** How long `app.close()` waits for peers to answer the 1001 close frame before terminating them. */
 export const SHUTDOWN_GRACE = 1000
 
-/** Raw request marker: the Set-Cookie value the 101 response must carry. */
+/** Raw request marker: the session Set-Cookie value this response carries (for an upgrade, the 101 must carry it). */
 export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
 /** Close code for a glue.v1 envelope that is not valid JSON (RFC 6455: inconsistent data). */
 export const CLOSE_INVALID_PAYLOAD = 1007

@@ -44,9 +44,21 @@ export function createSessionCookie (fastify: FastifyInstance, options: Resolved
   const signer = chooseSigner(fastify, options)
 
   function set (request: FastifyRequest, reply: FastifyReply, header: string): void {
+    const raw = request.raw as HandshakeRequest
     // A hijacked upgrade reply never runs onSend, so the 101 gets the cookie through ws's 'headers' event.
-    if (request.ws) (request.raw as HandshakeRequest)[kSetCookie] = header
-    else reply.header('set-cookie', header)
+    if (request.ws) {
+      raw[kSetCookie] = header
+      return
+    }
+    // Fastify appends Set-Cookie headers: the cookie set last (a login after a re-issue) replaces ours.
+    const previous = raw[kSetCookie]
+    if (previous !== undefined) {
+      const kept = ([] as unknown[]).concat(reply.getHeader('set-cookie') ?? []).filter((line) => line !== previous)
+      reply.removeHeader('set-cookie')
+      if (kept.length > 0) reply.header('set-cookie', kept)
+    }
+    raw[kSetCookie] = header
+    reply.header('set-cookie', header)
   }
 
   return {

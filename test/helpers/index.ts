@@ -51,4 +51,5 @@ export {
   type RawSocket,
   type Tab
 } from './sockets.js'
+export { createBrowser, type Browser } from './browser.js'
 export { MiB, mib, startTarget, withoutCoverage, type MemoryFigures, type Target, type TargetConfig } from './target.js'

@@ -103,9 +103,10 @@ export function sessionIdOf (cookie: string): string {
   return claims.sessionId
 }
 
-/** What a `name=value` session cookie signed with SECRET carries: its id, user and issue time. */
+/** What a session cookie signed with SECRET carries (a `name=value` pair or a whole Set-Cookie line): its id, user and issue time. */
 export function claimsOf (cookie: string): { sessionId: string, userId: string | null, issuedAt: number } {
-  const unsigned = createCookieSigner([SECRET]).unsign(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)))
+  const pair = cookie.split(';', 1)[0] as string
+  const unsigned = createCookieSigner([SECRET]).unsign(decodeURIComponent(pair.slice(pair.indexOf('=') + 1)))
   const claims = unsigned.valid && unsigned.value !== null ? decodeSessionValue(unsigned.value) : undefined
   if (claims === undefined) throw new Error('bad cookie')
   return claims
