@@ -22,6 +22,7 @@ import { Resume } from './delivery/resume.js'
 import { SocketWriter } from './delivery/socket-writer.js'
 import { errors } from './errors.js'
 import { setUpHandshake } from './handshake/handshake.js'
+import { MAX_CLOCK_SKEW } from './handshake/identity.js'
 import { createSessionCookie } from './handshake/session-cookie.js'
 import { SessionStore } from './sessions/store.js'
 import { Revocations } from './users/revocations.js'
@@ -96,7 +97,9 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const store = new SessionStore(options, stats, adapter, adapter.sequenced)
   const writer = new SocketWriter(options, stats)
   let warnedEviction = false
-  const revocations = new Revocations(options.cookie.lifetime, options.maxRevocations, stats, () => {
+  // A revocation is needed while a cookie it refuses could still be accepted: a lifetime, plus the clock skew allowed.
+  const revocationLifetime = options.cookie.lifetime + MAX_CLOCK_SKEW
+  const revocations = new Revocations(revocationLifetime, options.maxRevocations, stats, () => {
     if (warnedEviction) return
     warnedEviction = true
     fastify.log.warn({ maxRevocations: options.maxRevocations }, 'fastify-websocket-glue: forgot revocations early to stay within maxRevocations')
@@ -123,7 +126,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
       for (const [userId, before] of users) revocations.revokeUser(userId, before)
     },
     log: fastify.log
-  }, { ...options, cookieLifetime: options.cookie.lifetime })
+  }, { ...options, revocationLifetime })
   // Registered after start, so a failed start leaves nothing to stop; runs after preClose closed the sockets.
   fastify.addHook('onClose', async function stopAdapter () {
     await adapter.stop()

@@ -135,6 +135,25 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
     await eventually(() => c.app.sessions.clusterSessionsOf('ada'), [], 'no session left for the user')
   })
 
+  t.test('identify rotates a handshake on a node that holds the other tabs: they join the new id there', async (t) => {
+    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, {
+      identify: (request) => (request.headers['x-user'] as string | undefined) ?? null
+    }) as [StartedApp, StartedApp]
+    const browser = await visit(a)
+    const before = sidOf(browser)
+    const first = await browser.open(t, b.wsUrl)
+    const socket = await openGlueSocket(b.wsUrl, { headers: { cookie: browser.cookie, 'x-user': 'ada' } })
+    t.teardown(() => socket.socket.terminate())
+    const sessionId = claimsOf(socket.setCookie[0] as string).sessionId
+    t.not(sessionId, before, 'rotated on the 101')
+    await until(() => b.app.sessions.get(sessionId)?.sockets.size === 2, 'both tabs under the new id on b')
+    t.notOk(b.app.sessions.has(before))
+    await eventually(() => a.app.sessions.presence(sessionId), 2, 'two sockets, cluster-wide')
+    a.app.sessions.sendToUser('ada', 'to both tabs')
+    await until(() => dataOf(first).includes('to both tabs') && dataOf(socket).includes('to both tabs'), 'both tabs')
+    t.equal(b.app.sessions.size, 1)
+  })
+
   t.test('logout on one node closes the socket on another; a node started later refuses the cookie too', async (t) => {
     const prefix = uniquePrefix()
     const [a, b] = await startNodes(t, 2, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp, StartedApp]

@@ -122,6 +122,41 @@ test('a session resumes under its new id what was sent to the user while it was 
   t.same(JSON.parse(String(again.received[1])), ['m', 2, 'two'], 'resumed, no gap')
 })
 
+test('a login or logout while the tab is away moves or releases the detached session', async (t) => {
+  const { app, httpUrl, wsUrl } = await startUsersApp(t)
+  const browser = await visit(httpUrl)
+  const tab = await browser.open(t, wsUrl)
+  app.sessions.send(sidOf(browser), 'one')
+  await until(() => dataOf(tab).length === 1, 'one')
+  tab.socket.close()
+  await tab.closed
+  await until(() => app.sessions.stats().detachedSessions === 1, 'detached')
+  const before = sidOf(browser)
+  app.sessions.send(before, 'two')
+  await browser.fetch('/login', { method: 'POST', body: { name: 'ada' } })
+  t.ok(app.sessions.isKnown(sidOf(browser)), 'the detached session moved to the new id')
+  t.notOk(app.sessions.isKnown(before))
+  app.sessions.sendToUser('ada', 'three')
+  const back = await browser.open(t, wsUrl, resumeQuery(tab.welcome.epoch, 1))
+  await until(() => dataOf(back).length === 2, 'what it missed')
+  t.same(back.received.slice(1).map((frame) => JSON.parse(String(frame))), [['m', 2, 'two'], ['m', 3, 'three']], 'resumed under the new id, in order')
+  back.socket.close()
+  await back.closed
+  await until(() => app.sessions.stats().detachedSessions === 1, 'detached again')
+  await browser.fetch('/logout', { method: 'POST' })
+  t.equal(app.sessions.stats().detachedSessions, 0, 'logout releases it at once')
+  t.same(app.sessions.sessionsOf('ada'), [])
+})
+
+test('a login in a request whose cookie was just re-issued sets one session cookie', async (t) => {
+  const { httpUrl } = await startUsersApp(t, { cookie: { lifetime: 3600 } })
+  const browser = createBrowser(httpUrl)
+  const old = forgeCookie('GGGGGGGGGGGGGGGGGGGGGGGG', { age: 2_000_000 })
+  const login = await browser.fetch('/login', { method: 'POST', body: { name: 'ada' }, headers: { cookie: old } })
+  t.equal(login.setCookie.filter((line) => line.startsWith('sid=')).length, 1, 'the login cookie replaced the re-issued one')
+  t.equal(claimsOf(login.setCookie[0] as string).userId, 'ada')
+})
+
 test('two browsers logged in as one user both get its pushes; closeUser and revokeUser reach both', async (t) => {
   const { app, httpUrl, wsUrl } = await startUsersApp(t)
   const laptop = await visit(httpUrl)
@@ -194,11 +229,12 @@ test('the shipped client stays closed on 3000 and says it was revoked, whatever 
 
 test('identify names the user of each handshake; a change of user rotates the session on the 101', async (t) => {
   const { app, wsUrl } = await startUsersApp(t, {
-    identify: async (request) => {
+    identify: (request) => {
       const user = request.headers['x-user']
-      if (user === 'broken') throw new Error('the user store is down')
+      if (user === 'throws') throw new Error('a bug in identify')
+      if (user === 'broken') return Promise.reject(new Error('the user store is down'))
       if (user === 'number') return 42 as unknown as string
-      return user === undefined ? null : String(user)
+      return Promise.resolve(user === undefined ? null : String(user))
     }
   })
   const first = await openGlueSocket(wsUrl, { headers: { 'x-user': 'ada' } })
@@ -226,7 +262,7 @@ test('identify names the user of each handshake; a change of user rotates the se
   t.teardown(() => anonymous.socket.terminate())
   t.equal(claimsOf(anonymous.setCookie[0] as string).userId, null, 'nobody: rotated to an anonymous session')
 
-  for (const user of ['broken', 'number']) {
+  for (const user of ['throws', 'broken', 'number']) {
     const refused = await refusedHandshake(wsUrl, { headers: { 'x-user': user } })
     t.equal(refused.status, 500, `${user}: refused`)
     t.match(JSON.parse(refused.body), { code: 'FST_WSGLUE_IDENTIFY_FAILED' })

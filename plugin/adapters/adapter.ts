@@ -69,8 +69,8 @@ export interface AdapterLimits {
   readonly outboxMaxAge: number
   readonly sessionGrace: number
   readonly maxTopicsPerSession: number
-  /** How long a session cookie is accepted (ms): how long a revocation must be remembered. */
-  readonly cookieLifetime: number
+  /** How long a revocation must be remembered (ms): a cookie's lifetime and the clock skew it is allowed. */
+  readonly revocationLifetime: number
   /** Revocations of each kind a shared store keeps at most (`maxRevocations`). */
   readonly maxRevocations: number
 }

@@ -53,7 +53,7 @@ const SESSION_KEY_LABEL = 'fastify-websocket-glue session v1'
 const VALUE_PREFIX = 'glue2.'
 const VALUE_RE = /^glue2\.([A-Za-z0-9_-]{24})\.(\d{13})(?:\.([A-Za-z0-9_-]{1,171}))?$/
 /** A cookie issued this far in the future (clock skew between nodes) still counts; further, it is refused. */
-const MAX_CLOCK_SKEW = 60_000
+export const MAX_CLOCK_SKEW = 60_000
 
 // One CSPRNG call fills ids for many handshakes: a randomBytes() call per id costs ~4 µs, a slice ~0.5 µs.
 const ID_POOL = Buffer.alloc(SESSION_ID_BYTES * 256)

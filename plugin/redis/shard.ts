@@ -262,15 +262,15 @@ export class RedisShard {
       case 'rotate':
         command = this.commands.glueRotate(k.emitted, k.nodes, k.revoked, k.presence, k.detached,
           this.#uid, counter, payload, message.sessionId, message.to, message.userId === null ? '' : userChannel(message.userId),
-          k.tag, inbox, Date.now(), limits.maxRevocations, limits.cookieLifetime, Date.now() + limits.sessionGrace)
+          k.tag, inbox, Date.now(), limits.maxRevocations, limits.revocationLifetime, Date.now() + limits.sessionGrace)
         break
       case 'revoke':
         command = this.commands.glueRevoke(k.emitted, k.nodes, k.revoked,
-          this.#uid, counter, payload, message.sessionId, k.tag, inbox, Date.now(), limits.maxRevocations, limits.cookieLifetime)
+          this.#uid, counter, payload, message.sessionId, k.tag, inbox, Date.now(), limits.maxRevocations, limits.revocationLifetime)
         break
       case 'revokeUser':
         command = this.commands.glueRevokeUser(k.emitted, k.nodes, k.revokedUsers, k.subscribers(userChannel(message.userId)), k.topicHistory(userChannel(message.userId)),
-          this.#uid, counter, payload, message.userId, message.before, k.tag, inbox, Date.now(), limits.maxRevocations, limits.cookieLifetime)
+          this.#uid, counter, payload, message.userId, message.before, k.tag, inbox, Date.now(), limits.maxRevocations, limits.revocationLifetime)
         break
       default:
         // Expiry is Redis's own business (REAP): nodes never emit it.
@@ -334,7 +334,7 @@ export class RedisShard {
 
   /** The revocations this shard remembers: session ids with their time, users with theirs. */
   async revocations (now: number): Promise<{ sessions: Array<[string, number]>, users: Array<[string, number]> }> {
-    const since = `(${now - this.#limits.cookieLifetime}`
+    const since = `(${now - this.#limits.revocationLifetime}`
     const [sessions, users] = await Promise.all([
       this.commands.zrangebyscore(this.keys.revoked, since, '+inf', 'WITHSCORES'),
       this.commands.zrangebyscore(this.keys.revokedUsers, since, '+inf', 'WITHSCORES')
