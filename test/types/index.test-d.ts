@@ -148,8 +148,8 @@ await app.register(glue, { cookie: { secret: 's', lifetime: 3600 }, identify, ma
 await app.register(glue, { identify: () => undefined })
 app.post('/login', async (request, reply) => {
   expectType<Equal<typeof request.sessionUserId, string | null>>()
-  const sessionId = app.sessions.login(request, reply, 'ada')
-  expectType<Equal<typeof sessionId, string>>()
+  expectType<Equal<ReturnType<Sessions['login']>, string>>()
+  app.sessions.send(app.sessions.login(request, reply, 'ada'), 'welcome')
   app.sessions.logout(request, reply)
   // @ts-expect-error login needs the reply to set the cookie on
   app.sessions.login(request, 'ada')
