@@ -130,11 +130,17 @@ function answer (app: FastifyInstance, session: Session, data: unknown): unknown
   throw new ExposedError('UNKNOWN_OP', `Expected op to be "time", "echo", "topics" or "share-topics", got ${JSON.stringify(op) ?? 'nothing'}`)
 }
 
+/** A name to log in with: 1 to 32 letters, digits, spaces, `.`, `_` or `-`. A demo, not authentication. */
+function readName (body: unknown): string | null {
+  const name = typeof (body as { name?: unknown } | null)?.name === 'string' ? (body as { name: string }).name.trim() : ''
+  return /^[\w .-]{1,32}$/.test(name) ? name : null
+}
+
 /**
  * Builds the example app: the page at `/`, the websocket at `/ws`, a periodic broadcast (also
  * published to the "news" topic), requests answered by `answerRequest`, `POST /notify`, a numbered
- * stream (`POST /stream`, `DELETE /stream`), the delivery counters at `GET /stats` and Prometheus
- * metrics at `GET /metrics`.
+ * stream (`POST /stream`, `DELETE /stream`), a login by name (`POST /login`, `POST /to-user`,
+ * `POST /logout`), the delivery counters at `GET /stats` and Prometheus metrics at `GET /metrics`.
  */
 export async function buildApp (options: ExampleOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? true })
@@ -215,6 +221,29 @@ export async function buildApp (options: ExampleOptions = {}): Promise<FastifyIn
   })
   app.delete('/stream', async (request) => ({ stopped: request.sessionId !== null && stopStream(request.sessionId) }))
   app.addHook('preClose', async () => { for (const sessionId of [...streams.keys()]) stopStream(sessionId) })
+
+  // A login by name only (no password): the session moves to a new id bound to the user, and
+  // every tab of every browser logged in with that name gets what is sent to the user.
+  app.post('/login', async (request, reply) => {
+    const name = readName(request.body)
+    if (name === null) return reply.code(400).send({ error: 'Expected a name of 1 to 32 letters, digits, spaces, ".", "_" or "-"', code: 'BAD_NAME' })
+    app.sessions.login(request, reply, name)
+    app.sessions.sendToUser(name, `logged in as ${name} (on ${nodeName})`)
+    return { user: name }
+  })
+  app.get('/me', async (request) => ({ user: request.sessionUserId }))
+  app.post('/to-user', async (request, reply) => {
+    const user = request.sessionUserId
+    if (user === null) return reply.code(401).send({ error: 'Log in first', code: 'NOT_LOGGED_IN' })
+    app.sessions.sendToUser(user, `to user ${user}: hello from POST /to-user on ${nodeName}`)
+    return { user, sessions: (await app.sessions.clusterSessionsOf(user)).length }
+  })
+  // Logout revokes the session: its sockets close with 3000 and the page's client stays closed.
+  app.post('/logout', async (request, reply) => {
+    const user = request.sessionUserId
+    app.sessions.logout(request, reply)
+    return { user }
+  })
 
   app.get('/stats', async () => ({ ...app.sessions.stats(), node: nodeName, cluster: await app.sessions.clusterCounts() }))
 

@@ -45,6 +45,13 @@ export const PAGE = `<!doctype html>
   <p id="numbers" aria-label="Numbers received"></p>
 </div>
 <div class="row">
+  <input id="name" value="ada" aria-label="Name" style="flex: 0 1 10rem">
+  <button id="login" title="POST /login: the session moves to a new id bound to this name; the socket stays open">Log in</button>
+  <button id="to-user" title="POST /to-user: the server pushes to every tab of every browser logged in with this name">To user</button>
+  <button id="logout" title="POST /logout: the session is revoked and its sockets close with 3000">Log out</button>
+  <span>User: <span id="user" data-user="">anonymous</span></span>
+</div>
+<div class="row">
   <input id="message" value="ping" aria-label="Message">
   <button id="send">Send</button>
 </div>
@@ -129,6 +136,7 @@ export const PAGE = `<!doctype html>
   glue.on('close', ({ code, reason, willReconnect }) => {
     log('info', 'close ' + code + (reason ? ' ' + reason : '') + (willReconnect ? ', will reconnect' : ''))
   })
+  glue.on('revoked', ({ reason }) => log('error', 'revoked: ' + reason + ', not reconnecting'))
   glue.on('reconnecting', ({ attempt, delay }) => log('info', 'reconnecting: attempt ' + attempt + ' in ' + delay + ' ms'))
   glue.on('error', (err) => log('error', err.code + ': ' + err.message))
 
@@ -172,6 +180,25 @@ export const PAGE = `<!doctype html>
     render()
     const response = await fetch('/stream', { method: 'DELETE' })
     log('info', 'DELETE /stream ' + response.status + ' ' + JSON.stringify(await response.json()))
+  }
+  const showUser = (user) => {
+    $('user').textContent = user ?? 'anonymous'
+    $('user').dataset.user = user ?? ''
+  }
+  fetch('/me').then((response) => response.json()).then(({ user }) => showUser(user), () => {})
+  const post = async (path, body) => {
+    const response = await fetch(path, body === undefined ? { method: 'POST' } : { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) })
+    const reply = await response.json()
+    log(response.ok ? 'info' : 'error', 'POST ' + path + ' ' + response.status + ' ' + JSON.stringify(reply))
+    return response.ok ? reply : undefined
+  }
+  $('login').onclick = async () => {
+    const reply = await post('/login', { name: $('name').value })
+    if (reply !== undefined) showUser(reply.user)
+  }
+  $('to-user').onclick = () => post('/to-user')
+  $('logout').onclick = async () => {
+    if (await post('/logout') !== undefined) showUser(null)
   }
   $('notify').onclick = async () => {
     const response = await fetch('/notify', { method: 'POST' })

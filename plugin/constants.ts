@@ -1,3 +1,8 @@
+/**
+ * Close code for the sockets of a revoked session (logout): IANA's registered 3000 "Unauthorized".
+ * The shipped client never reconnects after it and emits `revoked`.
+ */
+export const CLOSE_REVOKED = 3000
 /** Close code for a normal `sessions.close()` without an explicit code. */
 export const CLOSE_NORMAL = 1000
 /** Close code sent to every socket when the server shuts down. */
@@ -24,7 +29,7 @@ export const SESSION_ID_BYTES = 18
 /** How long `app.close()` waits for peers to answer the 1001 close frame before terminating them. */
 export const SHUTDOWN_GRACE = 1000
 
-/** Raw request marker: the Set-Cookie value the 101 response must carry. */
+/** Raw request marker: the session Set-Cookie value this response carries (for an upgrade, the 101 must carry it). */
 export const kSetCookie = Symbol('fastify-websocket-glue.setCookie')
 /** Close code for a glue.v1 envelope that is not valid JSON (RFC 6455: inconsistent data). */
 export const CLOSE_INVALID_PAYLOAD = 1007
@@ -50,6 +55,12 @@ export const DEFAULT_MAX_DETACHED_SESSIONS = 10_000
 export const DEFAULT_MAX_DETACHED_BYTES = 32 * 1024 * 1024
 export const DEFAULT_MAX_TOPICS_PER_SESSION = 256
 export const DEFAULT_MAX_PENDING_REQUESTS = 100
+/** A session cookie is accepted for 7 days after it was issued; active sessions get a new one past half of it. */
+export const DEFAULT_COOKIE_LIFETIME = 7 * 24 * 3600
+/** Browsers cap cookie lifetimes at 400 days (RFC 6265bis); shorter than a minute is a mistake. */
+export const MIN_COOKIE_LIFETIME = 60
+export const MAX_COOKIE_LIFETIME = 400 * 24 * 3600
+export const DEFAULT_MAX_REVOCATIONS = 100_000
 /** `writeDelay` is off by default; a window longer than this would hold messages for longer than it saves. */
 export const DEFAULT_WRITE_DELAY = 0
 export const MAX_WRITE_DELAY = 1000

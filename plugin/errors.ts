@@ -53,10 +53,29 @@ export const FST_WSGLUE_INVALID_SESSION_ID = createError<'FST_WSGLUE_INVALID_SES
 /** A topic argument is not a non-empty, well-formed Unicode string of at most 255 UTF-8 bytes. */
 export const FST_WSGLUE_INVALID_TOPIC = createError<'FST_WSGLUE_INVALID_TOPIC', [string]>(
   'FST_WSGLUE_INVALID_TOPIC',
-  'Invalid topic: expected a non-empty, well-formed Unicode string (no lone surrogates) of at most 255 UTF-8 bytes, got %s',
+  'Invalid topic: expected a non-empty, well-formed Unicode string (no lone surrogates) of at most 255 UTF-8 bytes, not starting with U+0000, got %s',
   500,
   TypeError
 )
+/** A user id argument is not a non-empty, well-formed Unicode string of at most 128 UTF-8 bytes. */
+export const FST_WSGLUE_INVALID_USER_ID = createError<'FST_WSGLUE_INVALID_USER_ID', [string]>(
+  'FST_WSGLUE_INVALID_USER_ID',
+  'Invalid user id: expected a non-empty, well-formed Unicode string of at most 128 UTF-8 bytes, got %s',
+  500,
+  TypeError
+)
+
+/**
+ * `sessions.login()`/`logout()` got something that is not the Fastify request and reply of an HTTP
+ * route (a websocket handshake's reply cannot carry the new cookie: use `identify`).
+ */
+export const FST_WSGLUE_INVALID_REQUEST = createError<'FST_WSGLUE_INVALID_REQUEST', [string]>(
+  'FST_WSGLUE_INVALID_REQUEST',
+  'Invalid request: %s',
+  500,
+  TypeError
+)
+
 /** `sessions.subscribe()` would give a session more topics than `maxTopicsPerSession`. Nothing changed. */
 export const FST_WSGLUE_TOO_MANY_TOPICS = createError<'FST_WSGLUE_TOO_MANY_TOPICS', [string]>(
   'FST_WSGLUE_TOO_MANY_TOPICS',
@@ -105,7 +124,8 @@ export const REFUSALS = Object.freeze({
   tooManySessionSockets: { statusCode: 429, code: 'FST_WSGLUE_TOO_MANY_SESSION_SOCKETS', error: 'Too Many Requests', message: 'Too many sockets for this session' },
   tooManyAddressSockets: { statusCode: 429, code: 'FST_WSGLUE_TOO_MANY_ADDRESS_SOCKETS', error: 'Too Many Requests', message: 'Too many sockets from this address' },
   tooManyHandshakes: { statusCode: 429, code: 'FST_WSGLUE_TOO_MANY_HANDSHAKES', error: 'Too Many Requests', message: 'Too many handshakes from this address' },
-  notAWebsocketRoute: { statusCode: 404, code: 'FST_WSGLUE_NOT_A_WEBSOCKET_ROUTE', error: 'Not Found', message: 'Not a websocket route' }
+  notAWebsocketRoute: { statusCode: 404, code: 'FST_WSGLUE_NOT_A_WEBSOCKET_ROUTE', error: 'Not Found', message: 'Not a websocket route' },
+  identifyFailed: { statusCode: 500, code: 'FST_WSGLUE_IDENTIFY_FAILED', error: 'Internal Server Error', message: 'Could not identify the user' }
 } satisfies Record<string, HandshakeRefusal>)
 
 /** An error reply as a glue.v1 client sees it: `["r", id, 0, { code, message }]`. */
@@ -137,6 +157,8 @@ export const errors = Object.freeze({
   FST_WSGLUE_INVALID_DATA,
   FST_WSGLUE_INVALID_SESSION_ID,
   FST_WSGLUE_INVALID_TOPIC,
+  FST_WSGLUE_INVALID_USER_ID,
+  FST_WSGLUE_INVALID_REQUEST,
   FST_WSGLUE_TOO_MANY_TOPICS,
   FST_WSGLUE_INVALID_LISTENER,
   FST_WSGLUE_CLUSTER_UNAVAILABLE,

@@ -24,7 +24,11 @@ import { Resume } from './delivery/resume.js'
 import { SocketWriter } from './delivery/socket-writer.js'
 import { errors } from './errors.js'
 import { setUpHandshake } from './handshake/handshake.js'
+import { MAX_CLOCK_SKEW } from './handshake/identity.js'
+import { createSessionCookie } from './handshake/session-cookie.js'
 import { SessionStore } from './sessions/store.js'
+import { Revocations } from './users/revocations.js'
+import { createUserSessions } from './users/users.js'
 import { GLUE_PROTOCOL } from './wire/protocol.js'
 
 declare module 'fastify' {
@@ -35,6 +39,8 @@ declare module 'fastify' {
   interface FastifyRequest {
     /** The verified session id from the signed cookie (or the one minted for this response), else null. */
     sessionId: string | null
+    /** The user the session cookie is bound to (`sessions.login()` or `identify`), else null. */
+    sessionUserId: string | null
   }
 }
 
@@ -94,10 +100,20 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const stats: SessionStats = createStats()
   const store = new SessionStore(options, stats, adapter, adapter.sequenced)
   const writer = new SocketWriter(options, stats)
-  const delivery = new Delivery(store, writer)
+  let warnedEviction = false
+  // A revocation is needed while a cookie it refuses could still be accepted: a lifetime, plus the clock skew allowed.
+  const revocationLifetime = options.cookie.lifetime + MAX_CLOCK_SKEW
+  const revocations = new Revocations(revocationLifetime, options.maxRevocations, stats, () => {
+    if (warnedEviction) return
+    warnedEviction = true
+    fastify.log.warn({ maxRevocations: options.maxRevocations }, 'fastify-websocket-glue: forgot revocations early to stay within maxRevocations')
+  })
+  const delivery = new Delivery(store, writer, revocations)
   const resume = new Resume(store, writer, adapter, options, stats, fastify.log)
   const events = new SessionEvents(fastify.log)
-  const handshake = setUpHandshake(fastify, options, store, stats)
+  const cookie = createSessionCookie(fastify, options, revocations)
+  const users = createUserSessions(adapter, revocations, cookie)
+  const handshake = setUpHandshake(fastify, options, store, stats, cookie, users)
 
   await adapter.start({
     apply: (message, clusterSeq, among) => delivery.apply(message, clusterSeq, among),
@@ -108,8 +124,13 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     socketCount: (sessionId) => store.socketCount(sessionId),
     localSessions: () => store.socketCounts(),
     localCounts: () => ({ sessions: stats.sessions, sockets: stats.sockets }),
+    sessionsOf: (userId) => store.sessionsOfUser(userId),
+    restoreRevocations (sessions, users) {
+      for (const [sessionId, at] of sessions) revocations.revokeSession(sessionId, at)
+      for (const [userId, before] of users) revocations.revokeUser(userId, before)
+    },
     log: fastify.log
-  }, options)
+  }, { ...options, revocationLifetime })
   // Registered after start, so a failed start leaves nothing to stop; runs after preClose closed the sockets.
   fastify.addHook('onClose', async function stopAdapter () {
     await adapter.stop()
@@ -118,8 +139,9 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
-  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log)))
+  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users))
   fastify.decorateRequest('sessionId', null)
+  fastify.decorateRequest('sessionUserId', null)
 
   const heartbeat = createHeartbeat(options.heartbeatInterval, (err) => { fastify.log.error({ err }, 'heartbeat failed') })
   fastify.get(options.path, { websocket: true, onRequest: handshake.admit }, createConnectionHandler({
@@ -147,6 +169,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     store.sweep(now)
     writer.sweep(now)
     handshake.limiter.sweep(now)
+    revocations.sweep(now)
   })
   if (options.client !== false) await serveClientAssets(fastify, options.client.prefix)
 
@@ -194,6 +217,6 @@ export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
 export type { SessionStats, SessionGauges, CloseCounts, CloseCodeLabel } from './stats.js'
 export type { Session } from './sessions/live-session.js'
 export type { SessionEventMap, SessionEventName } from './api/events.js'
-export type { ConnectListener, MessageListener, CloseListener, RequestHandler, SubscribeAuthorizer, OriginCheck } from './api/hooks.js'
+export type { ConnectListener, MessageListener, CloseListener, RequestHandler, SubscribeAuthorizer, OriginCheck, IdentifyUser } from './api/hooks.js'
 export { GLUE_PROTOCOL } from './wire/protocol.js'
 export type { WebSocket }

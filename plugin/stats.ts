@@ -55,6 +55,10 @@ export interface SessionStats {
    * close frame): a fixed set of codes, `app` for 3000–4999, `other` for the rest.
    */
   closesByCode: CloseCounts
+  /** Revoked session ids and users this node refuses (until their cookies would have expired anyway). */
+  revocations: number
+  /** Revocations forgotten early to keep within `maxRevocations` (their cookies would be accepted again). */
+  revocationEvictions: number
 }
 
 /** Zeroed close counts, one per label. */
@@ -79,7 +83,9 @@ export function createStats (): SessionStats {
     refusedHandshakes: 0,
     internalErrors: 0,
     invalidMessages: 0,
-    closesByCode: createCloseCounts()
+    closesByCode: createCloseCounts(),
+    revocations: 0,
+    revocationEvictions: 0
   }
 }
 

@@ -30,7 +30,7 @@ test('a custom adapter receives every message and delivers through the host', as
       return memory.emit(message)
     },
     settled: () => memory.settled(),
-    socketOpened: (sessionId) => memory.socketOpened(sessionId),
+    socketOpened: (sessionId, userId) => memory.socketOpened(sessionId, userId),
     socketClosed: (sessionId) => memory.socketClosed(sessionId),
     presence: async (sessionId) => await memory.presence(sessionId),
     clusterCounts: async () => await memory.clusterCounts()

@@ -207,12 +207,12 @@ test('close() during the backoff cancels the pending attempt', async (t) => {
   t.equal(events.filter(([type]) => type === 'close').length, 1)
 })
 
-test('does not come back after close code 1008 or 4000-4099 and reconnects after 4100', async (t) => {
+test('does not come back after close code 1008, 3000 or 4000-4099 and reconnects after 4100', async (t) => {
   let sessionId = ''
   const server = await startServer({ onConnect (session) { sessionId = session.id } })
   t.teardown(() => server.app.close())
 
-  for (const code of [4001, 4099]) {
+  for (const code of [3000, 4001, 4099]) {
     const client = new GlueClient({ ...FAST, url: server.url })
     const events = recordEvents(client)
     await nextEvent(client, 'open')
@@ -237,6 +237,7 @@ test('does not come back after close code 1008 or 4000-4099 and reconnects after
   await reopened
 
   t.equal(GlueClient.isDoNotComeBack(1008), true)
+  t.equal(GlueClient.isDoNotComeBack(3000), true)
   t.equal(GlueClient.isDoNotComeBack(1001), false)
 })
 

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
+import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { buildApp, type ExampleOptions } from '../example/app.js'
 
@@ -37,14 +37,24 @@ test('chromium is installed in CI', { skip: inCI ? false : 'only checked in CI' 
   t.equal(missing, false, missing === false ? 'found ' + CHROMIUM : missing)
 })
 
-/** Launches headless chromium (closed in teardown) and opens a page that records its errors. */
-async function openPage (t: Test): Promise<{ context: BrowserContext, page: Page, pageErrors: string[] }> {
+/** Launches headless chromium (closed in teardown). */
+async function launch (t: Test): Promise<Browser> {
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
       '--disable-component-update', '--disable-sync', '--no-first-run']
   })
   t.teardown(() => browser.close())
+  return browser
+}
+
+/** Launches headless chromium (closed in teardown) and opens a page that records its errors. */
+async function openPage (t: Test): Promise<{ context: BrowserContext, page: Page, pageErrors: string[] }> {
+  return await openContext(await launch(t))
+}
+
+/** A new browser context (its own cookie jar, like another browser) with a page that records its errors. */
+async function openContext (browser: Browser): Promise<{ context: BrowserContext, page: Page, pageErrors: string[] }> {
   const context = await browser.newContext({ viewport: { width: 900, height: 760 } })
   const page = await context.newPage()
   page.setDefaultTimeout(STEP_TIMEOUT)
@@ -322,4 +332,65 @@ test('a page back online, or visible again, reconnects at once instead of after 
   t.equal(await listenerCount(cdp, 'window', 'online'), baseline.online, 'close() removes the online listener')
   t.equal(await listenerCount(cdp, 'document', 'visibilitychange'), baseline.visibility, 'and the visibilitychange listener')
   t.same(pageErrors, [], 'no errors on the page')
+})
+
+/** The value of the session cookie a browser context holds. */
+async function sessionCookie (context: BrowserContext, url: string): Promise<string | undefined> {
+  return (await context.cookies(url)).find((cookie) => cookie.name === 'sid')?.value
+}
+
+test('log in by name in two browsers: a push to the user reaches both, login keeps the socket, logout closes it', { skip: inCI ? false : missing }, async (t) => {
+  const server = await startExample(0, { broadcastInterval: 0 })
+  t.teardown(() => server.app.close())
+  const browser = await launch(t)
+  const first = await openContext(browser)
+  const second = await openContext(browser)
+
+  t.comment('the first browser connects anonymously, then logs in: its socket stays open under a new cookie')
+  await first.page.goto(server.url + '/')
+  await first.page.click('#connect')
+  await waitForState(first.page, 'open')
+  await seeInLog(first.page, '← welcome ')
+  const anonymousCookie = await sessionCookie(first.context, server.url)
+  t.ok(anonymousCookie, 'the page minted a session cookie')
+  await first.page.fill('#name', 'ada')
+  await first.page.click('#login')
+  await seeInLog(first.page, 'POST /login 200 {"user":"ada"}')
+  await first.page.locator('#user[data-user="ada"]').waitFor()
+  await seeInLog(first.page, '← logged in as ada')
+  const loggedInCookie = await sessionCookie(first.context, server.url)
+  t.not(loggedInCookie, anonymousCookie, 'the login response set a new session cookie')
+  t.equal(await first.page.locator('#log li', { hasText: 'close ' }).count(), 0, 'the socket never closed')
+  t.equal(await first.page.getAttribute('#state', 'data-state'), 'open')
+  const refused = await server.app.inject({ method: 'GET', url: '/me', headers: { cookie: `sid=${anonymousCookie as string}` } })
+  t.same(refused.json(), { user: null }, 'the cookie from before the login is refused')
+  const accepted = await server.app.inject({ method: 'GET', url: '/me', headers: { cookie: `sid=${loggedInCookie as string}` } })
+  t.same(accepted.json(), { user: 'ada' })
+
+  t.comment('a second browser logs in as the same user; a push to the user reaches both')
+  await second.page.goto(server.url + '/')
+  await second.page.click('#connect')
+  await waitForState(second.page, 'open')
+  await second.page.fill('#name', 'ada')
+  await second.page.click('#login')
+  await seeInLog(second.page, '← logged in as ada')
+  await seeInLog(first.page, '← logged in as ada', 2)
+  await second.page.click('#to-user')
+  await seeInLog(second.page, 'POST /to-user 200 {"user":"ada","sessions":2}')
+  await seeInLog(first.page, '← to user ada: hello from POST /to-user')
+  await seeInLog(second.page, '← to user ada: hello from POST /to-user')
+
+  t.comment('logout closes the first browser\'s socket with 3000 and it stays closed; the second stays open')
+  await first.page.click('#logout')
+  await seeInLog(first.page, 'close 3000 session revoked')
+  await seeInLog(first.page, 'revoked: session revoked, not reconnecting')
+  await waitForState(first.page, 'closed')
+  await first.page.locator('#user[data-user=""]').waitFor()
+  t.equal(await sessionCookie(first.context, server.url), undefined, 'the session cookie is deleted')
+  t.equal(await first.page.locator('#log li', { hasText: 'reconnecting: attempt' }).count(), 0, 'no reconnection attempt')
+  t.equal(await second.page.getAttribute('#state', 'data-state'), 'open', 'the other browser is still logged in')
+  await second.page.click('#to-user')
+  await seeInLog(second.page, 'POST /to-user 200 {"user":"ada","sessions":1}')
+  t.same(first.pageErrors, [], 'no errors on the first page')
+  t.same(second.pageErrors, [], 'no errors on the second page')
 })

@@ -1,17 +1,21 @@
 import { test } from 'tap'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
-import { createCookieSigner, createSharedCookieSigner } from '../plugin/handshake/identity.js'
+import { createCookieSigner, decodeSessionValue, encodeSessionValue } from '../plugin/handshake/identity.js'
 import { cookiePair, openSocket, SECRET, startApp } from './helpers/index.js'
 
 // Session cookies are signed with a key derived from the secret (identity.ts), not the raw secret.
+// `value` is the session id the signed value carries.
 function unsignCookie (line: string | undefined, secret: string | string[] = SECRET): { valid: boolean, renew: boolean, value: string | null } {
   const pair = cookiePair(line)
   const signed = decodeURIComponent(pair.slice(pair.indexOf('=') + 1))
-  return createCookieSigner(([] as string[]).concat(secret)).unsign(signed)
+  const result = createCookieSigner(([] as string[]).concat(secret)).unsign(signed)
+  return { ...result, value: result.value === null ? null : decodeSessionValue(result.value)?.sessionId ?? null }
 }
 
-function signedCookie (value: string, secret: string = SECRET, name = 'sid'): string {
+/** A cookie as the plugin issues it for session `sessionId`, or, for anything but an id, the signed raw value. */
+function signedCookie (sessionId: string, secret: string = SECRET, name = 'sid'): string {
+  const value = /^[\w-]{24}$/.test(sessionId) ? encodeSessionValue({ sessionId, userId: null, issuedAt: Date.now() }) : sessionId
   return `${name}=${encodeURIComponent(createCookieSigner([secret]).sign(value))}`
 }
 
@@ -164,12 +168,13 @@ test("uses the app's own @fastify/cookie signer when no secret is given", async 
   t.teardown(() => app.close())
   const client = await openSocket(wsUrl)
   const pair = cookiePair(client.setCookie[0])
-  const unsigned = createSharedCookieSigner(new Signer(appSecret)).unsign(decodeURIComponent(pair.slice(pair.indexOf('=') + 1)))
+  const unsigned = new Signer(appSecret).unsign(decodeURIComponent(pair.slice(pair.indexOf('=') + 1)))
   t.ok(unsigned.valid, "signed with the app's secret")
+  const sessionId = decodeSessionValue(unsigned.value ?? '')?.sessionId
   const again = await openSocket(wsUrl, { headers: { cookie: cookiePair(client.setCookie[0]) } })
   t.teardown(() => { client.socket.terminate(); again.socket.terminate() })
   t.same(again.setCookie, [])
-  t.equal(app.sessions.get(unsigned.value as string)?.sockets.size, 2)
+  t.equal(app.sessions.get(sessionId as string)?.sockets.size, 2)
 })
 
 test('works when the app registered @fastify/cookie and @fastify/websocket itself', async (t) => {

@@ -68,7 +68,7 @@ test('exposes the counters, closes by code and the gauges, with the values of re
   t.match(text, '# TYPE glue_messages_in_total counter')
   t.match(text, '# TYPE glue_sockets gauge')
   for (const name of ['replayed', 'gaps', 'slow_consumer_closes', 'rate_limit_closes', 'volatile_dropped',
-    'refused_handshakes', 'detached_evictions', 'internal_errors', 'invalid_messages']) {
+    'refused_handshakes', 'detached_evictions', 'internal_errors', 'invalid_messages', 'revocation_evictions']) {
     t.equal(sample(text, `glue_${name}_total`), 0, `glue_${name}_total`)
   }
 
@@ -87,6 +87,9 @@ test('exposes the counters, closes by code and the gauges, with the values of re
   t.equal(sample(text, 'glue_closes_total{code="1006"}'), 1, 'a terminated socket is 1006')
   t.equal(sample(text, 'glue_closes_total{code="app"}'), 2, 'codes 3000-4999 share one label')
   t.equal(sample(text, 'glue_closes_total{code="other"}'), 0)
+  t.equal(sample(text, 'glue_revocations'), 0, 'nothing revoked yet')
+  app.sessions.revoke(sessionId)
+  t.equal(sample(await registry.metrics(), 'glue_revocations'), 1, 'a revoked session is remembered')
   t.same(app.sessions.stats().closesByCode, {
     1000: 1, 1001: 0, 1002: 0, 1005: 0, 1006: 1, 1007: 0, 1008: 0, 1009: 0, 1011: 0, 1013: 0, app: 2, other: 0
   }, 'the same counts in stats()')

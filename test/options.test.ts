@@ -25,7 +25,10 @@ test('resolves defaults, keeping a 0 as 0, and freezes the result', async (t) =>
   t.equal(resolved.heartbeatInterval, 0)
   t.equal(resolved.maxPayload, 65536)
   t.same(resolved.client, { prefix: '/_glue/' })
-  t.match(resolved.cookie, { name: 'sid', secrets: null, path: '/', sameSite: 'lax', secure: 'auto', issueOnPages: true })
+  t.match(resolved.cookie, { name: 'sid', secrets: null, path: '/', sameSite: 'lax', secure: 'auto', issueOnPages: true, lifetime: 7 * 24 * 3600 * 1000 })
+  t.equal(resolveOptions({ cookie: { lifetime: 60 } }).cookie.lifetime, 60_000, 'lifetime is given in seconds')
+  t.equal(resolved.maxRevocations, 100_000)
+  t.equal(resolved.identify, undefined)
   t.ok(Object.isFrozen(resolved) && Object.isFrozen(resolved.cookie))
   t.same(resolveOptions(undefined).heartbeatInterval, 30_000)
   t.match(resolveOptions(undefined), {
@@ -72,6 +75,11 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['cookie.sameSite', 'loose', /`cookie.sameSite` to be one of 'lax', 'strict' or 'none'/],
   ['cookie.secure', 'yes', /`cookie.secure` to be true, false or 'auto'/],
   ['cookie.issueOnPages', 'yes', /`cookie.issueOnPages` to be a boolean/],
+  ['cookie.lifetime', 59, /`cookie.lifetime` to be an integer from 60 to 34560000, got `59`/],
+  ['cookie.lifetime', 34_560_001, /`cookie.lifetime` to be an integer from 60 to 34560000/],
+  ['cookie.lifetime', '1d', /`cookie.lifetime`.*\(string\)/],
+  ['identify', 'header', /`identify` to be a function/],
+  ['maxRevocations', 0, /`maxRevocations` to be an integer >= 1, got `0`/],
   ['allowedOrigins', 'https://a.example', /`allowedOrigins` to be an array of origins or a function/],
   ['allowedOrigins', ['https://a.example/path'], /origins of the form "scheme:\/\/host\[:port\]", got `"https:\/\/a.example\/path"`/],
   ['allowedOrigins', [42], /`allowedOrigins`/],

@@ -13,6 +13,17 @@ export type ClusterMessage =
   | { readonly kind: 'subscribe' | 'unsubscribe', readonly sessionId: string, readonly topic: string }
   /** A session without sockets anywhere outlived its grace period: its subscriptions end. */
   | { readonly kind: 'expire', readonly sessionId: string }
+  /**
+   * A session moves to a new id (login), bound to `userId`: its sockets, outbox, topics and history
+   * follow, and every node refuses the old id from then on.
+   */
+  | { readonly kind: 'rotate', readonly sessionId: string, readonly to: string, readonly userId: string | null }
+  /** A session is revoked (logout): every node refuses its id and closes its sockets with 3000. */
+  | { readonly kind: 'revoke', readonly sessionId: string }
+  /** Every session of a user is revoked: every node refuses the user's cookies issued at or before `before` (ms). */
+  | { readonly kind: 'revokeUser', readonly userId: string, readonly before: number }
+  /** Closes every socket of every session bound to a user. */
+  | { readonly kind: 'closeUser', readonly userId: string, readonly code: number, readonly reason: string }
 
 /** The kinds of `ClusterMessage`. */
 export type ClusterMessageKind = ClusterMessage['kind']
@@ -69,6 +80,10 @@ export interface AdapterLimits {
   readonly outboxMaxAge: number
   readonly sessionGrace: number
   readonly maxTopicsPerSession: number
+  /** How long a revocation must be remembered (ms): a cookie's lifetime and the clock skew it is allowed. */
+  readonly revocationLifetime: number
+  /** Revocations of each kind a shared store keeps at most (`maxRevocations`). */
+  readonly maxRevocations: number
 }
 
 /** What the plugin gives an adapter: delivery to this node's sockets, and what this node holds. */
@@ -99,6 +114,13 @@ export interface AdapterHost {
   localSessions (): IterableIterator<[sessionId: string, sockets: number]>
   /** Sessions and sockets on this node. */
   localCounts (): { sessions: number, sockets: number }
+  /** Sessions bound to a user on this node. */
+  sessionsOf (userId: string): string[]
+  /**
+   * Revocations the shared store holds, for a node that starts or may have missed some: session
+   * ids with the time they were revoked, and users with the time up to which their cookies are refused.
+   */
+  restoreRevocations (sessions: ReadonlyArray<[sessionId: string, at: number]>, users: ReadonlyArray<[userId: string, before: number]>): void
   readonly log: FastifyBaseLogger
 }
 
@@ -118,8 +140,8 @@ interface AdapterBase {
   emit (message: ClusterMessage): number
   /** Resolves once every message emitted so far has its place in the cluster order; undefined when none is pending. */
   settled (): Promise<void> | undefined
-  /** A socket of a session opened or closed on this node (presence). */
-  socketOpened (sessionId: string): void
+  /** A socket of a session, bound to `userId` (or anonymous), opened on this node (presence); or closed. */
+  socketOpened (sessionId: string, userId: string | null): void
   socketClosed (sessionId: string): void
   /** Open sockets of a session on every node. */
   presence (sessionId: string): Promise<number>
@@ -134,6 +156,13 @@ interface AdapterBase {
    * scrape). Should answer promptly: a rejection, or no answer within 1 s, reads as not connected.
    */
   health? (): Promise<AdapterHealth>
+  /** Sessions bound to a user, cluster-wide. */
+  clusterSessionsOf (userId: string): Promise<string[]>
+  /**
+   * A fresh session id, from `mint`, that the adapter keeps where it keeps `sessionId` (a sharded
+   * adapter: on the same shard), so a rotation moves the session's state within one store.
+   */
+  colocate (sessionId: string, mint: () => string): string
 }
 
 /** An adapter that leaves numbering and outboxes to each node: the memory adapter. */

@@ -36,6 +36,12 @@ export function createMemoryAdapter (): LocalAdapter {
     },
     async clusterSubscriberCount (topic) {
       return connected().subscriberCount(topic)
+    },
+    async clusterSessionsOf (userId) {
+      return connected().sessionsOf(userId)
+    },
+    colocate (_sessionId, mint) {
+      return mint()
     }
   }
 }

@@ -27,5 +27,13 @@ export type SubscribeAuthorizer = (session: Session, topic: string, socket: WebS
  */
 export type RequestHandler<Data = unknown> = (session: Session, data: Data, socket: WebSocket, signal: AbortSignal) => unknown
 
+/**
+ * Names the user behind a websocket handshake from the app's own authentication (a JWT, a server
+ * session): a user id, or null/undefined for nobody. May be async. When it differs from the user the
+ * session cookie is bound to, the session is rotated on the 101 (see `sessions.login()`). Throwing,
+ * rejecting or returning something else refuses the handshake with HTTP 500.
+ */
+export type IdentifyUser = (request: FastifyRequest) => string | null | undefined | Promise<string | null | undefined>
+
 /** Decides whether a handshake's `Origin` may connect. Throwing counts as a refusal. */
 export type OriginCheck = (origin: string, request: FastifyRequest) => boolean

@@ -1,3 +1,4 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { ClusterCounts, GlueAdapter } from '../adapters/adapter.js'
 import { CLOSE_APP_MAX, CLOSE_APP_MIN, CLOSE_NORMAL, CLOSE_REASON_MAX_BYTES } from '../constants.js'
 import {
@@ -5,10 +6,14 @@ import {
   FST_WSGLUE_INVALID_CLOSE_CODE,
   FST_WSGLUE_INVALID_CLOSE_REASON,
   FST_WSGLUE_INVALID_LISTENER,
+  FST_WSGLUE_INVALID_REQUEST,
   FST_WSGLUE_INVALID_SESSION_ID,
   FST_WSGLUE_INVALID_TOPIC,
+  FST_WSGLUE_INVALID_USER_ID,
   FST_WSGLUE_TOO_MANY_TOPICS
 } from '../errors.js'
+import { isUserChannel, isUserId, userChannel } from '../users/channel.js'
+import type { UserSessions } from '../users/users.js'
 import type { Session } from '../sessions/live-session.js'
 import type { SessionStore } from '../sessions/store.js'
 import { encodeData } from '../wire/encode.js'
@@ -118,6 +123,63 @@ export interface Sessions<Outbound = unknown> extends Iterable<Session> {
    * @throws FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
    */
   clusterCounts (): Promise<ClusterCounts>
+  /**
+   * Logs the browser of `request` in as `userId`, in a login route: its session moves to a new id
+   * bound to the user, whose cookie is set on `reply`. Its open sockets stay open and continue under
+   * the new id with their outbox and topics; the old id is refused from now on, on every node
+   * (session fixation). Without a session, one is minted. `request.sessionId` holds the new id.
+   * @returns the new session id.
+   * @throws FST_WSGLUE_INVALID_USER_ID, FST_WSGLUE_INVALID_REQUEST (not an HTTP request and its
+   * unsent reply), FST_WSGLUE_CLUSTER_UNAVAILABLE
+   */
+  login (request: FastifyRequest, reply: FastifyReply, userId: string): string
+  /**
+   * Logs the browser of `request` out: its session is revoked (its sockets close with 3000, its
+   * cookie is refused on every node) and the cookie is deleted on `reply`. Does nothing more for a
+   * request without a session.
+   * @throws FST_WSGLUE_INVALID_REQUEST, FST_WSGLUE_CLUSTER_UNAVAILABLE
+   */
+  logout (request: FastifyRequest, reply: FastifyReply): void
+  /**
+   * Revokes a session: its sockets close with 3000 (the shipped client does not come back) and its
+   * cookie is refused on every node until it would have expired anyway.
+   * @returns the sockets that started closing (0 for an unknown session; always 0 with Redis).
+   * @throws FST_WSGLUE_INVALID_SESSION_ID, FST_WSGLUE_CLUSTER_UNAVAILABLE
+   */
+  revoke (sessionId: string): number
+  /**
+   * Revokes every session of a user ("log out everywhere"): every cookie bound to the user issued
+   * until now is refused, and the sockets of its sessions close with 3000.
+   * @returns the sockets that started closing (always 0 with Redis).
+   * @throws FST_WSGLUE_INVALID_USER_ID, FST_WSGLUE_CLUSTER_UNAVAILABLE
+   */
+  revokeUser (userId: string): number
+  /**
+   * Sends `data` to every session bound to a user (all their tabs and devices), as `send` does to
+   * one: numbered per session, kept for resume, a plain message (`m`) on the client.
+   * @returns how many sockets it was written to (0 with the Redis adapter: delivery is asynchronous).
+   * @throws FST_WSGLUE_INVALID_USER_ID, FST_WSGLUE_INVALID_DATA, FST_WSGLUE_CLUSTER_UNAVAILABLE
+   */
+  sendToUser (userId: string, data: unknown, options?: SendOptions): number
+  /**
+   * Closes every socket of every session bound to a user, like `close()`.
+   * @returns how many sockets started closing (always 0 with the Redis adapter).
+   * @throws FST_WSGLUE_INVALID_USER_ID, FST_WSGLUE_INVALID_CLOSE_CODE, FST_WSGLUE_INVALID_CLOSE_REASON,
+   * FST_WSGLUE_CLUSTER_UNAVAILABLE
+   */
+  closeUser (userId: string, code?: number, reason?: string): number
+  /**
+   * The ids of the sessions bound to a user: on one node every one this node knows (connected, or
+   * detached within its grace period); with the Redis adapter those with a socket here.
+   * `clusterSessionsOf()` asks the cluster.
+   * @throws FST_WSGLUE_INVALID_USER_ID
+   */
+  sessionsOf (userId: string): string[]
+  /**
+   * The ids of the sessions bound to a user, cluster-wide: connected somewhere, or within their grace period.
+   * @throws FST_WSGLUE_INVALID_USER_ID; FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
+   */
+  clusterSessionsOf (userId: string): Promise<string[]>
   /** Whether the session is known on this node: connected, or detached within its grace period. */
   isKnown (sessionId: string): boolean
   /** A snapshot of the counters (sockets, sessions, messages in and out, replays, gaps, closes). */
@@ -141,6 +203,21 @@ export interface Sessions<Outbound = unknown> extends Iterable<Session> {
 
 function assertSessionId (sessionId: unknown): asserts sessionId is string {
   if (typeof sessionId !== 'string' || sessionId === '') throw new FST_WSGLUE_INVALID_SESSION_ID(describe(sessionId))
+}
+
+function assertUserId (userId: unknown): asserts userId is string {
+  if (!isUserId(userId)) throw new FST_WSGLUE_INVALID_USER_ID(describe(userId))
+}
+
+/** login() and logout() set a cookie: they need an HTTP request and the reply that has not gone yet. */
+function assertHttpExchange (request: unknown, reply: unknown): asserts request is FastifyRequest {
+  const candidate = request as Partial<FastifyRequest> | null
+  const response = reply as Partial<FastifyReply> | null
+  if (typeof candidate !== 'object' || candidate === null || typeof candidate.raw !== 'object' ||
+    typeof response !== 'object' || response === null || typeof response.header !== 'function') {
+    throw new FST_WSGLUE_INVALID_REQUEST('expected the Fastify request and reply of a route')
+  }
+  if (response.sent === true) throw new FST_WSGLUE_INVALID_REQUEST('the reply was already sent; log in or out before replying')
 }
 
 function assertTopic (topic: unknown): asserts topic is string {
@@ -176,7 +253,8 @@ export function createSessions (
   events: SessionEvents,
   stats: SessionStats,
   limits: { readonly maxTopicsPerSession: number },
-  gauges: () => Promise<SessionGauges>
+  gauges: () => Promise<SessionGauges>,
+  users: UserSessions
 ): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
@@ -209,14 +287,14 @@ export function createSessions (
       return adapter.emit({ kind: 'publish', topic, data: encodeData(data), except, volatile: options?.volatile === true })
     },
     topicsOf (sessionId) {
-      return store.topicsOf(sessionId)
+      return store.appTopicsOf(sessionId)
     },
     subscriberCount (topic) {
       return store.subscriberCount(topic)
     },
     clusterTopicsOf (sessionId) {
       assertSessionId(sessionId)
-      return adapter.clusterTopicsOf(sessionId)
+      return adapter.clusterTopicsOf(sessionId).then((topics) => topics.filter((topic) => !isUserChannel(topic)))
     },
     clusterSubscriberCount (topic) {
       assertTopic(topic)
@@ -234,6 +312,41 @@ export function createSessions (
       assertCloseCode(code)
       assertCloseReason(reason)
       return adapter.emit({ kind: 'close', sessionId, code, reason })
+    },
+    login (request, reply, userId) {
+      assertHttpExchange(request, reply)
+      assertUserId(userId)
+      return users.rotate(request, reply, userId)
+    },
+    logout (request, reply) {
+      assertHttpExchange(request, reply)
+      users.logout(request, reply)
+    },
+    revoke (sessionId) {
+      assertSessionId(sessionId)
+      return users.revoke(sessionId)
+    },
+    revokeUser (userId) {
+      assertUserId(userId)
+      return users.revokeUser(userId)
+    },
+    sendToUser (userId, data, options) {
+      assertUserId(userId)
+      return adapter.emit({ kind: 'publish', topic: userChannel(userId), data: encodeData(data), except: undefined, volatile: options?.volatile === true })
+    },
+    closeUser (userId, code = CLOSE_NORMAL, reason = '') {
+      assertUserId(userId)
+      assertCloseCode(code)
+      assertCloseReason(reason)
+      return adapter.emit({ kind: 'closeUser', userId, code, reason })
+    },
+    sessionsOf (userId) {
+      assertUserId(userId)
+      return store.sessionsOfUser(userId)
+    },
+    clusterSessionsOf (userId) {
+      assertUserId(userId)
+      return adapter.clusterSessionsOf(userId)
     },
     has (sessionId) {
       return store.get(sessionId) !== undefined

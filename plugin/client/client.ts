@@ -1,6 +1,6 @@
 // The GlueClient class: its public methods, and the life cycle of its sockets. The wire format,
 // reconnection, queue, replies, topics, inbound frames and listeners each live in their own module.
-import { CLOSE_NORMAL } from './constants.js'
+import { CLOSE_NORMAL, CLOSE_REVOKED } from './constants.js'
 import { GLUE_PROTOCOL, toFrame, type GlueSendData, type Outgoing } from './envelope.js'
 import { clientClosed, CLOSED, GlueClientError, protocolUnavailable, type Failure } from './errors.js'
 import { GlueEmitter, type GlueClientEventMap, type GlueListener, type GlueState, type GlueTopicListener } from './events.js'
@@ -28,7 +28,7 @@ import { Subscriptions } from './subscriptions.js'
  * const time = await glue.request({ op: 'time' })
  */
 export class GlueClient {
-  /** The default `doNotComeBack` rule: 1008 (policy violation) and the application range 4000-4099. */
+  /** The default `doNotComeBack` rule: 1008 (policy violation), 3000 (revoked) and the application range 4000-4099. */
   static readonly isDoNotComeBack = isDoNotComeBack
 
   /** The websocket URL the client connects to. */
@@ -302,12 +302,15 @@ export class GlueClient {
       this.#replies.disconnect((id) => this.#queue.has(id))
       const { code, reason, wasClean } = event
       const userClosed = this.#state === 'closed'
-      const comeBack = !userClosed && this.#options.reconnection && !this.#options.doNotComeBack(code)
+      // A revoked session's cookie is refused: coming back would only open a new, anonymous session.
+      const revoked = code === CLOSE_REVOKED
+      const comeBack = !userClosed && this.#options.reconnection && !revoked && !this.#options.doNotComeBack(code)
       const willReconnect = comeBack && this.#reconnection.canRetry
       this.#setState(willReconnect ? 'reconnecting' : 'closed')
       // After close(), what was in flight on the socket was only settled just now.
       if (userClosed) this.#abandon(CLOSED, false)
       this.#events.emit('close', { code, reason, wasClean, willReconnect })
+      if (revoked) this.#events.emit('revoked', { code, reason })
       // A close listener may have called close(), which wins over the retry.
       if (willReconnect && this.#state === 'reconnecting') this.#reconnection.schedule()
       if (comeBack && !willReconnect) {

@@ -4,6 +4,8 @@
 export const CLOSE_NORMAL = 1000
 /** Close code of a policy violation, which the server sends to a client over its rate. */
 export const CLOSE_POLICY_VIOLATION = 1008
+/** Close code of a revoked session (IANA's 3000 "Unauthorized"): the client never comes back after it. */
+export const CLOSE_REVOKED = 3000
 /** Lowest close code an application may send (RFC 6455 §7.4.2). */
 export const CLOSE_APP_MIN = 3000
 /** Highest close code an application may send (RFC 6455 §7.4.2). */

@@ -56,12 +56,22 @@ export interface GlueGapEvent {
   readonly missed: number | null
 }
 
+/**
+ * Payload of the `revoked` event: the server closed with 3000, because the session was revoked
+ * (logout, `sessions.revoke()`) or the app closed it as unauthorized. The client stays closed.
+ */
+export interface GlueRevokedEvent {
+  readonly code: number
+  readonly reason: string
+}
+
 /** Events of {@link GlueClient} and their payloads. */
 export interface GlueClientEventMap {
   open: undefined
   message: GlueMessageEvent
   gap: GlueGapEvent
   close: GlueCloseEvent
+  revoked: GlueRevokedEvent
   reconnecting: GlueReconnectingEvent
   statechange: GlueStateChangeEvent
   error: GlueClientError

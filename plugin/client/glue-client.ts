@@ -12,6 +12,7 @@ export type {
   GlueListener,
   GlueMessageEvent,
   GlueReconnectingEvent,
+  GlueRevokedEvent,
   GlueState,
   GlueStateChangeEvent,
   GlueTopicEvent,

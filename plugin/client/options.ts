@@ -1,7 +1,7 @@
 // The client's options: their types and defaults, and resolveClientOptions(), the one place that
 // reads and validates what the caller passed.
 import {
-  CLOSE_APP_MAX, CLOSE_APP_MIN, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_REASON_MAX_BYTES,
+  CLOSE_APP_MAX, CLOSE_APP_MIN, CLOSE_NORMAL, CLOSE_POLICY_VIOLATION, CLOSE_REASON_MAX_BYTES, CLOSE_REVOKED,
   DO_NOT_COME_BACK_MAX, DO_NOT_COME_BACK_MIN, MAX_TIMER_DELAY
 } from './constants.js'
 import { GLUE_PROTOCOL } from './envelope.js'
@@ -75,7 +75,8 @@ export interface GlueClientOptions {
   /**
    * Close codes that mean "do not come back": the client stops instead of reconnecting. By default a
    * client closed for its rate (1008) stays closed; one closed as a slow consumer (1013) comes back and resumes.
-   * @default GlueClient.isDoNotComeBack (1008 and 4000-4099)
+   * 3000 (the session was revoked) always stops the client, whatever this rule says, and emits `revoked`.
+   * @default GlueClient.isDoNotComeBack (1008, 3000 and 4000-4099)
    */
   doNotComeBack?: (code: number) => boolean
   /**
@@ -147,9 +148,9 @@ const DEFAULTS = Object.freeze({
   requestTimeout: 10_000
 })
 
-/** The default `doNotComeBack` rule: 1008 (policy violation) and the application range 4000-4099. */
+/** The default `doNotComeBack` rule: 1008 (policy violation), 3000 (revoked) and the application range 4000-4099. */
 export function isDoNotComeBack (code: number): boolean {
-  return code === CLOSE_POLICY_VIOLATION || (code >= DO_NOT_COME_BACK_MIN && code <= DO_NOT_COME_BACK_MAX)
+  return code === CLOSE_POLICY_VIOLATION || code === CLOSE_REVOKED || (code >= DO_NOT_COME_BACK_MIN && code <= DO_NOT_COME_BACK_MAX)
 }
 
 /**

@@ -1,4 +1,4 @@
-import type { CloseListener, ConnectListener, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
+import type { CloseListener, ConnectListener, IdentifyUser, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
 import type { GlueAdapter } from '../adapters/adapter.js'
 import type { RedisAdapterOptions, RedisClientLike } from '../redis/options.js'
 
@@ -20,6 +20,13 @@ export interface GlueCookieOptions {
    * @default undefined
    */
   maxAge?: number
+  /**
+   * Seconds a signed session value is accepted after it was issued, whatever the browser does with
+   * `maxAge`: a stolen cookie stops working after it. Handshakes and HTTP responses re-issue the
+   * cookie once it is past half its lifetime, so an active session never expires. 60 to 34560000 (400 days).
+   * @default 604800 (7 days)
+   */
+  lifetime?: number
   /**
    * Domain attribute. Unset means host-only.
    * @default undefined
@@ -248,6 +255,17 @@ export interface GlueOptions<Message = string | Buffer, Request = unknown> {
   onMessage?: MessageListener<Message>
   /** Runs when a socket of a session has closed, with the close code and reason. */
   onClose?: CloseListener
+  /**
+   * Names the user of each websocket handshake from the app's own authentication; see `IdentifyUser`
+   * and the README's "Users and login".
+   */
+  identify?: IdentifyUser
+  /**
+   * Revoked session ids, and users logged out everywhere, that this node remembers (each kind);
+   * beyond it the oldest revocation is forgotten early (its cookie would be accepted again).
+   * @default 100000
+   */
+  maxRevocations?: number
   /**
    * Answers `client.request(data)` from glue.v1 clients; the (resolved) return value is the reply.
    * Without it, requests are answered with `GLUE_NO_HANDLER`. Formerly `onRequest`.

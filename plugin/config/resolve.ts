@@ -1,5 +1,6 @@
 import {
   DEFAULT_CLIENT_PREFIX,
+  DEFAULT_COOKIE_LIFETIME,
   DEFAULT_COOKIE_NAME,
   DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_HEARTBEAT_INTERVAL,
@@ -7,6 +8,7 @@ import {
   DEFAULT_MAX_DETACHED_SESSIONS,
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_MAX_PENDING_REQUESTS,
+  DEFAULT_MAX_REVOCATIONS,
   DEFAULT_MAX_SOCKETS_PER_SESSION,
   DEFAULT_MAX_TOPICS_PER_SESSION,
   DEFAULT_OUTBOX_LIMIT,
@@ -16,9 +18,11 @@ import {
   DEFAULT_SEND_HIGH_WATER_MARK,
   DEFAULT_SESSION_GRACE,
   DEFAULT_WRITE_DELAY,
-  MAX_WRITE_DELAY
+  MAX_COOKIE_LIFETIME,
+  MAX_WRITE_DELAY,
+  MIN_COOKIE_LIFETIME
 } from '../constants.js'
-import type { CloseListener, ConnectListener, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
+import type { CloseListener, ConnectListener, IdentifyUser, MessageListener, OriginCheck, RequestHandler, SubscribeAuthorizer } from '../api/hooks.js'
 import type { GlueAdapter } from '../adapters/adapter.js'
 import type { SessionCookieAttributes } from '../handshake/identity.js'
 import type { GlueOptions, JsonSchema } from './options.js'
@@ -28,6 +32,8 @@ import { invalid, isPlainObject, readBoolean, readHook, readInteger, readOptiona
 export interface ResolvedCookieOptions extends SessionCookieAttributes {
   readonly secrets: readonly string[] | null
   readonly issueOnPages: boolean
+  /** `cookie.lifetime` in milliseconds. */
+  readonly lifetime: number
 }
 
 /** Validated, frozen options; the rest of the plugin reads only these. */
@@ -62,6 +68,8 @@ export interface ResolvedGlueOptions {
   readonly onClose: CloseListener | undefined
   readonly answerRequest: RequestHandler | undefined
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
+  readonly identify: IdentifyUser | undefined
+  readonly maxRevocations: number
 }
 
 /** Default values of every optional option. */
@@ -88,7 +96,9 @@ export const DEFAULTS = Object.freeze({
   handshakeRateLimit: Object.freeze({ handshakesPerSecond: 20, burst: 60 }),
   rateLimit: DEFAULT_RATE_LIMIT,
   maxSocketsPerSession: DEFAULT_MAX_SOCKETS_PER_SESSION,
-  maxSocketsPerAddress: 0
+  maxSocketsPerAddress: 0,
+  cookieLifetime: DEFAULT_COOKIE_LIFETIME,
+  maxRevocations: DEFAULT_MAX_REVOCATIONS
 } as const)
 
 // RFC 6265 token characters: no separators, controls or whitespace.
@@ -146,7 +156,8 @@ function resolveCookie (raw: unknown): ResolvedCookieOptions {
     path,
     sameSite,
     secure,
-    issueOnPages: readBoolean('cookie.issueOnPages', cookie.issueOnPages, DEFAULTS.issueOnPages)
+    issueOnPages: readBoolean('cookie.issueOnPages', cookie.issueOnPages, DEFAULTS.issueOnPages),
+    lifetime: 1000 * readInteger('cookie.lifetime', cookie.lifetime, DEFAULTS.cookieLifetime, MIN_COOKIE_LIFETIME, MAX_COOKIE_LIFETIME)
   })
 }
 
@@ -249,6 +260,8 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     onMessage: readHook<MessageListener>('onMessage', options.onMessage),
     onClose: readHook<CloseListener>('onClose', options.onClose),
     answerRequest: readHook<RequestHandler>('answerRequest', options.answerRequest),
-    authorizeSubscribe: readHook<SubscribeAuthorizer>('authorizeSubscribe', options.authorizeSubscribe)
+    authorizeSubscribe: readHook<SubscribeAuthorizer>('authorizeSubscribe', options.authorizeSubscribe),
+    identify: readHook<IdentifyUser>('identify', options.identify),
+    maxRevocations: readInteger('maxRevocations', options.maxRevocations, DEFAULTS.maxRevocations, 1)
   })
 }

@@ -173,7 +173,7 @@ export function createConnectionHandler (context: ConnectionContext): (socket: W
     // The handshake guarantees the id; listeners are attached before any await, so no message is missed.
     // request.ip costs a getpeername(): only the per-address limit needs it.
     const address = context.countsAddresses ? request.ip : ''
-    const session = store.join(request.sessionId as string, socket, address, socket.protocol === GLUE_PROTOCOL)
+    const session = store.join(request.sessionId as string, socket, address, socket.protocol === GLUE_PROTOCOL, request.sessionUserId)
     socket.on('message', onMessage)
     socket.on('close', onClose)
     releaseHandshake(socket)

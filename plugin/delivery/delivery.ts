@@ -5,6 +5,9 @@ import { receives } from '../messages/recipients.js'
 import type { LiveSession } from '../sessions/live-session.js'
 import { stateOf } from '../sessions/socket-state.js'
 import type { SessionStore } from '../sessions/store.js'
+import { CLOSE_REVOKED } from '../constants.js'
+import { shownTopic } from '../users/channel.js'
+import type { Revocations } from '../users/revocations.js'
 import type { SocketWriter } from './socket-writer.js'
 
 // ws exposes readyState constants on the class; the numeric value is part of the WebSocket spec.
@@ -23,10 +26,12 @@ const HELD_LIMIT = 10_000
 export class Delivery {
   readonly #store: SessionStore
   readonly #writer: SocketWriter
+  readonly #revocations: Revocations
 
-  constructor (store: SessionStore, writer: SocketWriter) {
+  constructor (store: SessionStore, writer: SocketWriter, revocations: Revocations) {
     this.#store = store
     this.#writer = writer
+    this.#revocations = revocations
   }
 
   /**
@@ -48,7 +53,8 @@ export class Delivery {
         return this.#fanOut(this.#store.attached(), message, outbound, clusterSeq, among)
       }
       case 'publish':
-        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, message.topic, true), clusterSeq, among)
+        // A user's channel is a topic its sessions never see: its messages arrive as `m` envelopes.
+        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, shownTopic(message.topic), true), clusterSeq, among)
       case 'close':
         return this.#close(message.sessionId, message.code, message.reason)
       case 'subscribe':
@@ -58,7 +64,35 @@ export class Delivery {
       case 'expire':
         this.#store.expire(message.sessionId)
         return 0
+      case 'rotate':
+        this.#revocations.revokeSession(message.sessionId, Date.now())
+        this.#store.rotate(message.sessionId, message.to, message.userId)
+        return 0
+      case 'revoke':
+        this.#revocations.revokeSession(message.sessionId, Date.now())
+        return this.#revoke(message.sessionId)
+      case 'revokeUser': {
+        this.#revocations.revokeUser(message.userId, message.before)
+        let count = 0
+        for (const sessionId of this.#store.sessionsOfUser(message.userId)) {
+          if (among === undefined || among(sessionId)) count += this.#revoke(sessionId)
+        }
+        return count
+      }
+      case 'closeUser': {
+        let count = 0
+        for (const sessionId of this.#store.sessionsOfUser(message.userId)) {
+          if (among === undefined || among(sessionId)) count += this.#close(sessionId, message.code, message.reason)
+        }
+        return count
+      }
     }
+  }
+
+  /** Revokes a session this node may hold and starts closing its sockets with 3000; returns how many. */
+  #revoke (sessionId: string): number {
+    if (this.#store.revoke(sessionId) === undefined) return 0
+    return this.#close(sessionId, CLOSE_REVOKED, 'session revoked')
   }
 
   #fanOut (

@@ -9,6 +9,7 @@ import type { LiveSession } from '../sessions/live-session.js'
 import { stateOf } from '../sessions/socket-state.js'
 import type { SessionStore } from '../sessions/store.js'
 import { gapEnvelope, welcomeEnvelope, type ResumePoint } from '../wire/protocol.js'
+import { shownTopic } from '../users/channel.js'
 import type { SocketWriter } from './socket-writer.js'
 
 /** Resume limits, from the resolved options. */
@@ -194,7 +195,7 @@ export class Resume {
       for (const { seq, message } of result.messages) {
         if (message.kind !== 'send' && message.kind !== 'broadcast' && message.kind !== 'publish') continue
         this.#stats.replayed++
-        this.#writer.writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? message.topic : undefined, false).envelope(seq), false)
+        this.#writer.writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? shownTopic(message.topic) : undefined, false).envelope(seq), false)
         newest = Math.max(newest, seq)
       }
     } catch (err) {

@@ -1,31 +1,15 @@
-import type { IncomingMessage } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify'
 import type { SessionStats } from '../stats.js'
 import type { ResolvedGlueOptions } from '../config/resolve.js'
-import { kSetCookie, WEAK_SECRET_LENGTH } from '../constants.js'
-import { FST_WSGLUE_MISSING_SECRET, REFUSALS, type HandshakeRefusal } from '../errors.js'
+import { kSetCookie } from '../constants.js'
+import { REFUSALS, type HandshakeRefusal } from '../errors.js'
 import type { SessionStore } from '../sessions/store.js'
+import { isUserId } from '../users/channel.js'
+import type { UserSessions } from '../users/users.js'
 import { createHandshakeLimiter, type HandshakeLimiter } from './handshake-limit.js'
-import { createCookieSigner, createSessionId, createSharedCookieSigner, readIdentity, serializeSessionCookie, type CookieSigner } from './identity.js'
+import { createSessionId } from './identity.js'
 import { isOriginAllowed } from './origin.js'
-
-type HandshakeRequest = IncomingMessage & { [kSetCookie]?: string }
-
-/** Picks the signer: ours when a secret was given, else the one @fastify/cookie was registered with. */
-function chooseSigner (fastify: FastifyInstance, options: ResolvedGlueOptions): CookieSigner {
-  const secrets = options.cookie.secrets
-  if (secrets !== null) {
-    if (secrets[0] !== undefined && secrets[0].length < WEAK_SECRET_LENGTH) {
-      fastify.log.warn({ minLength: WEAK_SECRET_LENGTH }, 'fastify-websocket-glue: cookie secret is shorter than recommended')
-    }
-    return createCookieSigner(secrets)
-  }
-  // @fastify/cookie types declare the signer methods always, but they exist only with a secret.
-  if (typeof (fastify as Partial<FastifyInstance>).unsignCookie === 'function') {
-    return createSharedCookieSigner({ sign: (value) => fastify.signCookie(value), unsign: (value) => fastify.unsignCookie(value) })
-  }
-  throw new FST_WSGLUE_MISSING_SECRET()
-}
+import type { HandshakeRequest, SessionCookie } from './session-cookie.js'
 
 // Navigations send Sec-Fetch-Dest; older clients only say they accept HTML.
 function isPageRequest (request: FastifyRequest): boolean {
@@ -33,11 +17,6 @@ function isPageRequest (request: FastifyRequest): boolean {
   const dest = request.headers['sec-fetch-dest']
   if (dest !== undefined) return dest === 'document' || dest === 'iframe'
   return request.headers.accept?.includes('text/html') === true
-}
-
-function readCookieHeader (fastify: FastifyInstance, request: FastifyRequest, name: string): string | undefined {
-  const header = request.headers.cookie
-  return header === undefined ? undefined : fastify.parseCookie(header)[name]
 }
 
 function refuse (reply: FastifyReply, refusal: HandshakeRefusal): void {
@@ -53,34 +32,32 @@ export interface Handshake {
 
 /**
  * Sets up how a request learns its session and how a websocket handshake is admitted:
- * - every request reads the signed cookie into `request.sessionId`; HTTP responses re-issue cookies
- *   signed with an older secret, and HTML page responses mint one (`cookie.issueOnPages`);
+ * - every request reads the signed cookie into `request.sessionId` and `request.sessionUserId`;
+ *   responses re-issue cookies signed with an older secret or past half their lifetime, and HTML
+ *   page responses mint one (`cookie.issueOnPages`);
  * - a 101 carries its Set-Cookie through ws's 'headers' event (hijacked replies skip onSend);
  * - an upgrade to an ordinary HTTP route is refused with 404 before any 101;
  * - the plugin's own route checks the origin, the handshake rate and the socket limits, all
- *   before the upgrade, so every refusal is a real HTTP error.
- * @throws FST_WSGLUE_MISSING_SECRET when there is no secret to sign with.
+ *   before the upgrade, so every refusal is a real HTTP error; then `identify` names its user, and
+ *   a session whose user changed is rotated on the 101.
  */
-export function setUpHandshake (fastify: FastifyInstance, options: ResolvedGlueOptions, store: SessionStore, stats: SessionStats): Handshake {
-  const { cookie } = options
-  const signer = chooseSigner(fastify, options)
-
-  function issue (request: FastifyRequest, reply: FastifyReply, sessionId: string): void {
-    const header = serializeSessionCookie(cookie, sessionId, signer, request.protocol === 'https')
-    // A hijacked upgrade reply never runs onSend, so the 101 gets the cookie through ws's 'headers' event.
-    if (request.ws) (request.raw as HandshakeRequest)[kSetCookie] = header
-    else reply.header('set-cookie', header)
-  }
-
-  fastify.addHook('onRequest', function identify (request, reply, done) {
-    const value = request.cookies?.[cookie.name] ?? readCookieHeader(fastify, request, cookie.name)
-    const identity = readIdentity(value, signer)
+export function setUpHandshake (
+  fastify: FastifyInstance,
+  options: ResolvedGlueOptions,
+  store: SessionStore,
+  stats: SessionStats,
+  cookie: SessionCookie,
+  users: UserSessions
+): Handshake {
+  fastify.addHook('onRequest', function readSessionCookie (request, reply, done) {
+    const identity = cookie.read(request)
     request.sessionId = identity.sessionId
+    request.sessionUserId = identity.userId
     if (identity.sessionId !== null) {
-      if (identity.renew) issue(request, reply, identity.sessionId)
-    } else if (cookie.issueOnPages && !request.ws && isPageRequest(request)) {
+      if (identity.renew) cookie.issue(request, reply, { sessionId: identity.sessionId, userId: identity.userId, issuedAt: Date.now() })
+    } else if (options.cookie.issueOnPages && !request.ws && isPageRequest(request)) {
       request.sessionId = createSessionId()
-      issue(request, reply, request.sessionId)
+      cookie.issue(request, reply, { sessionId: request.sessionId, userId: null, issuedAt: Date.now() })
     }
     done()
   })
@@ -121,6 +98,22 @@ export function setUpHandshake (fastify: FastifyInstance, options: ResolvedGlueO
   // request.ip costs a getpeername() per handshake: read it only for a limit that needs it.
   const limitsAddresses = options.handshakeRateLimit !== false
 
+  const identify = options.identify
+
+  /**
+   * Gives the handshake the session of `userId`: a fresh one without a cookie, the cookie's own when
+   * it is bound to that user, else (someone logged in or out) the session rotated to a new id.
+   */
+  function bind (request: FastifyRequest, reply: FastifyReply, userId: string | null): void {
+    if (request.sessionId === null) {
+      request.sessionId = createSessionId()
+      request.sessionUserId = userId
+      cookie.issue(request, reply, { sessionId: request.sessionId, userId, issuedAt: Date.now() })
+    } else if (userId !== request.sessionUserId) {
+      users.rotate(request, reply, userId)
+    }
+  }
+
   const admit: onRequestHookHandler = function admitHandshake (request, reply, done) {
     if (limitsAddresses && !limiter.allow(request.ip, Date.now())) {
       refuseTooMany(request, reply, REFUSALS.tooManyHandshakes)
@@ -140,10 +133,7 @@ export function setUpHandshake (fastify: FastifyInstance, options: ResolvedGlueO
       refuse(reply, REFUSALS.forbiddenOrigin)
       return
     }
-    if (request.sessionId === null) {
-      request.sessionId = createSessionId()
-      issue(request, reply, request.sessionId)
-    } else if (store.socketCount(request.sessionId) >= options.maxSocketsPerSession) {
+    if (request.sessionId !== null && store.socketCount(request.sessionId) >= options.maxSocketsPerSession) {
       refuseTooMany(request, reply, REFUSALS.tooManySessionSockets)
       return
     }
@@ -151,7 +141,28 @@ export function setUpHandshake (fastify: FastifyInstance, options: ResolvedGlueO
       refuseTooMany(request, reply, REFUSALS.tooManyAddressSockets)
       return
     }
-    done()
+    if (identify === undefined) {
+      bind(request, reply, request.sessionUserId)
+      done()
+      return
+    }
+    let named: Promise<unknown>
+    try {
+      named = Promise.resolve(identify(request))
+    } catch (err) {
+      named = Promise.reject(err)
+    }
+    named.then((userId) => {
+      if (userId !== null && userId !== undefined && !isUserId(userId)) {
+        throw new TypeError(`identify returned an invalid user id (expected null, undefined or a non-empty string of at most 128 UTF-8 bytes, got ${typeof userId})`)
+      }
+      bind(request, reply, userId ?? null)
+      done()
+    }).catch((err: unknown) => {
+      request.log.error({ err }, 'identify failed; refused the websocket handshake')
+      stats.refusedHandshakes++
+      refuse(reply, REFUSALS.identifyFailed)
+    })
   }
 
   return { admit, limiter }

@@ -1,5 +1,6 @@
 import { createHash, createHmac, createSecretKey, randomFillSync, timingSafeEqual, type KeyObject } from 'node:crypto'
 import { SESSION_ID_BYTES } from '../constants.js'
+import { isUserId } from '../users/channel.js'
 
 /** The attributes of the session cookie, as resolved from the options. */
 export interface SessionCookieAttributes {
@@ -19,21 +20,40 @@ export interface CookieSigner {
 
 /** What a request's cookie says about its session. */
 export interface CookieIdentity {
-  /** The verified session id, or null when the cookie is absent, forged, tampered or unsigned. */
+  /** The verified session id, or null when the cookie is absent, forged, tampered, expired or of an older format. */
   readonly sessionId: string | null
-  /** True when the cookie verified with an older secret and must be re-issued. */
+  /** The user the session is bound to (`sessions.login()` or `identify`), or null when anonymous. */
+  readonly userId: string | null
+  /** When this cookie value was issued, in ms since 1970 (0 without a session). */
+  readonly issuedAt: number
+  /** True when the cookie must be re-issued: signed with an older secret, or past half its lifetime. */
   readonly renew: boolean
 }
 
-const NO_IDENTITY: CookieIdentity = Object.freeze({ sessionId: null, renew: false })
-const UNVERIFIED = Object.freeze({ valid: false, renew: false, value: null })
+/** What a session cookie carries, signed. */
+export interface SessionClaims {
+  readonly sessionId: string
+  readonly userId: string | null
+  readonly issuedAt: number
+}
 
-// Exactly what createSessionId returns: 18 bytes in base64url are 24 characters, no padding.
-const SESSION_ID_RE = /^[A-Za-z0-9_-]{24}$/
+/** A request without a session. */
+export const NO_IDENTITY: CookieIdentity = Object.freeze({ sessionId: null, userId: null, issuedAt: 0, renew: false })
+const UNVERIFIED = Object.freeze({ valid: false, renew: false, value: null })
 
 // Domain separation: the session signature must not verify values the app signs for its own cookies.
 const SESSION_KEY_LABEL = 'fastify-websocket-glue session v1'
-const SHARED_SIGNER_PREFIX = 'glue1.'
+
+/**
+ * The signed value, version 2: `glue2.<id>.<issued ms>[.<user id, base64url>]`. The id is exactly
+ * what createSessionId returns (24 base64url characters); the issue time has 13 digits (until 2286).
+ * The prefix names the version and, with the app's signer, keeps session values apart from the
+ * app's own signed cookies.
+ */
+const VALUE_PREFIX = 'glue2.'
+const VALUE_RE = /^glue2\.([A-Za-z0-9_-]{24})\.(\d{13})(?:\.([A-Za-z0-9_-]{1,171}))?$/
+/** A cookie issued this far in the future (clock skew between nodes) still counts; further, it is refused. */
+export const MAX_CLOCK_SKEW = 60_000
 
 // One CSPRNG call fills ids for many handshakes: a randomBytes() call per id costs ~4 µs, a slice ~0.5 µs.
 const ID_POOL = Buffer.alloc(SESSION_ID_BYTES * 256)
@@ -87,39 +107,60 @@ export function createCookieSigner (secrets: readonly string[]): CookieSigner {
   }
 }
 
-/**
- * Wraps the app's @fastify/cookie signer, which signs the app's other cookies with the same key:
- * the signed value is `glue1.<id>`, and only values with that prefix are session ids.
- */
-export function createSharedCookieSigner (appSigner: CookieSigner): CookieSigner {
-  return {
-    sign: (sessionId) => appSigner.sign(SHARED_SIGNER_PREFIX + sessionId),
-    unsign (signed) {
-      const result = appSigner.unsign(signed)
-      if (!result.valid || result.value === null || !result.value.startsWith(SHARED_SIGNER_PREFIX)) return UNVERIFIED
-      return { valid: true, renew: result.renew, value: result.value.slice(SHARED_SIGNER_PREFIX.length) }
-    }
-  }
+/** The value a session cookie signs. */
+export function encodeSessionValue (claims: SessionClaims): string {
+  const user = claims.userId === null ? '' : '.' + Buffer.from(claims.userId, 'utf8').toString('base64url')
+  return `${VALUE_PREFIX}${claims.sessionId}.${claims.issuedAt}${user}`
 }
 
-/** Reads the session identity out of a raw (already URI-decoded) cookie value. */
-export function readIdentity (cookieValue: string | undefined, signer: CookieSigner): CookieIdentity {
+/** The claims of a signed value, or undefined when it is not a version-2 session value. */
+export function decodeSessionValue (value: string): SessionClaims | undefined {
+  const match = VALUE_RE.exec(value)
+  if (match === null) return undefined
+  let userId: string | null = null
+  if (match[3] !== undefined) {
+    const decoded = Buffer.from(match[3], 'base64url').toString('utf8')
+    // Encoding it back must give the same text: invalid UTF-8 would have become U+FFFD.
+    if (!isUserId(decoded) || Buffer.from(decoded, 'utf8').toString('base64url') !== match[3]) return undefined
+    userId = decoded
+  }
+  return { sessionId: match[1] as string, issuedAt: Number(match[2]), userId }
+}
+
+/**
+ * Reads the session identity out of a raw (already URI-decoded) cookie value. A cookie older than
+ * `lifetime` (ms) is refused even under a valid signature; past half of it, it is to be re-issued.
+ */
+export function readIdentity (cookieValue: string | undefined, signer: CookieSigner, now: number, lifetime: number): CookieIdentity {
   if (cookieValue === undefined || cookieValue === '') return NO_IDENTITY
   const result = signer.unsign(cookieValue)
-  if (!result.valid || result.value === null || !SESSION_ID_RE.test(result.value)) return NO_IDENTITY
-  return { sessionId: result.value, renew: result.renew }
+  if (!result.valid || result.value === null) return NO_IDENTITY
+  const claims = decodeSessionValue(result.value)
+  if (claims === undefined) return NO_IDENTITY
+  const age = now - claims.issuedAt
+  if (age >= lifetime || age < -MAX_CLOCK_SKEW) return NO_IDENTITY
+  return { ...claims, renew: result.renew || age >= lifetime / 2 }
 }
 
-/** Builds the `Set-Cookie` header value for a session id. */
+/** Builds the `Set-Cookie` header value for a session. */
 export function serializeSessionCookie (
   cookie: SessionCookieAttributes,
-  sessionId: string,
+  claims: SessionClaims,
   signer: CookieSigner,
   overHttps: boolean
 ): string {
   // The signature is standard base64 ('+', '/'), so encode as @fastify/cookie's parser expects.
-  let header = `${cookie.name}=${encodeURIComponent(signer.sign(sessionId))}`
-  if (cookie.maxAge !== undefined) header += `; Max-Age=${cookie.maxAge}`
+  return `${cookie.name}=${encodeURIComponent(signer.sign(encodeSessionValue(claims)))}${attributes(cookie, cookie.maxAge, overHttps)}`
+}
+
+/** Builds the `Set-Cookie` header value that deletes the session cookie (logout). */
+export function serializeClearedCookie (cookie: SessionCookieAttributes, overHttps: boolean): string {
+  return `${cookie.name}=${attributes(cookie, 0, overHttps)}`
+}
+
+function attributes (cookie: SessionCookieAttributes, maxAge: number | undefined, overHttps: boolean): string {
+  let header = ''
+  if (maxAge !== undefined) header += `; Max-Age=${maxAge}`
   if (cookie.domain !== undefined) header += `; Domain=${cookie.domain}`
   header += `; Path=${cookie.path}; HttpOnly`
   if (cookie.secure === true || (cookie.secure === 'auto' && overHttps)) header += '; Secure'

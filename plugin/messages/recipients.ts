@@ -3,7 +3,7 @@ export type Addressing =
   | { readonly kind: 'send', readonly sessionId: string }
   | { readonly kind: 'broadcast', readonly except: string | undefined }
   | { readonly kind: 'publish', readonly topic: string, readonly except: string | undefined }
-  | { readonly kind: 'close' | 'subscribe' | 'unsubscribe' | 'expire' }
+  | { readonly kind: 'close' | 'subscribe' | 'unsubscribe' | 'expire' | 'rotate' | 'revoke' | 'revokeUser' | 'closeUser' }
 
 /**
  * The one rule for who receives a message, used by live fan-out, by detached sessions coming back

@@ -8,7 +8,7 @@ import { CLOSE_CODE_LABELS } from '../stats.js'
 import { invalid } from '../config/validate.js'
 import { resolveMetricsOptions, type GlueMetricsOptions } from '../config/metrics-options.js'
 
-type CounterStat = Exclude<keyof SessionStats, 'sockets' | 'sessions' | 'detachedSessions' | 'closesByCode'>
+type CounterStat = Exclude<keyof SessionStats, 'sockets' | 'sessions' | 'detachedSessions' | 'closesByCode' | 'revocations'>
 type LocalGauge = Exclude<keyof SessionGauges, 'adapter'>
 
 /** Counters of `stats()`: metric name (after the prefix), the field, the help text. */
@@ -23,7 +23,8 @@ const COUNTERS: ReadonlyArray<readonly [string, CounterStat, string]> = [
   ['refused_handshakes_total', 'refusedHandshakes', 'Handshakes refused (origin, socket limits, handshake rate).'],
   ['detached_evictions_total', 'detachedEvictions', 'Detached sessions released before their grace ended, to stay within the limits.'],
   ['internal_errors_total', 'internalErrors', 'Sockets closed with 1011 because the plugin failed while handling them.'],
-  ['invalid_messages_total', 'invalidMessages', 'Client messages and requests refused by the messageSchema or requestSchema.']
+  ['invalid_messages_total', 'invalidMessages', 'Client messages and requests refused by the messageSchema or requestSchema.'],
+  ['revocation_evictions_total', 'revocationEvictions', 'Revocations forgotten early to stay within maxRevocations.']
 ]
 
 /** Gauges of `gauges()`: metric name, the field, the help text. */
@@ -41,7 +42,7 @@ async function glueMetrics (fastify: FastifyInstance, rawOptions: GlueMetricsOpt
   const sessions = fastify.sessions
   const names = [
     ...COUNTERS.map(([name]) => name), 'closes_total',
-    ...GAUGES.map(([name]) => name), 'adapter_connected', 'cluster_lag_messages'
+    ...GAUGES.map(([name]) => name), 'revocations', 'adapter_connected', 'cluster_lag_messages'
   ].map((name) => prefix + name)
   const taken = names.find((name) => registry.getSingleMetric(name) !== undefined)
   if (taken !== undefined) {
@@ -93,6 +94,14 @@ async function glueMetrics (fastify: FastifyInstance, rawOptions: GlueMetricsOpt
       }
     }))
   }
+  metrics.push(new Gauge({
+    name: prefix + 'revocations',
+    help: 'Revoked sessions and users this node refuses until their cookies would have expired.',
+    registers,
+    collect () {
+      this.set(sessions.stats().revocations)
+    }
+  }))
   metrics.push(new Gauge({
     name: prefix + 'adapter_connected',
     help: 'Whether the adapter reaches the other nodes (1) or not (0); only for adapters that report it, such as Redis.',

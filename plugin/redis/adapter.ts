@@ -7,6 +7,7 @@ import { Presence } from './presence.js'
 import { InboxReader } from './reader.js'
 import { replay } from './replay.js'
 import { RedisShard } from './shard.js'
+import { userChannel } from '../users/channel.js'
 
 /**
  * Joins nodes through Redis, one server or several shards. Each shard numbers the messages of its
@@ -45,6 +46,7 @@ class RedisAdapter implements SequencedAdapter {
         const { epoch, seq } = await shard.open()
         ;(this.#readers[shard.index] as InboxReader).begin(epoch, seq)
         await presence.sync(shard)
+        await this.#restoreRevocations(shard)
       }))
     } catch (err) {
       for (const shard of this.#shards) shard.disconnect()
@@ -63,6 +65,8 @@ class RedisAdapter implements SequencedAdapter {
           host.resync(shard.epoch, ofShard, whenAnnounced)
         }
         await presence.sync(shard)
+        // Revocations made while this node could not read its inbox.
+        await this.#restoreRevocations(shard)
       }
       // Announced again (and this node's buffer written): what is sent from now on comes here.
       shard.onRestored = () => {
@@ -103,11 +107,38 @@ class RedisAdapter implements SequencedAdapter {
         return message.kind === 'subscribe' ? 1 : subscribed ? 1 : 0
       }
       case 'close':
+      case 'rotate':
+      case 'revoke':
         this.#shardOf(message.sessionId).emit(message)
+        return 0
+      case 'revokeUser':
+      case 'closeUser':
+        // A user's sessions are spread over the shards: each one handles its own.
+        for (const shard of this.#shards) shard.emit(message)
         return 0
       case 'expire':
         return 0
     }
+  }
+
+  colocate (sessionId: string, mint: () => string): string {
+    const shards = this.#shards.length
+    const target = shardOf(sessionId, shards)
+    // Ids are random: on average `shards` tries; the bound only guards against a broken mint.
+    for (let tries = 0; tries < 1000 * shards; tries++) {
+      const id = mint()
+      if (shardOf(id, shards) === target) return id
+    }
+    throw new Error('could not mint a session id on the same shard')
+  }
+
+  async clusterSessionsOf (userId: string): Promise<string[]> {
+    return await (this.#presence as Presence).sessionsOf(userChannel(userId))
+  }
+
+  async #restoreRevocations (shard: RedisShard): Promise<void> {
+    const { sessions, users } = await shard.revocations(Date.now())
+    ;(this.#host as AdapterHost).restoreRevocations(sessions, users)
   }
 
   settled (): Promise<void> | undefined {
@@ -116,10 +147,10 @@ class RedisAdapter implements SequencedAdapter {
     return Promise.all(pending).then(() => {})
   }
 
-  socketOpened (sessionId: string): void {
+  socketOpened (sessionId: string, userId: string | null): void {
     const index = shardOf(sessionId, this.#shards.length)
     const reader = this.#readers[index] as InboxReader
-    const join = (this.#shards[index] as RedisShard).join(sessionId, () => ({ ...reader.position(), known: true }), async (seq) => { await reader.until(seq) })
+    const join = (this.#shards[index] as RedisShard).join(sessionId, userId === null ? '' : userChannel(userId), () => ({ ...reader.position(), known: true }), async (seq) => { await reader.until(seq) })
     this.#joins.set(sessionId, join)
     join.then(() => { if (this.#joins.get(sessionId) === join) this.#joins.delete(sessionId) }, () => {})
   }

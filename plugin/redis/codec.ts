@@ -6,22 +6,27 @@ import type { ClusterMessage, ClusterMessageKind } from '../adapters/adapter.js'
  *
  *   version[1] kind[1] flags[1] time[6] fields… payload…
  *
- * Fields are u16-length-prefixed UTF-8 strings (session id, topic, except, reason) and, for close,
- * a u16 code, in the order of `FIELDS`. The payload, encoded once by the sender, is the rest.
+ * Fields are u16-length-prefixed UTF-8 strings (session id, topic, except, reason, user id), for
+ * close a u16 code and for revokeUser a 6-byte time, in the order docs/protocol.md lists. The
+ * payload, encoded once by the sender, is the rest.
  */
 export const CODEC_VERSION = 1
 
 const KIND_CODES: Readonly<Record<ClusterMessageKind, number>> = {
-  send: 1, broadcast: 2, publish: 3, close: 4, subscribe: 5, unsubscribe: 6, expire: 7
+  send: 1, broadcast: 2, publish: 3, close: 4, subscribe: 5, unsubscribe: 6, expire: 7, rotate: 8, revoke: 9, revokeUser: 10, closeUser: 11
 }
 // Index = kind code; code 0 is unused.
-const KINDS: ReadonlyArray<ClusterMessageKind | undefined> = [undefined, 'send', 'broadcast', 'publish', 'close', 'subscribe', 'unsubscribe', 'expire']
+const KINDS: ReadonlyArray<ClusterMessageKind | undefined> = [
+  undefined, 'send', 'broadcast', 'publish', 'close', 'subscribe', 'unsubscribe', 'expire', 'rotate', 'revoke', 'revokeUser', 'closeUser'
+]
 
 const FLAG_VOLATILE = 1
 const FLAG_BINARY = 2
 /** The payload is the JSON text of a value (not a string the application sent). */
 const FLAG_JSON = 4
 const FLAG_EXCEPT = 8
+/** A rotate message binds the session to a user. */
+const FLAG_USER = 16
 
 const HEADER = 9
 
@@ -42,6 +47,11 @@ export function encodeClusterMessage (message: ClusterMessage, time: number): Bu
     length.writeUInt16BE(bytes.length)
     parts.push(length, bytes)
   }
+  const code = (value: number): void => {
+    const bytes = Buffer.allocUnsafe(2)
+    bytes.writeUInt16BE(value)
+    parts.push(bytes)
+  }
   switch (message.kind) {
     case 'send':
       field(message.sessionId)
@@ -58,12 +68,32 @@ export function encodeClusterMessage (message: ClusterMessage, time: number): Bu
       data = message.data
       if (message.volatile) flags |= FLAG_VOLATILE
       break
-    case 'close': {
+    case 'close':
       field(message.sessionId)
-      const code = Buffer.allocUnsafe(2)
-      code.writeUInt16BE(message.code)
-      parts.push(code)
+      code(message.code)
       field(message.reason)
+      break
+    case 'closeUser':
+      field(message.userId)
+      code(message.code)
+      field(message.reason)
+      break
+    case 'rotate':
+      field(message.sessionId)
+      field(message.to)
+      if (message.userId !== null) {
+        flags |= FLAG_USER
+        field(message.userId)
+      }
+      break
+    case 'revoke':
+      field(message.sessionId)
+      break
+    case 'revokeUser': {
+      field(message.userId)
+      const before = Buffer.allocUnsafe(6)
+      before.writeUIntBE(clampTime(message.before), 0, 6)
+      parts.push(before)
       break
     }
     case 'subscribe':
@@ -83,9 +113,13 @@ export function encodeClusterMessage (message: ClusterMessage, time: number): Bu
   header[0] = CODEC_VERSION
   header[1] = KIND_CODES[message.kind]
   header[2] = flags
-  header.writeUIntBE(Math.max(0, Math.min(time, 2 ** 48 - 1)), 3, 6)
+  header.writeUIntBE(clampTime(time), 3, 6)
   parts.unshift(header)
   return Buffer.concat(parts)
+}
+
+function clampTime (time: number): number {
+  return Math.max(0, Math.min(time, 2 ** 48 - 1))
 }
 
 /** Decodes a message; undefined for another version or a malformed buffer (dropped by the caller). */
@@ -130,13 +164,33 @@ export function decodeClusterMessage (buffer: Buffer): DecodedMessage | undefine
         : { kind, except, data: data(), volatile }
       break
     }
-    case 'close': {
-      const sessionId = field()
-      if (sessionId === undefined || offset + 2 > buffer.length) break
+    case 'close':
+    case 'closeUser': {
+      const target = field()
+      if (target === undefined || offset + 2 > buffer.length) break
       const code = buffer.readUInt16BE(offset)
       offset += 2
       const reason = field()
-      if (reason !== undefined) message = { kind, sessionId, code, reason }
+      if (reason === undefined) break
+      message = kind === 'close' ? { kind, sessionId: target, code, reason } : { kind, userId: target, code, reason }
+      break
+    }
+    case 'rotate': {
+      const sessionId = field()
+      const to = field()
+      const userId = (flags & FLAG_USER) !== 0 ? field() : null
+      if (sessionId !== undefined && to !== undefined && userId !== undefined) message = { kind, sessionId, to, userId }
+      break
+    }
+    case 'revoke': {
+      const sessionId = field()
+      if (sessionId !== undefined) message = { kind, sessionId }
+      break
+    }
+    case 'revokeUser': {
+      const userId = field()
+      if (userId === undefined || offset + 6 > buffer.length) break
+      message = { kind, userId, before: buffer.readUIntBE(offset, 6) }
       break
     }
     case 'subscribe':

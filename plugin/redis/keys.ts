@@ -10,6 +10,9 @@ export interface ShardKeys {
   readonly sockets: string
   readonly detached: string
   readonly broadcasts: string
+  /** Revoked session ids and users, each scored by the time of the revocation. */
+  readonly revoked: string
+  readonly revokedUsers: string
   /** This node's inbox and its presence hash. */
   readonly inbox: string
   readonly node: string
@@ -34,6 +37,8 @@ export function shardKeys (prefix: string, uid: string): ShardKeys {
     sockets: `${tag}:sockets`,
     detached: `${tag}:detached`,
     broadcasts: `${tag}:bc`,
+    revoked: `${tag}:rv`,
+    revokedUsers: `${tag}:rvu`,
     inbox: `${tag}:in:${uid}`,
     node: `${tag}:node:${uid}`,
     announced: `${tag}:announced:${uid}`,

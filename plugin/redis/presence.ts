@@ -96,6 +96,12 @@ export class Presence {
     return await shard.query((commands) => commands.smembers(shard.keys.topicsOf(sessionId)))
   }
 
+  /** The sessions subscribed to a topic (a user's channel), on every shard. */
+  async sessionsOf (topic: string): Promise<string[]> {
+    const perShard = await Promise.all(this.#shards.map(async (shard) => await shard.query((commands) => commands.smembers(shard.keys.subscribers(topic)))))
+    return perShard.flat()
+  }
+
   async subscriberCount (topic: string): Promise<number> {
     const counts = await Promise.all(this.#shards.map(async (shard) => await shard.query((commands) => commands.scard(shard.keys.subscribers(topic)))))
     return counts.reduce((sum, count) => sum + count, 0)

@@ -14,6 +14,11 @@
  * - T:ts:<session>, T:tm:<topic>: a session's topics and a topic's sessions.
  * - T:int:<topic>: per node, how many of the sessions it holds are subscribed (routes publishes).
  * - T:hist:<session>, T:bc, T:th:<topic>: what resume reads back: sends, broadcasts, topic messages.
+ * - T:rv, T:rvu: revoked session ids and users, scored by the time of the revocation; kept one cookie
+ *   lifetime and at most `maxRevocations` each.
+ *
+ * A session bound to a user is subscribed to the user's channel, a topic whose name starts with
+ * a NUL byte (users/channel.ts): pushes to the user are publishes to it.
  */
 
 // Shared by the emitting scripts: ignore a command ioredis re-sent after a reconnect, and append
@@ -27,6 +32,30 @@ local function repeated (emitted, uid, counter)
 end
 local function route (tag, node, id, payload, limit)
   redis.call('XADD', tag .. ':in:' .. node, 'MAXLEN', '~', limit, id, 'm', payload)
+end
+-- A message every live node must apply (revocations): numbered, then routed to each.
+local function route_all (tag, nodes, payload, limit, now)
+  local seq = redis.call('INCR', tag .. ':seq')
+  for _, node in ipairs(redis.call('ZRANGEBYSCORE', nodes, now, '+inf')) do route(tag, node, seq .. '-0', payload, limit) end
+  return seq
+end
+-- Remembers a revocation for one cookie lifetime, and at most cap of them (the oldest go first).
+local function remember (key, member, score, now, lifetime, cap)
+  redis.call('ZADD', key, 'GT', score, member)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. (tonumber(now) - tonumber(lifetime)))
+  local over = redis.call('ZCARD', key) - tonumber(cap)
+  if over > 0 then redis.call('ZPOPMIN', key, over) end
+end
+-- A revoked session leaves its topics (and its user's channel) on every node holding it, and its history goes.
+local function drop_session (tag, session)
+  local holders = redis.call('HKEYS', tag .. ':at:' .. session)
+  for _, topic in ipairs(redis.call('SMEMBERS', tag .. ':ts:' .. session)) do
+    redis.call('SREM', tag .. ':tm:' .. topic, session)
+    for _, node in ipairs(holders) do
+      if redis.call('HINCRBY', tag .. ':int:' .. topic, node, -1) <= 0 then redis.call('HDEL', tag .. ':int:' .. topic, node) end
+    end
+  end
+  redis.call('DEL', tag .. ':ts:' .. session, tag .. ':hist:' .. session)
 end
 `
 
@@ -89,7 +118,14 @@ return seq
 export const SUBSCRIBE = COMMON + `
 if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
 if redis.call('SISMEMBER', KEYS[3], ARGV[5]) == 1 then return -1 end
-if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[6]) then return -2 end
+if string.byte(ARGV[5], 1) ~= 0 and redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[6]) then
+  -- the user's channel is not one of the session's topics
+  local count = 0
+  for _, topic in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+    if string.byte(topic, 1) ~= 0 then count = count + 1 end
+  end
+  if count >= tonumber(ARGV[6]) then return -2 end
+end
 redis.call('SADD', KEYS[3], ARGV[5])
 redis.call('SADD', KEYS[4], ARGV[4])
 -- a session nobody is connected as yet still expires after the grace period
@@ -140,17 +176,24 @@ end
 `
 
 /**
- * A socket of a session opened on this node. Returns where the session stands (messages to it
- * numbered above it reach the node), the dataset's name, whether the cluster knew the session
- * before (connected somewhere, or within its grace period), and the number of the inbox entry that
- * tells the node the session's topics (0 when it already held the session, or it has none).
+ * A socket of a session opened on this node. Binds the session to its cookie's user (`channel`, ''
+ * when anonymous). Returns where the session stands (messages to it numbered above it reach the
+ * node), the dataset's name, whether the cluster knew the session before (connected somewhere, or
+ * within its grace period), and the number of the inbox entry that tells the node the session's
+ * topics (0 when it already held the session, or it has none).
  * KEYS: at:session, node, presence, sockets, detached, seq, epoch
- * ARGV: uid, session, tag, inbox limit
+ * ARGV: uid, session, tag, inbox limit, channel
  */
 export const JOIN = HOLD + `
 local known = redis.call('HEXISTS', KEYS[3], ARGV[2]) == 1 or redis.call('ZSCORE', KEYS[5], ARGV[2]) ~= false
 local topicsAt = 0
-if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then topicsAt = hold(ARGV[3], ARGV[1], ARGV[2], ARGV[4]) end
+local bound = ARGV[5] ~= '' and redis.call('SADD', ARGV[3] .. ':ts:' .. ARGV[2], ARGV[5]) == 1
+if bound then redis.call('SADD', ARGV[3] .. ':tm:' .. ARGV[5], ARGV[2]) end
+if redis.call('HINCRBY', KEYS[1], ARGV[1], 1) == 1 then
+  topicsAt = hold(ARGV[3], ARGV[1], ARGV[2], ARGV[4])
+elseif bound then
+  redis.call('HINCRBY', ARGV[3] .. ':int:' .. ARGV[5], ARGV[1], 1)
+end
 redis.call('HINCRBY', KEYS[2], ARGV[2], 1)
 redis.call('HINCRBY', KEYS[3], ARGV[2], 1)
 redis.call('ZREM', KEYS[5], ARGV[2])
@@ -284,6 +327,92 @@ return #expired
 `
 
 /**
+ * A session moves to a new id (login) on this shard, bound to `channel` ('' when anonymous): the
+ * nodes holding it, its presence, topics, history and grace period follow; the old id is revoked.
+ * Every live node learns it in its inbox order (it refuses the old id from then on; the nodes
+ * holding the session move it). A session the cluster does not know leaves nothing behind but
+ * the revocation: its first socket binds it (JOIN).
+ * KEYS: emitted, nodes, rv, presence, detached
+ * ARGV: uid, counter, payload, old, new, channel, tag, inbox limit, now, cap, lifetime (ms), releaseAt
+ */
+export const ROTATE = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+local tag, old, new, channel = ARGV[7], ARGV[4], ARGV[5], ARGV[6]
+remember(KEYS[3], old, ARGV[9], ARGV[9], ARGV[11], ARGV[10])
+local holders = redis.call('HGETALL', tag .. ':at:' .. old)
+for i = 1, #holders, 2 do
+  local node, count = holders[i], holders[i + 1]
+  redis.call('HINCRBY', tag .. ':at:' .. new, node, count)
+  local held = tag .. ':node:' .. node
+  local mine = redis.call('HGET', held, old)
+  if mine then
+    redis.call('HDEL', held, old)
+    redis.call('HINCRBY', held, new, mine)
+  end
+end
+redis.call('DEL', tag .. ':at:' .. old)
+local sockets = redis.call('HGET', KEYS[4], old)
+if sockets then
+  redis.call('HDEL', KEYS[4], old)
+  redis.call('HINCRBY', KEYS[4], new, sockets)
+end
+local releaseAt = redis.call('ZSCORE', KEYS[5], old)
+if releaseAt then redis.call('ZREM', KEYS[5], old) end
+local topics = redis.call('SMEMBERS', tag .. ':ts:' .. old)
+for _, topic in ipairs(topics) do
+  redis.call('SREM', tag .. ':tm:' .. topic, old)
+  if string.byte(topic, 1) == 0 and topic ~= channel then
+    -- the session leaves its former user
+    for i = 1, #holders, 2 do
+      local interest = tag .. ':int:' .. topic
+      if redis.call('HINCRBY', interest, holders[i], -1) <= 0 then redis.call('HDEL', interest, holders[i]) end
+    end
+  else
+    redis.call('SADD', tag .. ':ts:' .. new, topic)
+    redis.call('SADD', tag .. ':tm:' .. topic, new)
+  end
+end
+redis.call('DEL', tag .. ':ts:' .. old)
+if redis.call('EXISTS', tag .. ':hist:' .. old) == 1 then redis.call('RENAME', tag .. ':hist:' .. old, tag .. ':hist:' .. new) end
+local known = #holders > 0 or sockets or releaseAt or #topics > 0
+if known and channel ~= '' and redis.call('SADD', tag .. ':ts:' .. new, channel) == 1 then
+  redis.call('SADD', tag .. ':tm:' .. channel, new)
+  for i = 1, #holders, 2 do redis.call('HINCRBY', tag .. ':int:' .. channel, holders[i], 1) end
+end
+-- a session without sockets keeps the grace period it had (or starts one: its topics must expire)
+if known and redis.call('HEXISTS', KEYS[4], new) == 0 then redis.call('ZADD', KEYS[5], 'NX', releaseAt or ARGV[12], new) end
+return route_all(tag, KEYS[2], ARGV[3], ARGV[8], ARGV[9])
+`
+
+/**
+ * Revokes a session (logout): remembered, out of its topics and its user's channel, its history
+ * gone; every live node learns it in its inbox order (refuses the id, closes its sockets).
+ * KEYS: emitted, nodes, rv
+ * ARGV: uid, counter, payload, session, tag, inbox limit, now, cap, lifetime (ms)
+ */
+export const REVOKE = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+remember(KEYS[3], ARGV[4], ARGV[7], ARGV[7], ARGV[9], ARGV[8])
+drop_session(ARGV[5], ARGV[4])
+return route_all(ARGV[5], KEYS[2], ARGV[3], ARGV[6], ARGV[7])
+`
+
+/**
+ * Revokes every session of a user on this shard ("log out everywhere"): the user is remembered with
+ * the time up to which its cookies are refused, its sessions here leave their topics, and every
+ * live node learns it in its inbox order.
+ * KEYS: emitted, nodes, rvu, tm:channel, th:channel
+ * ARGV: uid, counter, payload, user, before, tag, inbox limit, now, cap, lifetime (ms)
+ */
+export const REVOKE_USER = COMMON + `
+if repeated(KEYS[1], ARGV[1], ARGV[2]) then return 0 end
+remember(KEYS[3], ARGV[4], ARGV[5], ARGV[8], ARGV[10], ARGV[9])
+for _, session in ipairs(redis.call('SMEMBERS', KEYS[4])) do drop_session(ARGV[6], session) end
+redis.call('DEL', KEYS[4], KEYS[5])
+return route_all(ARGV[6], KEYS[2], ARGV[3], ARGV[7], ARGV[8])
+`
+
+/**
  * Names the shard's dataset (once per Redis dataset) and returns it with the current sequence number.
  * KEYS: epoch, seq   ARGV: candidate epoch
  */
@@ -308,6 +437,9 @@ export interface ScriptCommands {
   glueSyncEnd (...args: ScriptArg[]): Promise<null>
   glueReap (...args: ScriptArg[]): Promise<number>
   glueEpoch (...args: ScriptArg[]): Promise<[epoch: string, seq: number]>
+  glueRotate (...args: ScriptArg[]): Promise<number>
+  glueRevoke (...args: ScriptArg[]): Promise<number>
+  glueRevokeUser (...args: ScriptArg[]): Promise<number>
 }
 
 /** Name, number of KEYS and source of every script, for `defineCommand`. */
@@ -323,5 +455,8 @@ export const SCRIPTS: ReadonlyArray<[name: keyof ScriptCommands, keys: number, l
   ['glueSyncAdd', 5, SYNC_ADD],
   ['glueSyncEnd', 5, SYNC_END],
   ['glueReap', 4, REAP],
-  ['glueEpoch', 2, EPOCH]
+  ['glueEpoch', 2, EPOCH],
+  ['glueRotate', 5, ROTATE],
+  ['glueRevoke', 3, REVOKE],
+  ['glueRevokeUser', 5, REVOKE_USER]
 ]

@@ -6,6 +6,7 @@ import { encodeClusterMessage } from './codec.js'
 import { shardKeys, type ShardKeys } from './keys.js'
 import { REDIS_STOP_GRACE, type RedisTarget, type ResolvedRedisAdapterOptions } from './options.js'
 import { SCRIPTS, type ScriptCommands } from './scripts.js'
+import { userChannel } from '../users/channel.js'
 
 /** An ioredis connection with the adapter's scripts defined on it. */
 export type Connection = Redis & ScriptCommands
@@ -145,12 +146,12 @@ export class RedisShard {
    * Tells Redis a socket of the session opened here, and learns where the session stands for its
    * welcome. Without Redis, answers from what this node has read.
    */
-  async join (sessionId: string, fallback: () => WelcomePosition, topicsRead: (seq: number) => Promise<void>): Promise<WelcomePosition> {
+  async join (sessionId: string, channel: string, fallback: () => WelcomePosition, topicsRead: (seq: number) => Promise<void>): Promise<WelcomePosition> {
     if (!this.#ready) return fallback()
     const k = this.keys
     try {
       const [seq, epoch, known, topicsAt] = await this.#withTimeout(this.commands.glueJoin(k.at(sessionId), k.node, k.presence, k.sockets, k.detached, k.seq, k.epoch,
-        this.#uid, sessionId, k.tag, this.#options.streamLimit))
+        this.#uid, sessionId, k.tag, this.#options.streamLimit, channel))
       // The welcome waits until the node knows the session's topics: from then on its answers are complete.
       if (topicsAt > 0) await this.#withTimeout(topicsRead(topicsAt))
       return { epoch, seq: Number(seq), known: known === 1 }
@@ -253,6 +254,24 @@ export class RedisShard {
           k.at(message.sessionId), k.interest(message.topic),
           this.#uid, counter, payload, message.sessionId, message.topic, k.tag, inbox)
         break
+      case 'closeUser':
+        // Routed like a publish to the user's channel, to the nodes holding a session of the user; never kept.
+        command = this.commands.gluePublish(k.emitted, k.seq, k.topicHistory(userChannel(message.userId)), k.interest(userChannel(message.userId)),
+          this.#uid, counter, payload, '0', historyLimit, historyTtl, k.tag, inbox)
+        break
+      case 'rotate':
+        command = this.commands.glueRotate(k.emitted, k.nodes, k.revoked, k.presence, k.detached,
+          this.#uid, counter, payload, message.sessionId, message.to, message.userId === null ? '' : userChannel(message.userId),
+          k.tag, inbox, Date.now(), limits.maxRevocations, limits.revocationLifetime, Date.now() + limits.sessionGrace)
+        break
+      case 'revoke':
+        command = this.commands.glueRevoke(k.emitted, k.nodes, k.revoked,
+          this.#uid, counter, payload, message.sessionId, k.tag, inbox, Date.now(), limits.maxRevocations, limits.revocationLifetime)
+        break
+      case 'revokeUser':
+        command = this.commands.glueRevokeUser(k.emitted, k.nodes, k.revokedUsers, k.subscribers(userChannel(message.userId)), k.topicHistory(userChannel(message.userId)),
+          this.#uid, counter, payload, message.userId, message.before, k.tag, inbox, Date.now(), limits.maxRevocations, limits.revocationLifetime)
+        break
       default:
         // Expiry is Redis's own business (REAP): nodes never emit it.
         pending.done()
@@ -313,9 +332,26 @@ export class RedisShard {
     this.onRestored(epochChanged)
   }
 
+  /** The revocations this shard remembers: session ids with their time, users with theirs. */
+  async revocations (now: number): Promise<{ sessions: Array<[string, number]>, users: Array<[string, number]> }> {
+    const since = `(${now - this.#limits.revocationLifetime}`
+    const [sessions, users] = await Promise.all([
+      this.commands.zrangebyscore(this.keys.revoked, since, '+inf', 'WITHSCORES'),
+      this.commands.zrangebyscore(this.keys.revokedUsers, since, '+inf', 'WITHSCORES')
+    ])
+    return { sessions: pairs(sessions), users: pairs(users) }
+  }
+
   /** Puts messages ahead of the buffer (subscriptions written again after Redis lost its data). */
   prepend (messages: readonly ClusterMessage[]): void {
     const restored = messages.map((message) => ({ order: 0, message, payload: encodeClusterMessage(message, Date.now()), done: () => {} }))
     this.#buffer = [...restored, ...this.#buffer]
   }
+}
+
+/** [member, score, member, score, …] as pairs. */
+function pairs (flat: string[]): Array<[string, number]> {
+  const result: Array<[string, number]> = []
+  for (let i = 0; i + 1 < flat.length; i += 2) result.push([flat[i] as string, Number(flat[i + 1])])
+  return result
 }

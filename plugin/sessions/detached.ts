@@ -83,6 +83,22 @@ export class DetachedSessions {
     this.#enforceBudget()
   }
 
+  /** A detached session was rotated: it is kept under its new id (`session.id` already carries it). */
+  rekey (session: LiveSession, oldId: string): void {
+    for (const sessions of [this.#idle, this.#sessions]) {
+      if (sessions.get(oldId) !== session) continue
+      sessions.delete(oldId)
+      sessions.set(session.id, session)
+    }
+  }
+
+  /** A detached session was revoked: it is released at once, and nothing waits for it any more. */
+  release (session: LiveSession): void {
+    if (this.get(session.id) !== session) return
+    this.#forget(session)
+    this.#release(session)
+  }
+
   /** Keeps a message sent to a detached session until it comes back. */
   hold (session: LiveSession, message: StoredMessage, now: number): void {
     const away = session.away

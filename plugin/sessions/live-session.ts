@@ -4,8 +4,10 @@ import type { Outbox } from '../messages/outbox.js'
 
 /** A session: the identity behind a signed cookie, with the sockets (tabs) it has open on this node. */
 export interface Session {
-  /** The unsigned session id. */
+  /** The unsigned session id. After a rotation (`sessions.login()`) the same object carries the new id. */
   readonly id: string
+  /** The user the session is bound to (`sessions.login()` or `identify`), or null when anonymous. */
+  readonly userId: string | null
   /** The open sockets of this session on this node. */
   readonly sockets: ReadonlySet<WebSocket>
 }
@@ -36,8 +38,12 @@ export interface AwayState {
 
 /** A session as this node's store keeps it. */
 export class LiveSession implements Session {
-  readonly id: string
+  /** Changes only when the session is rotated (store). */
+  id: string
+  userId: string | null
   readonly sockets = new Set<WebSocket>()
+  /** Set once revoked: its sockets are closing, and it is released rather than detached when they are gone. */
+  revoked = false
   /** Sequence number of the last message numbered for this session. */
   seq = 0
   /** Identifies this delivery state; set once a glue.v1 socket joins (the session becomes resumable). */
@@ -48,7 +54,8 @@ export class LiveSession implements Session {
   /** Whether a client of this session has sent a message: only sessions that did something are kept after they leave. */
   heardFrom = false
 
-  constructor (id: string) {
+  constructor (id: string, userId: string | null) {
     this.id = id
+    this.userId = userId
   }
 }

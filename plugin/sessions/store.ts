@@ -6,6 +6,7 @@ import { DetachedSessions, type DetachedLimits } from './detached.js'
 import { LiveSession, type Session } from './live-session.js'
 import { attachState, SocketState, stateOf } from './socket-state.js'
 import { TopicIndex } from './topics.js'
+import { isUserChannel, userChannel, userOfChannel } from '../users/channel.js'
 
 /** Store limits, from the resolved options. */
 export interface StoreOptions extends DetachedLimits {
@@ -14,7 +15,8 @@ export interface StoreOptions extends DetachedLimits {
 
 /** Where the store reports sockets opening and closing (the adapter's presence). */
 export interface PresenceListener {
-  socketOpened (sessionId: string): void
+  /** `userId` is the user the session is bound to: a shared store binds it there too. */
+  socketOpened (sessionId: string, userId: string | null): void
   socketClosed (sessionId: string): void
 }
 
@@ -44,15 +46,20 @@ export class SessionStore {
   }
 
   /**
-   * Adds a socket to its session (`address` '' when sockets are not counted per address), creating the session or bringing a detached one back (what it
-   * missed meanwhile is then numbered into its outbox). The socket gets its state here.
+   * Adds a socket to its session (`address` '' when sockets are not counted per address), creating
+   * the session, bound to the cookie's `userId`, or bringing a detached one back (what it missed
+   * meanwhile is then numbered into its outbox). The socket gets its state here.
    */
-  join (sessionId: string, socket: WebSocket, address: string, enveloped: boolean): LiveSession {
+  join (sessionId: string, socket: WebSocket, address: string, enveloped: boolean, userId: string | null): LiveSession {
     let session = this.#attached.get(sessionId)
     if (session === undefined) {
       session = this.#detached.get(sessionId)
       if (session !== undefined) this.#detached.reattach(session)
-      else session = new LiveSession(sessionId)
+      else {
+        session = new LiveSession(sessionId, userId)
+        // The binding is a topic of its own: a push to the user reaches the session like a publish.
+        if (userId !== null) this.#topics.add(sessionId, userChannel(userId))
+      }
       this.#attached.set(sessionId, session)
       this.#stats.sessions++
     }
@@ -60,7 +67,7 @@ export class SessionStore {
     if (address !== '') this.#addresses.set(address, (this.#addresses.get(address) ?? 0) + 1)
     attachState(socket, new SocketState(session, address, enveloped, isPlain(socket), sharedDeflateOf(socket)))
     session.sockets.add(socket)
-    this.#presence.socketOpened(sessionId)
+    this.#presence.socketOpened(sessionId, session.userId)
     return session
   }
 
@@ -79,7 +86,7 @@ export class SessionStore {
     this.#stats.sessions--
     this.#attached.delete(session.id)
     // Only a glue.v1 session can resume. In cluster mode its messages wait in Redis; nothing needs to stay here.
-    if (session.epoch !== undefined && this.#options.sessionGrace > 0 && !this.#clustered) {
+    if (session.epoch !== undefined && this.#options.sessionGrace > 0 && !this.#clustered && !session.revoked) {
       const idle = session.seq === 0 && !session.heardFrom && this.#topics.topicCount(session.id) === 0
       this.#detached.detach(session, Date.now(), idle)
     } else {
@@ -130,9 +137,69 @@ export class SessionStore {
 
   /** Replaces a session's topics (cluster mode: the adapter read them as the session came to this node). */
   setTopics (sessionId: string, topics: readonly string[]): void {
-    if (this.find(sessionId) === undefined) return
+    const session = this.find(sessionId)
+    if (session === undefined) return
     this.#topics.removeSession(sessionId)
-    for (const topic of topics) this.#topics.add(sessionId, topic)
+    for (const topic of topics) {
+      this.#topics.add(sessionId, topic)
+      session.userId = userOfChannel(topic) ?? session.userId
+    }
+  }
+
+  /**
+   * Moves a session to a new id (login): its sockets, outbox, detached state and topics follow, and
+   * it is bound to `userId` from now on. Does nothing for a session this node does not hold.
+   */
+  rotate (oldId: string, newId: string, userId: string | null): void {
+    const session = this.find(oldId)
+    if (session === undefined) return
+    const topics = this.#topics.topicsOf(oldId).filter((topic) => !isUserChannel(topic))
+    this.#topics.removeSession(oldId)
+    for (const topic of topics) this.#topics.add(newId, topic)
+    if (userId !== null) this.#topics.add(newId, userChannel(userId))
+    const target = this.find(newId)
+    if (target !== undefined) {
+      this.#merge(session, target)
+      return
+    }
+    session.id = newId
+    session.userId = userId
+    if (this.#attached.delete(oldId)) this.#attached.set(newId, session)
+    else this.#detached.rekey(session, oldId)
+  }
+
+  /**
+   * Cluster mode: a socket of the new id joined here before this node read the rotation (a
+   * handshake that `identify` rotated). The old session's sockets join it; the shared store has
+   * merged their counts already.
+   */
+  #merge (from: LiveSession, into: LiveSession): void {
+    for (const socket of from.sockets) {
+      into.sockets.add(socket)
+      stateOf(socket).session = into
+    }
+    if (from.seq > into.seq) into.seq = from.seq
+    from.sockets.clear()
+    if (this.#attached.delete(from.id)) this.#stats.sessions--
+    else this.#detached.release(from)
+  }
+
+  /**
+   * Revokes a session: it leaves its topics and its user at once, and is released as soon as its
+   * sockets (which the caller closes) are gone. Returns it, if this node holds it.
+   */
+  revoke (sessionId: string): LiveSession | undefined {
+    this.#topics.removeSession(sessionId)
+    const session = this.find(sessionId)
+    if (session === undefined) return undefined
+    session.revoked = true
+    if (session.away !== undefined) this.#detached.release(session)
+    return session
+  }
+
+  /** The ids of the sessions bound to a user: on one node all of them, in cluster mode the ones this node holds. */
+  sessionsOfUser (userId: string): string[] {
+    return [...this.#topics.sessionsOf(userChannel(userId))]
   }
 
   /** @returns whether the session was subscribed. */
@@ -145,12 +212,21 @@ export class SessionStore {
     this.#topics.removeSession(sessionId)
   }
 
+  /** A session's topics, its user's channel included (what the adapter restores after Redis lost its data). */
   topicsOf (sessionId: string): string[] {
     return this.#topics.topicsOf(sessionId)
   }
 
+  /** A session's application topics: its user's channel is not one of them. */
+  appTopicsOf (sessionId: string): string[] {
+    return this.#topics.topicsOf(sessionId).filter((topic) => !isUserChannel(topic))
+  }
+
+  /** How many application topics a session has (what `maxTopicsPerSession` bounds). */
   topicCount (sessionId: string): number {
-    return this.#topics.topicCount(sessionId)
+    const userId = this.find(sessionId)?.userId
+    const channel = userId === null || userId === undefined ? 0 : Number(this.#topics.has(sessionId, userChannel(userId)))
+    return this.#topics.topicCount(sessionId) - channel
   }
 
   isSubscribed (sessionId: string, topic: string): boolean {

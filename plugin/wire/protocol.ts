@@ -1,5 +1,6 @@
 import { CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, TOPIC_MAX_BYTES } from '../constants.js'
 import type { ReplyError } from '../errors.js'
+import { isReservedTopic } from '../users/channel.js'
 import { copyOf, jsonOf, ownsMemory, type EncodedData } from './encode.js'
 
 /** The websocket subprotocol of the shipped client; see docs/protocol.md. */
@@ -60,11 +61,12 @@ type MaybeWellFormed = string & { isWellFormed (): boolean }
 
 /**
  * Whether a topic name is valid: a non-empty, well-formed Unicode string (no lone surrogate, which
- * UTF-8 would turn into U+FFFD) of at most 255 UTF-8 bytes.
+ * UTF-8 would turn into U+FFFD) of at most 255 UTF-8 bytes, not starting with U+0000 (reserved for
+ * users' channels, see users/channel.ts).
  */
 export function isTopic (value: unknown): value is string {
   return typeof value === 'string' && value !== '' && Buffer.byteLength(value) <= TOPIC_MAX_BYTES &&
-    (value as MaybeWellFormed).isWellFormed()
+    !isReservedTopic(value) && (value as MaybeWellFormed).isWellFormed()
 }
 
 // UTF-8 bytes of the JSON punctuation that matters for nesting; none occurs inside a multi-byte sequence.

@@ -18,7 +18,9 @@ export {
 export { redisAvailable, redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis.js'
 export {
   createLogCapture,
+  claimsOf,
   firstSessionId,
+  forgeCookie,
   SECRET,
   serverTransport,
   sessionIdOf,
@@ -49,4 +51,5 @@ export {
   type RawSocket,
   type Tab
 } from './sockets.js'
+export { createBrowser, type Browser } from './browser.js'
 export { MiB, mib, startTarget, withoutCoverage, type MemoryFigures, type Target, type TargetConfig } from './target.js'

@@ -2,7 +2,7 @@
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import glue, { type GlueOptions } from '../../plugin/index.js'
-import { createCookieSigner } from '../../plugin/handshake/identity.js'
+import { createCookieSigner, decodeSessionValue, encodeSessionValue } from '../../plugin/handshake/identity.js'
 
 /** The cookie secret of every app startApp starts (unless a test gives its own). */
 export const SECRET = 'test-secret-that-is-long-enough-0123456789'
@@ -99,9 +99,26 @@ export function firstSessionId (app: { sessions: Iterable<{ id: string }> }): st
 /** The session id inside a `name=value` cookie pair signed with SECRET (as every startApp node signs). */
 export function sessionIdOf (cookie: string): string {
   // Session cookies are signed through a key derived from the secret (identity.ts), not the raw secret.
-  const unsigned = createCookieSigner([SECRET]).unsign(decodeURIComponent(cookie.slice(cookie.indexOf('=') + 1)))
-  if (!unsigned.valid || unsigned.value === null) throw new Error('bad cookie')
-  return unsigned.value
+  const claims = claimsOf(cookie)
+  return claims.sessionId
+}
+
+/** What a session cookie signed with SECRET carries (a `name=value` pair or a whole Set-Cookie line): its id, user and issue time. */
+export function claimsOf (cookie: string): { sessionId: string, userId: string | null, issuedAt: number } {
+  const pair = cookie.split(';', 1)[0] as string
+  const unsigned = createCookieSigner([SECRET]).unsign(decodeURIComponent(pair.slice(pair.indexOf('=') + 1)))
+  const claims = unsigned.valid && unsigned.value !== null ? decodeSessionValue(unsigned.value) : undefined
+  if (claims === undefined) throw new Error('bad cookie')
+  return claims
+}
+
+/**
+ * A `sid=value` cookie signed with `secret` (SECRET by default) as the plugin would have issued it,
+ * for a session of our choosing: issued `age` ms ago, bound to `userId`.
+ */
+export function forgeCookie (sessionId: string, options: { age?: number, userId?: string | null, secret?: string, name?: string } = {}): string {
+  const value = encodeSessionValue({ sessionId, userId: options.userId ?? null, issuedAt: Date.now() - (options.age ?? 0) })
+  return `${options.name ?? 'sid'}=${encodeURIComponent(createCookieSigner([options.secret ?? SECRET]).sign(value))}`
 }
 
 /**

@@ -6,6 +6,7 @@ import glue, {
   glue as namedGlue,
   GLUE_PROTOCOL,
   type CloseListener,
+  type IdentifyUser,
   type GlueOptions,
   type RequestHandler,
   type Session,
@@ -29,6 +30,7 @@ import {
   type GlueClientOptions,
   type GlueMessageEvent,
   type GlueReconnectingEvent,
+  type GlueRevokedEvent,
   type GlueState
 } from 'fastify-websocket-glue/client'
 import { createRedisAdapter, decodeClusterMessage, type RedisAdapterOptions } from 'fastify-websocket-glue/redis'
@@ -146,6 +148,35 @@ export { badRedis, badAdapter }
 
 const code: 'FST_WSGLUE_INVALID_OPTION' = new errors.FST_WSGLUE_INVALID_OPTION('x').code
 
+// Users and login: the binding, rotation, revocation, and what hooks and routes see.
+const identify: IdentifyUser = async (request) => request.headers['x-user'] === undefined ? null : 'ada'
+await app.register(glue, { cookie: { secret: 's', lifetime: 3600 }, identify, maxRevocations: 1000 })
+await app.register(glue, { identify: () => undefined })
+app.post('/login', async (request, reply) => {
+  expectType<Equal<typeof request.sessionUserId, string | null>>()
+  expectType<Equal<ReturnType<Sessions['login']>, string>>()
+  app.sessions.send(app.sessions.login(request, reply, 'ada'), 'welcome')
+  app.sessions.logout(request, reply)
+  // @ts-expect-error login needs the reply to set the cookie on
+  app.sessions.login(request, 'ada')
+  return null
+})
+app.sessions.on('connect', (session) => { expectType<Equal<typeof session.userId, string | null>>() })
+expectType<Equal<ReturnType<Sessions['sendToUser']>, number>>()
+expectType<Equal<ReturnType<Sessions['closeUser']>, number>>()
+expectType<Equal<ReturnType<Sessions['revoke']>, number>>()
+expectType<Equal<ReturnType<Sessions['revokeUser']>, number>>()
+expectType<Equal<ReturnType<Sessions['sessionsOf']>, string[]>>()
+expectType<Equal<ReturnType<Sessions['clusterSessionsOf']>, Promise<string[]>>>()
+expectType<Equal<SessionStats['revocations'], number>>()
+app.sessions.sendToUser('ada', { hello: 'ada' }, { volatile: true })
+app.sessions.closeUser('ada', 4000, 'bye')
+// @ts-expect-error user ids are strings
+app.sessions.sendToUser(42, 'x')
+// @ts-expect-error identify names a user with a string
+const badIdentify: GlueOptions = { identify: () => 42 }
+export { badIdentify }
+
 // The browser client, by its package name: the declarations of the bundled ES module.
 const clientOptions: GlueClientOptions = { url: 'ws://127.0.0.1/ws', WebSocket: WebSocketClass, reconnectionDelayMax: 5000, autoConnect: false }
 const client = new GlueClient(clientOptions)
@@ -155,6 +186,7 @@ expectType<Equal<ReturnType<typeof GlueClient.isDoNotComeBack>, boolean>>()
 client.on('message', (event) => { expectType<Equal<typeof event, GlueMessageEvent>>() })
 client.on('reconnecting', (event) => { expectType<Equal<typeof event, GlueReconnectingEvent>>() })
 client.on('error', (error) => { expectType<Equal<typeof error, GlueClientError>>() })
+client.on('revoked', (event) => { expectType<Equal<typeof event, GlueRevokedEvent>>() })
 // @ts-expect-error there is no such event
 client.on('reconnected', () => {})
 // @ts-expect-error reconnectionDelayMax is a number of milliseconds

@@ -12,7 +12,7 @@ function stored (text: string, shared = false): StoredMessage {
 }
 
 function session (id: string, seq = 0): LiveSession {
-  const live = new LiveSession(id)
+  const live = new LiveSession(id, null)
   live.epoch = 'e'
   live.outbox = new Outbox(limits.outboxLimit)
   live.seq = seq
@@ -118,7 +118,7 @@ test('sweep releases the sessions whose grace has ended', (t) => {
 
 test('outboxLimit 0 keeps nothing and counts everything as lost', (t) => {
   const detached = new DetachedSessions({ ...limits, outboxLimit: 0 }, createStats(), () => {})
-  const a = new LiveSession('a')
+  const a = new LiveSession('a', null)
   a.epoch = 'e'
   detached.detach(a, 0, a.seq === 0)
   detached.hold(a, stored('s'), 1)

@@ -3,8 +3,10 @@ import { Signer } from '@fastify/cookie'
 import {
   createCookieSigner,
   createSessionId,
-  createSharedCookieSigner,
+  decodeSessionValue,
+  encodeSessionValue,
   readIdentity,
+  serializeClearedCookie,
   serializeSessionCookie,
   sessionTag,
   type SessionCookieAttributes
@@ -46,48 +48,74 @@ test('the plugin signer uses a key derived from the secret: the raw secret signs
   t.end()
 })
 
-test('the shared signer adds a prefix, so only values it signed are session ids', (t) => {
-  const app = new Signer([NEW, OLD])
-  const shared = createSharedCookieSigner(app)
-  const signed = shared.sign(ID)
-  t.same(app.unsign(signed), { valid: true, renew: false, value: `glue1.${ID}` }, 'the app signer sees the prefixed value')
-  t.same(shared.unsign(signed), { valid: true, renew: false, value: ID })
-  t.same(shared.unsign(app.sign(ID)), { valid: false, renew: false, value: null }, 'a value the app signed for another cookie')
-  t.same(shared.unsign('glue1.' + ID), { valid: false, renew: false, value: null }, 'unsigned')
-  const old = createSharedCookieSigner(new Signer(OLD)).sign(ID)
-  t.same(shared.unsign(old), { valid: true, renew: true, value: ID }, 'rotation passes through')
+const LIFETIME = 7 * 24 * 3600 * 1000
+const NOW = 1_763_787_000_000
+
+test('a session value is versioned and carries the id, its issue time and its user', (t) => {
+  t.equal(encodeSessionValue({ sessionId: ID, userId: null, issuedAt: NOW }), `glue2.${ID}.${NOW}`)
+  const bound = encodeSessionValue({ sessionId: ID, userId: 'ada@example.com', issuedAt: NOW })
+  t.equal(bound, `glue2.${ID}.${NOW}.${Buffer.from('ada@example.com').toString('base64url')}`)
+  t.same(decodeSessionValue(bound), { sessionId: ID, userId: 'ada@example.com', issuedAt: NOW })
+  const unicode = encodeSessionValue({ sessionId: ID, userId: 'zoë.ünïcode', issuedAt: NOW })
+  t.equal(decodeSessionValue(unicode)?.userId, 'zoë.ünïcode', 'any user id travels, dots included')
+  for (const value of [ID, `glue1.${ID}`, `glue2.${ID}`, `glue2.${ID}.123`, `glue2.${ID}.${NOW}.`, `glue2.${ID}.${NOW}.${'A'.repeat(172)}`,
+    `glue2.${ID.slice(1)}.${NOW}`, `glue3.${ID}.${NOW}`, `glue2.${ID}.${NOW}.${Buffer.from([0xd8]).toString('base64url')}`]) {
+    t.equal(decodeSessionValue(value), undefined, `not a session value: ${value.slice(0, 60)}`)
+  }
   t.end()
 })
 
-test('readIdentity accepts only a verified session id', (t) => {
+test('readIdentity accepts only a verified session value within its lifetime', (t) => {
   const signer = createCookieSigner([NEW, OLD])
-  t.same(readIdentity(undefined, signer), { sessionId: null, renew: false })
-  t.same(readIdentity('', signer), { sessionId: null, renew: false })
-  t.same(readIdentity(signer.sign(ID), signer), { sessionId: ID, renew: false })
-  t.same(readIdentity(createCookieSigner([OLD]).sign(ID), signer), { sessionId: ID, renew: true })
-  t.same(readIdentity(createCookieSigner(['another-secret-0123456789-abcdefgh']).sign(ID), signer), { sessionId: null, renew: false }, 'forged')
-  for (const value of ['x', ID + 'A', ID.slice(1), 'A'.repeat(23) + '+', 'glue1.' + ID.slice(6)]) {
-    t.same(readIdentity(signer.sign(value), signer), { sessionId: null, renew: false }, `signed but not a session id: ${value}`)
+  const none = { sessionId: null, userId: null, issuedAt: 0, renew: false }
+  const signed = (issuedAt: number, userId: string | null = null, by = signer): string => by.sign(encodeSessionValue({ sessionId: ID, userId, issuedAt }))
+  t.same(readIdentity(undefined, signer, NOW, LIFETIME), none)
+  t.same(readIdentity('', signer, NOW, LIFETIME), none)
+  t.same(readIdentity(signed(NOW), signer, NOW, LIFETIME), { sessionId: ID, userId: null, issuedAt: NOW, renew: false })
+  t.same(readIdentity(signed(NOW, 'ada'), signer, NOW, LIFETIME), { sessionId: ID, userId: 'ada', issuedAt: NOW, renew: false })
+  t.equal(readIdentity(signed(NOW, null, createCookieSigner([OLD])), signer, NOW, LIFETIME).renew, true, 'an older secret: renewed')
+  t.equal(readIdentity(signed(NOW - LIFETIME / 2 + 1), signer, NOW, LIFETIME).renew, false, 'younger than half its lifetime: kept')
+  t.equal(readIdentity(signed(NOW - LIFETIME / 2), signer, NOW, LIFETIME).renew, true, 'past half its lifetime: renewed')
+  t.equal(readIdentity(signed(NOW - LIFETIME + 1), signer, NOW, LIFETIME).sessionId, ID, 'accepted until the end of its lifetime')
+  t.same(readIdentity(signed(NOW - LIFETIME), signer, NOW, LIFETIME), none, 'expired: refused under a valid signature')
+  t.equal(readIdentity(signed(NOW + 60_000), signer, NOW, LIFETIME).sessionId, ID, 'a minute of clock skew between nodes')
+  t.same(readIdentity(signed(NOW + 60_001), signer, NOW, LIFETIME), none, 'from further in the future: refused')
+  const forged = createCookieSigner(['another-secret-0123456789-abcdefgh']).sign(encodeSessionValue({ sessionId: ID, userId: null, issuedAt: NOW }))
+  t.same(readIdentity(forged, signer, NOW, LIFETIME), none, 'forged')
+  t.same(readIdentity(signer.sign(ID), signer, NOW, LIFETIME), none, 'a version 1 cookie (no issue time)')
+  for (const value of ['x', ID + 'A', ID.slice(1), 'A'.repeat(23) + '+']) {
+    t.same(readIdentity(signer.sign(value), signer, NOW, LIFETIME), none, `signed but not a session value: ${value}`)
   }
-  t.ok(Object.isFrozen(readIdentity(undefined, signer)), 'the empty identity is shared and frozen')
+  t.ok(Object.isFrozen(readIdentity(undefined, signer, NOW, LIFETIME)), 'the empty identity is shared and frozen')
+  t.end()
+})
+
+test("with the app's signer, only values with the glue2 prefix are sessions", (t) => {
+  const app = new Signer([NEW, OLD])
+  const value = encodeSessionValue({ sessionId: ID, userId: null, issuedAt: NOW })
+  t.equal(readIdentity(app.sign(value), app, NOW, LIFETIME).sessionId, ID)
+  t.equal(readIdentity(app.sign(ID), app, NOW, LIFETIME).sessionId, null, 'a value the app signed for another cookie')
+  t.equal(readIdentity(new Signer(OLD).sign(value), app, NOW, LIFETIME).renew, true, 'rotation passes through')
   t.end()
 })
 
 test('the Set-Cookie value carries the signed id, URI-encoded, and the attributes', (t) => {
   const signer = createCookieSigner([NEW])
   const base: SessionCookieAttributes = { name: 'sid', maxAge: undefined, domain: undefined, path: '/', sameSite: 'lax', secure: 'auto' }
-  const header = serializeSessionCookie(base, ID, signer, false)
+  const claims = { sessionId: ID, userId: 'ada', issuedAt: NOW }
+  const header = serializeSessionCookie(base, claims, signer, false)
   t.match(header, /^sid=[^;]+; Path=\/; HttpOnly; SameSite=Lax$/)
   const value = decodeURIComponent(header.slice(4, header.indexOf(';')))
-  t.same(signer.unsign(value), { valid: true, renew: false, value: ID }, 'the value decodes and verifies')
+  t.same(signer.unsign(value), { valid: true, renew: false, value: encodeSessionValue(claims) }, 'the value decodes and verifies')
   t.notMatch(header.slice(4, header.indexOf(';')), /[+/=]/, 'base64 signature characters are encoded')
-  t.match(serializeSessionCookie(base, ID, signer, true), /; HttpOnly; Secure; SameSite=Lax$/, "'auto' adds Secure over https")
-  t.match(serializeSessionCookie({ ...base, secure: true }, ID, signer, false), /; Secure;/)
-  t.notMatch(serializeSessionCookie({ ...base, secure: false }, ID, signer, true), /Secure/, 'false never adds it')
-  t.match(serializeSessionCookie({ ...base, sameSite: 'strict' }, ID, signer, false), /; SameSite=Strict$/)
-  t.match(serializeSessionCookie({ ...base, sameSite: 'none', secure: true }, ID, signer, false), /; Secure; SameSite=None$/)
-  t.match(serializeSessionCookie({ ...base, name: '__Host-s', maxAge: 0, domain: 'example.com', path: '/app' }, ID, signer, false),
+  t.match(serializeSessionCookie(base, claims, signer, true), /; HttpOnly; Secure; SameSite=Lax$/, "'auto' adds Secure over https")
+  t.match(serializeSessionCookie({ ...base, secure: true }, claims, signer, false), /; Secure;/)
+  t.notMatch(serializeSessionCookie({ ...base, secure: false }, claims, signer, true), /Secure/, 'false never adds it')
+  t.match(serializeSessionCookie({ ...base, sameSite: 'strict' }, claims, signer, false), /; SameSite=Strict$/)
+  t.match(serializeSessionCookie({ ...base, sameSite: 'none', secure: true }, claims, signer, false), /; Secure; SameSite=None$/)
+  t.match(serializeSessionCookie({ ...base, name: '__Host-s', maxAge: 0, domain: 'example.com', path: '/app' }, claims, signer, false),
     /^__Host-s=[^;]+; Max-Age=0; Domain=example\.com; Path=\/app; HttpOnly; SameSite=Lax$/, 'a 0 max age stays')
+  t.equal(serializeClearedCookie({ ...base, secure: true, maxAge: 3600 }, false), 'sid=; Max-Age=0; Path=/; HttpOnly; Secure; SameSite=Lax', 'logout deletes it')
   t.end()
 })
 
