@@ -1,0 +1,282 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import type { FastifyInstance } from 'fastify'
+import { test, type Test } from 'tap'
+import { BOT_NAME } from '../example/chat/bot.js'
+import { buildChatApp, MAX_TEXT, roomTopic, type ChatOptions, type Room } from '../example/chat/app.js'
+import {
+  createBrowser,
+  envelopesOf,
+  openGlueSocket,
+  redisSkip,
+  startRedis,
+  until,
+  type GlueSocket
+} from './helpers/index.js'
+
+const SECRET = 'chat-test-secret-that-is-long-enough-012345'
+
+interface Chat {
+  readonly app: FastifyInstance
+  readonly http: string
+  readonly ws: string
+}
+
+async function start (t: Test, options: ChatOptions = {}): Promise<Chat> {
+  const app = await buildChatApp({ logger: false, secret: SECRET, ...options })
+  t.teardown(() => app.close())
+  const http = await app.listen({ port: 0, host: '127.0.0.1' })
+  return { app, http, ws: http.replace('http:', 'ws:') + '/ws' }
+}
+
+interface Answer {
+  readonly ok: boolean
+  readonly value: unknown
+}
+
+let nextId = 1
+
+/** Sends a `q` (request) or `s` (subscribe) envelope and resolves with its reply. */
+async function call (socket: GlueSocket, kind: 'q' | 's', payload: unknown): Promise<Answer> {
+  const id = nextId++
+  socket.sendEnvelope([kind, id, payload])
+  const isReply = (envelope: unknown[]): boolean => envelope[0] === 'r' && envelope[1] === id
+  await until(() => envelopesOf(socket).some(isReply), `the reply to ${kind} ${id}`)
+  const reply = envelopesOf(socket).find(isReply) as unknown[]
+  return { ok: reply[2] === 1, value: reply[3] }
+}
+
+/** The data of the topic messages a socket received, in order. */
+function roomMessages (socket: GlueSocket): unknown[] {
+  return envelopesOf(socket).filter((envelope) => envelope[0] === 't').map((envelope) => envelope[3])
+}
+
+/** A browser logged in as `name`, with a socket that joined `rooms`. */
+async function member (t: Test, chat: Chat, name: string, rooms: readonly Room[] = ['general']): Promise<GlueSocket> {
+  const browser = createBrowser(chat.http)
+  const login = await browser.fetch('/login', { method: 'POST', body: { name } })
+  t.same(login.body, { user: name }, `${name} logs in`)
+  const socket = await browser.open(t, chat.ws)
+  for (const room of rooms) t.same(await call(socket, 's', roomTopic(room)), { ok: true, value: roomTopic(room) }, `${name} joins #${room}`)
+  return socket
+}
+
+test('serves the page from static files with a strict content security policy; the page loads the shipped client', async (t) => {
+  const chat = await start(t)
+  const page = await fetch(chat.http + '/', { headers: { accept: 'text/html' } })
+  t.equal(page.status, 200)
+  t.match(page.headers.get('content-type'), /^text\/html/)
+  t.match(page.headers.get('content-security-policy'), /default-src 'self'.*frame-ancestors 'none'/)
+  t.match(page.headers.get('set-cookie'), /^sid=[^;]+; .*HttpOnly/, 'the page mints the session cookie')
+  const html = await page.text()
+  t.match(html, '<script type="module" src="/chat.js"></script>')
+  t.notMatch(html, /<script>|<style>|\son[a-z]+=/, 'no inline script or handler: the policy would block it')
+  for (const id of ['login', 'name', 'rooms', 'messages', 'composer', 'text', 'post', 'ask', 'error', 'logout', 'members', 'state']) t.match(html, `id="${id}"`)
+
+  const script = await fetch(chat.http + '/chat.js')
+  t.match(script.headers.get('content-type'), /javascript/)
+  const source = await script.text()
+  t.match(source, "import { GlueClient } from '/_glue/glue-client.js'")
+  t.notMatch(source, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/, 'user text never becomes HTML')
+  t.equal((await fetch(chat.http + '/_glue/glue-client.js')).status, 200, 'the plugin serves the client')
+  t.equal((await fetch(chat.http + '/chat.css')).status, 200)
+
+  t.same(await (await fetch(chat.http + '/rooms')).json(), {
+    rooms: ['general', 'random', 'help'],
+    topics: ['room:general', 'room:random', 'room:help'],
+    bot: { name: BOT_NAME, room: 'help' },
+    maxText: MAX_TEXT
+  })
+  t.same(await (await fetch(chat.http + '/me')).json(), { user: null })
+})
+
+test('a post reaches every member of its room with the author from the session, and no one else', async (t) => {
+  const chat = await start(t)
+  const ada = await member(t, chat, 'ada', ['general'])
+  const bob = await member(t, chat, 'bob', ['general', 'random'])
+  const carol = await member(t, chat, 'carol', ['random'])
+
+  // A client-sent author is no part of the schema: the validator removes it, and the session names the author.
+  const posted = await call(ada, 'q', { op: 'post', room: 'general', text: '  hello bob  ', author: 'mallory' })
+  t.same(posted, { ok: true, value: { posted: true } })
+  const expected = { room: 'general', author: 'ada', text: 'hello bob', bot: false }
+  await until(() => roomMessages(bob).length === 1, 'bob gets the post')
+  t.match(roomMessages(bob), [expected])
+  t.match(roomMessages(ada), [expected], 'the author sees the post too')
+  t.match((roomMessages(ada)[0] as { at: string }).at, /^\d{4}-\d\d-\d\dT/)
+
+  t.same(await call(carol, 'q', { op: 'post', room: 'random', text: 'hi' }), { ok: true, value: { posted: true } })
+  await until(() => roomMessages(carol).length === 1, 'carol gets her post')
+  // Publishing is in order on one node, so ada's earlier post would have come first.
+  t.match(roomMessages(carol), [{ room: 'random', author: 'carol', text: 'hi' }], 'carol, not in #general, got nothing of it')
+  await until(() => roomMessages(bob).length === 2, 'bob gets the #random post')
+  t.equal(roomMessages(ada).length, 1, 'ada is not in #random')
+})
+
+test('refuses invalid posts with GLUE_INVALID_DATA before the app sees them, and publishes nothing', async (t) => {
+  const chat = await start(t)
+  const ada = await member(t, chat, 'ada', ['general'])
+  const invalid: Array<[string, unknown]> = [
+    ['text over the cap', { op: 'post', room: 'general', text: 'x'.repeat(MAX_TEXT + 1) }],
+    ['blank text', { op: 'post', room: 'general', text: ' \n\t ' }],
+    ['empty text', { op: 'post', room: 'general', text: '' }],
+    ['no text', { op: 'post', room: 'general' }],
+    ['text not a string', { op: 'post', room: 'general', text: { html: '<b>' } }],
+    ['unknown room', { op: 'post', room: 'secret', text: 'hi' }],
+    ['unknown op', { op: 'delete', room: 'general', text: 'hi' }],
+    ['not an object', 'hi']
+  ]
+  for (const [what, data] of invalid) {
+    const answer = await call(ada, 'q', data)
+    t.match(answer, { ok: false, value: { code: 'GLUE_INVALID_DATA', message: /^data/ } }, what)
+  }
+  t.equal(chat.app.sessions.stats().invalidMessages, invalid.length, 'each one counted')
+  const longest = [...'é'.repeat(MAX_TEXT)].join('')
+  t.same(await call(ada, 'q', { op: 'post', room: 'general', text: longest }), { ok: true, value: { posted: true } }, `${MAX_TEXT} characters pass`)
+  await until(() => roomMessages(ada).length === 1, 'the valid post')
+  t.match(roomMessages(ada), [{ text: longest }], 'only the valid post was published')
+})
+
+test('drops plain messages: posts go through requests only', async (t) => {
+  const chat = await start(t)
+  const ada = await member(t, chat, 'ada', ['general'])
+  ada.sendEnvelope(['m', { op: 'post', room: 'general', text: 'sneaky' }])
+  await until(() => chat.app.sessions.stats().invalidMessages === 1, 'the plain message is counted as invalid')
+  t.same(await call(ada, 'q', { op: 'post', room: 'general', text: 'through a request' }), { ok: true, value: { posted: true } }, 'the socket stays open')
+  await until(() => roomMessages(ada).length === 1, 'the post')
+  t.match(roomMessages(ada), [{ text: 'through a request' }])
+})
+
+test('only logged-in sessions join rooms, only the listed rooms, and they post only where they joined', async (t) => {
+  const chat = await start(t)
+  const anonymous = await openGlueSocket(chat.ws)
+  t.teardown(() => anonymous.socket.terminate())
+  t.match(await call(anonymous, 's', roomTopic('general')), { ok: false, value: { code: 'GLUE_SUBSCRIBE_REFUSED' } }, 'anonymous: no room')
+  t.match(await call(anonymous, 'q', { op: 'post', room: 'general', text: 'hi' }), { ok: false, value: { code: 'NOT_LOGGED_IN' } })
+
+  const ada = await member(t, chat, 'ada', [])
+  for (const topic of ['room:secret', 'general', 'news', 'room:general ']) {
+    t.match(await call(ada, 's', topic), { ok: false, value: { code: 'GLUE_SUBSCRIBE_REFUSED' } }, `no topic ${JSON.stringify(topic)}`)
+  }
+  t.match(await call(ada, 'q', { op: 'post', room: 'general', text: 'hi' }), { ok: false, value: { code: 'NOT_IN_ROOM', message: 'Join #general before posting to it' } })
+  t.same(chat.app.sessions.subscriberCount(roomTopic('general')), 0)
+})
+
+test('limits posts per session: past the burst a post is refused RATE_LIMITED, the socket stays open, others post on', async (t) => {
+  const chat = await start(t, { postLimit: { postsPerSecond: 0.001, burst: 3 } })
+  const ada = await member(t, chat, 'ada', ['help'])
+  const bob = await member(t, chat, 'bob', ['help'])
+  for (let i = 1; i <= 3; i++) t.same(await call(ada, 'q', { op: 'post', room: 'help', text: `post ${i}` }), { ok: true, value: { posted: true } })
+  t.match(await call(ada, 'q', { op: 'ask', room: 'help', text: 'time?' }), { ok: false, value: { code: 'RATE_LIMITED', message: /too fast/ } }, 'questions count too')
+  t.match(await call(ada, 'q', { op: 'post', room: 'help', text: 'post 4' }), { ok: false, value: { code: 'RATE_LIMITED' } })
+  t.same(await call(bob, 'q', { op: 'post', room: 'help', text: 'bob' }), { ok: true, value: { posted: true } }, 'the budget is per session')
+  await until(() => roomMessages(bob).length === 4, 'the accepted posts')
+  t.same(roomMessages(bob).map((message) => (message as { text: string }).text), ['post 1', 'post 2', 'post 3', 'bob'])
+  t.equal(ada.socket.readyState, ada.socket.OPEN)
+})
+
+test('the bot answers a question in #help through the request, and posts the answer to the room after the question', async (t) => {
+  const chat = await start(t)
+  const ada = await member(t, chat, 'ada', ['general', 'help'])
+  const bob = await member(t, chat, 'bob', ['help'])
+  const answer = 'The rooms are #general, #random, #help.'
+  t.same(await call(ada, 'q', { op: 'ask', room: 'help', text: 'Which rooms are there?' }), { ok: true, value: { answer } })
+  await until(() => roomMessages(bob).length === 2, 'bob sees the question and the answer')
+  t.match(roomMessages(bob), [
+    { room: 'help', author: 'ada', text: 'Which rooms are there?', bot: false },
+    { room: 'help', author: BOT_NAME, text: answer, bot: true }
+  ])
+  t.match(await call(ada, 'q', { op: 'ask', room: 'general', text: 'time?' }), { ok: false, value: { code: 'NO_BOT_HERE', message: `${BOT_NAME} answers in #help only` } })
+  t.match(await call(ada, 'q', { op: 'ask', room: 'help', text: 'what time is it' }), { ok: true, value: { answer: /^It is \d\d:\d\d:\d\d UTC\.$/ } })
+  await until(() => roomMessages(bob).length === 4, 'the second question and answer')
+  t.notOk(roomMessages(ada).some((message) => (message as { room: string }).room === 'general'), 'nothing reached #general')
+})
+
+test('login refuses bad names and the bot\'s name; /me shows the user of the cookie', async (t) => {
+  const chat = await start(t)
+  const browser = createBrowser(chat.http)
+  for (const name of ['', '   ', 'x'.repeat(33), '<b>bold</b>', 'a\nb', BOT_NAME, 'HelpBot', 42, null]) {
+    const reply = await browser.fetch('/login', { method: 'POST', body: { name } })
+    t.match(reply, { status: 400, body: { code: 'BAD_NAME' } }, `refuses ${JSON.stringify(name)}`)
+  }
+  t.same((await browser.fetch('/me')).body, { user: null })
+  t.same((await browser.fetch('/login', { method: 'POST', body: { name: ' Ada L. ' } })).body, { user: 'Ada L.' }, 'trims the name')
+  t.same((await browser.fetch('/me')).body, { user: 'Ada L.' })
+})
+
+test('logout revokes the session: its socket closes with 3000 and it leaves its rooms', async (t) => {
+  const chat = await start(t)
+  const browser = createBrowser(chat.http)
+  await browser.fetch('/login', { method: 'POST', body: { name: 'ada' } })
+  const socket = await browser.open(t, chat.ws)
+  t.same(await call(socket, 's', roomTopic('general')), { ok: true, value: roomTopic('general') })
+  t.equal(chat.app.sessions.subscriberCount(roomTopic('general')), 1)
+  t.same((await browser.fetch('/logout', { method: 'POST', body: {} })).body, { user: 'ada' })
+  t.same(await socket.closed, { code: 3000, reason: 'session revoked' })
+  t.equal(chat.app.sessions.subscriberCount(roomTopic('general')), 0)
+  t.same((await browser.fetch('/me')).body, { user: null })
+})
+
+test('reads POSTS_PER_SECOND and POST_BURST from the environment and rejects bad ones', async (t) => {
+  const saved = { perSecond: process.env.POSTS_PER_SECOND, burst: process.env.POST_BURST }
+  t.teardown(() => {
+    for (const [name, value] of [['POSTS_PER_SECOND', saved.perSecond], ['POST_BURST', saved.burst]] as const) {
+      if (value === undefined) delete process.env[name]
+      else process.env[name] = value
+    }
+  })
+  process.env.POSTS_PER_SECOND = '0.001'
+  process.env.POST_BURST = '1'
+  const chat = await start(t)
+  const ada = await member(t, chat, 'ada', ['general'])
+  t.same(await call(ada, 'q', { op: 'post', room: 'general', text: 'one' }), { ok: true, value: { posted: true } })
+  t.match(await call(ada, 'q', { op: 'post', room: 'general', text: 'two' }), { ok: false, value: { code: 'RATE_LIMITED' } }, 'a burst of 1')
+  for (const [name, value] of [['POSTS_PER_SECOND', '0'], ['POSTS_PER_SECOND', 'fast'], ['POST_BURST', '-1']] as const) {
+    process.env.POSTS_PER_SECOND = '1'
+    process.env.POST_BURST = '5'
+    process.env[name] = value
+    await t.rejects(buildChatApp({ logger: false, secret: SECRET }), { name: 'RangeError', message: `Expected ${name} to be a positive number, got "${value}"` })
+  }
+})
+
+test('the chat server listens on PORT and HOST, logs its url and stops on SIGTERM', async (t) => {
+  const server = fileURLToPath(new URL('../dist/example/chat/server.js', import.meta.url))
+  const child = spawn(process.execPath, [server], {
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SESSION_SECRET: SECRET, REDIS_URL: '' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const exited = once(child, 'exit')
+  t.teardown(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL')
+    await exited
+  })
+  let url = ''
+  for await (const text of createInterface({ input: child.stdout })) {
+    const line = JSON.parse(text) as { msg: string, url?: string }
+    if (line.url !== undefined) {
+      url = line.url
+      t.match(line.msg, /chat example listening/)
+      break
+    }
+  }
+  t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
+  const page = await fetch(url + '/', { headers: { accept: 'text/html' } })
+  t.equal(page.status, 200, 'the built server finds the page files')
+  t.match(await page.text(), 'glue chat')
+  child.kill('SIGTERM')
+  const [code] = await exited
+  t.equal(code, 0, 'exits cleanly')
+})
+
+test('runs as several nodes with REDIS_URL: a post on one node reaches a member on another', { skip: redisSkip }, async (t) => {
+  const redis = await startRedis(t)
+  const a = await start(t, { redisUrl: redis.url })
+  const b = await start(t, { redisUrl: redis.url })
+  const ada = await member(t, a, 'ada', ['general'])
+  const bob = await member(t, b, 'bob', ['general'])
+  t.same(await call(ada, 'q', { op: 'post', room: 'general', text: 'across nodes' }), { ok: true, value: { posted: true } })
+  await until(() => roomMessages(bob).length === 1, 'bob on node b gets the post')
+  t.match(roomMessages(bob), [{ room: 'general', author: 'ada', text: 'across nodes' }])
+})
