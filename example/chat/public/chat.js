@@ -49,6 +49,7 @@ function renderRooms () {
     button.type = 'button'
     button.dataset.room = name
     button.setAttribute('aria-current', String(name === current))
+    button.dataset.joined = String(room.joined)
     if (room.unread > 0) button.append(element('span', 'unread', String(room.unread)))
     button.onclick = () => openRoom(name)
     const item = element('li')
@@ -105,6 +106,7 @@ async function joinRoom (name) {
   const room = rooms.get(name)
   await client.subscribe(room.topic)
   room.joined = true
+  renderRooms()
 }
 
 async function openRoom (name) {

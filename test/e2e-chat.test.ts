@@ -1,0 +1,144 @@
+import { existsSync } from 'node:fs'
+import { fileURLToPath } from 'node:url'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import { test, type Test } from 'tap'
+import { BOT_NAME } from '../example/chat/bot.js'
+import { buildChatApp, roomTopic } from '../example/chat/app.js'
+import { until } from './helpers/index.js'
+
+const CHROMIUM = '/usr/bin/chromium'
+const SECRET = 'e2e-chat-secret-that-is-long-enough-0123456'
+const SCREENSHOT = fileURLToPath(new URL('../test-output/chat.png', import.meta.url))
+const HELP_SCREENSHOT = fileURLToPath(new URL('../test-output/chat-help.png', import.meta.url))
+const STEP_TIMEOUT = 20_000
+
+const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
+const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
+
+async function launch (t: Test): Promise<Browser> {
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run']
+  })
+  t.teardown(() => browser.close())
+  return browser
+}
+
+interface Person {
+  readonly page: Page
+  readonly pageErrors: string[]
+}
+
+/** A new browser context (its own cookies, like another browser) on the chat page, logged in as `name`. */
+async function loggedIn (browser: Browser, url: string, name: string): Promise<Person> {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 680 } })
+  const page = await context.newPage()
+  page.setDefaultTimeout(STEP_TIMEOUT)
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => { pageErrors.push(err.message) })
+  page.on('console', (message) => { if (message.type() === 'error') pageErrors.push(message.text()) })
+  await page.goto(url + '/')
+  await page.locator('#login').waitFor()
+  await page.fill('#name', name)
+  await page.click('#login-button')
+  await page.locator('#chat').waitFor()
+  await page.locator('#state[data-state="open"]').waitFor()
+  await joined(page, 'general')
+  return { page, pageErrors }
+}
+
+async function joined (page: Page, room: string): Promise<void> {
+  await page.locator(`#rooms button[data-room="${room}"][data-joined="true"]`).waitFor()
+}
+
+/** Waits for a message by `author` with `text` in the open room, and returns the item's class. */
+async function see (page: Page, author: string, text: string | RegExp): Promise<string> {
+  const item = page.locator('#messages li')
+    .filter({ has: page.locator('.author', { hasText: author }) })
+    .filter({ has: page.locator('.text', { hasText: text }) })
+    .last()
+  await item.waitFor()
+  return (await item.getAttribute('class')) ?? ''
+}
+
+async function post (page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.press('#text', 'Enter')
+}
+
+test('chromium is installed in CI', { skip: inCI ? false : 'only checked in CI' }, async (t) => {
+  t.equal(missing, false, missing === false ? 'found ' + CHROMIUM : missing)
+})
+
+test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? false : missing }, async (t) => {
+  const app = await buildChatApp({ logger: false, secret: SECRET })
+  t.teardown(() => app.close())
+  const url = await app.listen({ port: 0, host: '127.0.0.1' })
+  const browser = await launch(t)
+
+  t.comment('ada and bob log in from two browser contexts; each joins #general')
+  const ada = await loggedIn(browser, url, 'ada')
+  const bob = await loggedIn(browser, url, 'bob')
+  t.equal(await ada.page.textContent('#me'), 'ada')
+  t.equal(await bob.page.textContent('#room-title'), '#general')
+  await until(() => app.sessions.subscriberCount(roomTopic('general')) === 2, 'both sessions in #general')
+
+  t.comment('each sees the other\'s messages')
+  await post(ada.page, 'Hello bob!')
+  t.equal(await see(bob.page, 'ada', 'Hello bob!'), '', 'bob sees ada\'s message')
+  t.equal(await see(ada.page, 'ada', 'Hello bob!'), 'mine', 'ada sees her own, marked as hers')
+  t.equal(await ada.page.inputValue('#text'), '', 'the composer empties once the server accepted')
+  await post(bob.page, 'Hi ada, welcome.')
+  await see(ada.page, 'bob', 'Hi ada, welcome.')
+
+  t.comment('user text stays text')
+  const markup = '<img src=x onerror="document.title=\'pwned\'"> <b>bold?</b>'
+  await post(ada.page, markup)
+  await see(bob.page, 'ada', markup)
+  t.equal(await bob.page.locator('#messages img, #messages b').count(), 0, 'no element made of user text')
+  t.equal(await bob.page.title(), 'glue chat')
+
+  t.comment('the server refuses a blank message and the page says why')
+  await post(bob.page, '    ')
+  await bob.page.locator('#error', { hasText: 'GLUE_INVALID_DATA' }).waitFor()
+  t.match(await bob.page.textContent('#error'), /^Not sent \(GLUE_INVALID_DATA\): data\/text must match pattern/)
+  t.equal(await bob.page.inputValue('#text'), '    ', 'the refused text stays in the composer')
+
+  t.comment('bob asks the bot in #help; ada, who joined #help before, gets an unread badge')
+  await ada.page.click('#rooms button[data-room="help"]')
+  await joined(ada.page, 'help')
+  await ada.page.click('#rooms button[data-room="general"]')
+  await bob.page.click('#rooms button[data-room="help"]')
+  await joined(bob.page, 'help')
+  t.equal(await bob.page.textContent('#ask'), `Ask ${BOT_NAME}`)
+  t.equal(await ada.page.isVisible('#ask'), false, 'only #help has the bot')
+  await bob.page.fill('#text', 'What time is it?')
+  await bob.page.click('#ask')
+  await see(bob.page, 'bob', 'What time is it?')
+  t.equal(await see(bob.page, BOT_NAME, /^It is \d\d:\d\d:\d\d UTC\.$/), 'bot', 'the bot\'s answer, marked as the bot\'s')
+  await ada.page.locator('#rooms button[data-room="help"] .unread', { hasText: '2' }).waitFor()
+  await ada.page.screenshot({ path: SCREENSHOT })
+
+  await ada.page.click('#rooms button[data-room="help"]')
+  await see(ada.page, BOT_NAME, /^It is /)
+  t.equal(await ada.page.locator('#rooms .unread').count(), 0, 'reading the room clears its badge')
+  await ada.page.screenshot({ path: HELP_SCREENSHOT })
+
+  t.comment('bob logs out: his page shows the login form, his session leaves the rooms, and a reload keeps him out')
+  await bob.page.click('#logout')
+  await bob.page.locator('#login').waitFor()
+  t.equal(await bob.page.isVisible('#chat'), false)
+  await until(() => app.sessions.subscriberCount(roomTopic('general')) === 1, 'only ada left in #general')
+  await bob.page.reload()
+  await bob.page.locator('#login').waitFor()
+
+  t.comment('ada reloads: still logged in, back in #general')
+  await ada.page.reload()
+  await ada.page.locator('#state[data-state="open"]').waitFor()
+  await joined(ada.page, 'general')
+  t.equal(await ada.page.textContent('#me'), 'ada')
+
+  t.same(ada.pageErrors, [], 'no errors on ada\'s page')
+  t.same(bob.pageErrors, [], 'no errors on bob\'s page')
+})
