@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createInterface } from 'node:readline'
+import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import { BOT_NAME } from '../example/chat/bot.js'
-import { buildChatApp, MAX_TEXT, roomTopic, type ChatOptions, type Room } from '../example/chat/app.js'
+import { buildChatApp, DEV_SECRET, MAX_TEXT, roomTopic, type ChatOptions, type Room } from '../example/chat/app.js'
 import {
   createBrowser,
   envelopesOf,
@@ -239,6 +240,27 @@ test('reads POSTS_PER_SECOND and POST_BURST from the environment and rejects bad
     process.env[name] = value
     await t.rejects(buildChatApp({ logger: false, secret: SECRET }), { name: 'RangeError', message: `Expected ${name} to be a positive number, got "${value}"` })
   }
+})
+
+test('warns once when the built-in development secret is used', async (t) => {
+  const saved = process.env.SESSION_SECRET
+  delete process.env.SESSION_SECRET
+  t.teardown(() => { if (saved !== undefined) process.env.SESSION_SECRET = saved })
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      for (const text of chunk.toString().split('\n')) if (text !== '') lines.push(JSON.parse(text))
+      callback()
+    }
+  })
+  const dev = await buildChatApp({ logger: { stream } })
+  await dev.close()
+  t.same(lines.filter((line) => /development secret/.test(line.msg)).map((line) => line.level), [40])
+  lines.length = 0
+  const configured = await buildChatApp({ logger: { stream }, secret: SECRET })
+  await configured.close()
+  t.equal(lines.some((line) => /development secret/.test(line.msg)), false, 'a secret silences it')
+  t.ok(DEV_SECRET.length >= 32, 'the dev secret itself is not weak')
 })
 
 test('the chat server listens on PORT and HOST, logs its url and stops on SIGTERM', async (t) => {

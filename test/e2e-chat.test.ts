@@ -139,6 +139,13 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   await joined(ada.page, 'general')
   t.equal(await ada.page.textContent('#me'), 'ada')
 
+  t.comment('bob logs in again on the same page and is heard')
+  await bob.page.fill('#name', 'bob')
+  await bob.page.click('#login-button')
+  await joined(bob.page, 'general')
+  await post(bob.page, 'Back again.')
+  await see(ada.page, 'bob', 'Back again.')
+
   t.same(ada.pageErrors, [], 'no errors on ada\'s page')
   t.same(bob.pageErrors, [], 'no errors on bob\'s page')
 })
