@@ -4,7 +4,7 @@ import { chromium, type Browser, type Page } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { BOT_NAME } from '../example/chat/bot.js'
 import { buildChatApp, roomTopic } from '../example/chat/app.js'
-import { until } from './helpers/index.js'
+import { createBrowser, until } from './helpers/index.js'
 
 const CHROMIUM = '/usr/bin/chromium'
 const SECRET = 'e2e-chat-secret-that-is-long-enough-0123456'
@@ -72,7 +72,8 @@ test('chromium is installed in CI', { skip: inCI ? false : 'only checked in CI' 
 })
 
 test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? false : missing }, async (t) => {
-  const app = await buildChatApp({ logger: false, secret: SECRET })
+  // A generous post limit, so a third member can flood the room below (the limit has its own tests in chat.test.ts).
+  const app = await buildChatApp({ logger: false, secret: SECRET, postLimit: { postsPerSecond: 1000, burst: 300 } })
   t.teardown(() => app.close())
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   const browser = await launch(t)
@@ -145,6 +146,20 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   await joined(bob.page, 'general')
   await post(bob.page, 'Back again.')
   await see(ada.page, 'bob', 'Back again.')
+
+  t.comment('the page keeps the last 200 messages of a room')
+  // Two members post 105 each: one socket may send 200 frames at once before the plugin's rate limit closes it.
+  for (const [name, first] of [['carol', 1], ['dave', 106]] as const) {
+    const member = createBrowser(url)
+    await member.fetch('/login', { method: 'POST', body: { name } })
+    const socket = await member.open(t, url.replace('http:', 'ws:') + '/ws')
+    socket.sendEnvelope(['s', 0, roomTopic('general')])
+    for (let i = first; i < first + 105; i++) socket.sendEnvelope(['q', i, { op: 'post', room: 'general', text: `flood ${i}` }])
+    await until(() => socket.received.some((frame) => String(frame).startsWith(`["r",${first + 104},1`)), `${name}'s last post accepted`)
+  }
+  await see(ada.page, 'dave', 'flood 210')
+  t.equal(await ada.page.locator('#messages li').count(), 200)
+  t.equal(await ada.page.locator('#messages li .text').first().textContent(), 'flood 11', 'the oldest left the page')
 
   t.same(ada.pageErrors, [], 'no errors on ada\'s page')
   t.same(bob.pageErrors, [], 'no errors on bob\'s page')

@@ -78,11 +78,12 @@ function renderMessages () {
 function receive (name, message) {
   const room = rooms.get(name)
   room.messages.push(message)
-  if (room.messages.length > MAX_SHOWN) room.messages.shift()
+  const dropped = room.messages.length > MAX_SHOWN
+  if (dropped) room.messages.shift()
   if (name === current) {
     const list = $('messages')
     const atBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 40
-    if (room.messages.length === MAX_SHOWN) list.firstElementChild?.remove()
+    if (dropped) list.firstElementChild.remove()
     list.append(messageItem(message))
     if (atBottom || message.author === me) list.scrollTop = list.scrollHeight
   } else if (message.notice === undefined) {
