@@ -90,7 +90,7 @@ test('serves the page from static files with a strict content security policy; t
     bot: { name: BOT_NAME, room: 'help' },
     maxText: MAX_TEXT
   })
-  t.same(await (await fetch(chat.http + '/me')).json(), { user: null })
+  t.same(await (await fetch(chat.http + '/me')).json(), { user: null, rooms: [] })
 })
 
 test('a post reaches every member of its room with the author from the session, and no one else', async (t) => {
@@ -202,22 +202,24 @@ test('login refuses bad names and the bot\'s name; /me shows the user of the coo
     const reply = await browser.fetch('/login', { method: 'POST', body: { name } })
     t.match(reply, { status: 400, body: { code: 'BAD_NAME' } }, `refuses ${JSON.stringify(name)}`)
   }
-  t.same((await browser.fetch('/me')).body, { user: null })
+  t.same((await browser.fetch('/me')).body, { user: null, rooms: [] })
   t.same((await browser.fetch('/login', { method: 'POST', body: { name: ' Ada L. ' } })).body, { user: 'Ada L.' }, 'trims the name')
-  t.same((await browser.fetch('/me')).body, { user: 'Ada L.' })
+  t.same((await browser.fetch('/me')).body, { user: 'Ada L.', rooms: [] })
 })
 
-test('logout revokes the session: its socket closes with 3000 and it leaves its rooms', async (t) => {
+test('/me names the rooms the session is in; logout revokes the session: its socket closes with 3000 and it leaves its rooms', async (t) => {
   const chat = await start(t)
   const browser = createBrowser(chat.http)
   await browser.fetch('/login', { method: 'POST', body: { name: 'ada' } })
   const socket = await browser.open(t, chat.ws)
   t.same(await call(socket, 's', roomTopic('general')), { ok: true, value: roomTopic('general') })
+  t.same(await call(socket, 's', roomTopic('help')), { ok: true, value: roomTopic('help') })
   t.equal(chat.app.sessions.subscriberCount(roomTopic('general')), 1)
+  t.same((await browser.fetch('/me')).body, { user: 'ada', rooms: ['general', 'help'] }, 'a reloaded page learns its rooms')
   t.same((await browser.fetch('/logout', { method: 'POST', body: {} })).body, { user: 'ada' })
   t.same(await socket.closed, { code: 3000, reason: 'session revoked' })
   t.equal(chat.app.sessions.subscriberCount(roomTopic('general')), 0)
-  t.same((await browser.fetch('/me')).body, { user: null })
+  t.same((await browser.fetch('/me')).body, { user: null, rooms: [] })
 })
 
 test('reads POSTS_PER_SECOND and POST_BURST from the environment and rejects bad ones', async (t) => {

@@ -134,10 +134,11 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   await bob.page.reload()
   await bob.page.locator('#login').waitFor()
 
-  t.comment('ada reloads: still logged in, back in #general')
+  t.comment('ada reloads: still logged in, back in #general, and still in #help')
   await ada.page.reload()
   await ada.page.locator('#state[data-state="open"]').waitFor()
   await joined(ada.page, 'general')
+  await joined(ada.page, 'help')
   t.equal(await ada.page.textContent('#me'), 'ada')
 
   t.comment('bob logs in again on the same page and is heard')

@@ -123,8 +123,8 @@ const CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; objec
 
 /**
  * Builds the chat: the page at `/` (static files), the websocket at `/ws`, rooms as topics, posts
- * and questions to the bot through `client.request()`, `POST /login`, `POST /logout`, `GET /me` and
- * `GET /rooms`.
+ * and questions to the bot through `client.request()`, `POST /login`, `POST /logout`, `GET /me` (the user and the rooms
+ * the session is in) and `GET /rooms`.
  */
 export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: options.logger ?? true })
@@ -187,7 +187,13 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
   })
 
   app.get('/rooms', async () => ({ rooms: ROOMS, topics: ROOMS.map(roomTopic), bot: { name: BOT_NAME, room: BOT_ROOM }, maxText: MAX_TEXT }))
-  app.get('/me', async (request) => ({ user: request.sessionUserId }))
+  // The rooms the session is in, so a reloaded page joins them again (membership outlives a reload).
+  app.get('/me', async (request) => {
+    const { sessionId } = request
+    const joined = sessionId === null ? [] : await app.sessions.clusterTopicsOf(sessionId)
+    const rooms = joined.flatMap((topic) => topics.get(topic) ?? [])
+    return { user: request.sessionUserId, rooms }
+  })
 
   // A login by name only (no password): the session moves to a new id bound to the name, which
   // becomes the author of everything posted from it.

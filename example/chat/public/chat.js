@@ -165,7 +165,8 @@ function connect () {
   renderState()
 }
 
-function startChat (user) {
+/** Shows the chat for `user`; `joined` are the rooms the session is already in (after a reload). */
+function startChat (user, joined) {
   me = user
   rooms.clear()
   config.rooms.forEach((name, index) => {
@@ -180,6 +181,11 @@ function startChat (user) {
   $('logout').hidden = false
   connect()
   openRoom(config.rooms[0])
+  // Subscribing again is harmless, and makes this client restore them after a reconnect.
+  for (const name of joined) {
+    if (name === current || !rooms.has(name)) continue
+    joinRoom(name).catch((err) => showError(`Could not join #${name}: ${err.code}: ${err.message}`))
+  }
 }
 
 function signedOut (why) {
@@ -213,7 +219,7 @@ $('login').onsubmit = async (event) => {
     return
   }
   $('login-error').textContent = ''
-  startChat(body.user)
+  startChat(body.user, [])
 }
 
 $('logout').onclick = async () => {
@@ -227,6 +233,6 @@ $('composer').onsubmit = (event) => {
 }
 $('ask').onclick = () => submit('ask')
 
-const { user } = await fetch('/me').then((response) => response.json())
+const { user, rooms: joined } = await fetch('/me').then((response) => response.json())
 if (user === null) signedOut('')
-else startChat(user)
+else startChat(user, joined)
