@@ -26,6 +26,11 @@ export class SocketState {
   held: Array<[seq: number, envelope: EnvelopeFrame]> | undefined
   /** Cluster mode: messages numbered at or below it came before this socket's welcome and skip it (resume). */
   floor = 0
+  /**
+   * Cluster mode: live messages of topics whose history this socket is reading, held until the
+   * history is written, with their numbers (topic history).
+   */
+  topicHolds: Map<string, Array<[seq: number, envelope: EnvelopeFrame]>> | undefined
   /** When its unsent bytes went above the high-water mark; undefined below it (socket writer). */
   congestedSince: number | undefined
   /** With `writeDelay`: when its last write went to the kernel, and whether writes now wait for the end of its window (socket writer). */
@@ -59,6 +64,7 @@ export class SocketState {
     this.deflate = deflate
     this.cursor = undefined
     this.held = undefined
+    this.topicHolds = undefined
     this.congestedSince = undefined
     this.pending = undefined
     this.connecting = undefined
