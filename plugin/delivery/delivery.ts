@@ -193,11 +193,17 @@ export class Delivery {
       if (!volatile && seq <= state.floor) continue
       envelope ??= outbound.envelope(seq)
       // Cluster mode: the socket is reading the topic's history; this waits for it (topic-history.ts).
-      const holding = state.topicHolds !== undefined && !volatile && outbound.topic !== undefined ? state.topicHolds.get(outbound.topic) : undefined
-      if (holding !== undefined) {
-        holding.push([seq, envelope])
-        if (holding.length > HELD_LIMIT) this.#writer.closeSlow(socket)
-        continue
+      const hold = state.topicHolds !== undefined && !volatile && outbound.topic !== undefined ? state.topicHolds.get(outbound.topic) : undefined
+      if (hold !== undefined) {
+        if (hold.floor === undefined) {
+          hold.held.push([seq, envelope])
+          if (hold.held.length > HELD_LIMIT) this.#writer.closeSlow(socket)
+          continue
+        }
+        // The history already had it: this node read it from its inbox after the history was read.
+        if (seq <= hold.floor) continue
+        // Inbox entries come in order: nothing older can follow.
+        state.topicHolds?.delete(outbound.topic as string)
       }
       if (this.#writer.writeEnvelope(socket, envelope, volatile)) count++
     }

@@ -50,18 +50,18 @@ export class TopicHistoryReplies {
     if (this.#cluster === undefined) return
     const state = stateOf(socket)
     state.topicHolds ??= new Map()
-    if (!state.topicHolds.has(topic)) state.topicHolds.set(topic, [])
+    state.topicHolds.set(topic, { held: [], floor: undefined })
   }
 
-  /** Lets the topic's live messages through again, writing those numbered after `after` (-1: none held is written). */
+  /**
+   * Lets the topic's live messages through again: those held and numbered after `after` are
+   * written; later ones at or below it (this node's inbox may lag behind the history it read) are skipped.
+   */
   release (socket: WebSocket, topic: string, after: number): void {
-    const state = stateOf(socket)
-    const held = state.topicHolds?.get(topic)
-    if (held === undefined) return
-    state.topicHolds?.delete(topic)
-    if (state.topicHolds?.size === 0) state.topicHolds = undefined
-    if (after < 0) return
-    for (const [seq, envelope] of held) {
+    const hold = stateOf(socket).topicHolds?.get(topic)
+    if (hold === undefined || hold.floor !== undefined) return
+    hold.floor = after
+    for (const [seq, envelope] of hold.held.splice(0)) {
       if (seq > after && socket.readyState === OPEN) this.#writer.writeEnvelope(socket, envelope, false)
     }
   }
