@@ -77,7 +77,7 @@ test('a gap in a topic\'s history is a gap event with the topic', async (t) => {
   const other = await open(t, server)
   const gap = nextEvent(other, 'gap', (event) => event.topic !== undefined)
   const otherEvents = collect(other, 'room')
-  void other.subscribe('room', { history: true })
+  other.subscribe('room', { history: true }).catch(() => {})
   await until(() => otherEvents.length === 2, 'what is kept')
   t.same(otherEvents.map((event) => event.data), [3, 4])
   // Its reconnect asks from its position: more was published meanwhile than the topic keeps.

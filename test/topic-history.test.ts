@@ -1,17 +1,17 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { errors } from '../plugin/index.js'
 import { envelopesOf, openGlueSocket, sessionIdOf, startApp, until, cookiePair, type GlueSocket, type StartOptions } from './helpers/index.js'
 
 // Topic history on one node: what a subscribing client asks for, in order before live messages,
 // with an explicit gap when it is gone, and the bounds on what is kept and what a client may ask.
 
-async function start (t: Parameters<Parameters<typeof test>[1]>[0], glue: StartOptions['glue'] = {}) {
+async function start (t: Test, glue: StartOptions['glue'] = {}) {
   const started = await startApp({ glue: { authorizeSubscribe: () => true, topicHistory: { limit: 5 }, ...glue } })
   t.teardown(() => started.app.close())
   return started
 }
 
-async function tab (t: Parameters<Parameters<typeof test>[1]>[0], wsUrl: string, cookie?: string): Promise<GlueSocket> {
+async function tab (t: Test, wsUrl: string, cookie?: string): Promise<GlueSocket> {
   const socket = await openGlueSocket(wsUrl, cookie === undefined ? {} : { headers: { cookie } })
   t.teardown(() => socket.socket.terminate())
   return socket

@@ -1,11 +1,11 @@
-import { test } from 'tap'
+import { test, type Test } from 'tap'
 import { createSessionId } from '../plugin/index.js'
 import { envelopesOf, forgeCookie, openGlueSocket, sessionIdOf, startApp, until, cookiePair, type GlueSocket, type StartOptions } from './helpers/index.js'
 
 // Presence per topic on one node: who is subscribed, join and leave events to the topic's
 // subscribers, member lists, and the bounds that keep a churning client from flooding a room.
 
-type T = Parameters<Parameters<typeof test>[1]>[0]
+type T = Test
 
 async function start (t: T, glue: StartOptions['glue'] = {}) {
   const started = await startApp({ glue: { authorizeSubscribe: () => true, topicPresence: true, presenceInterval: 30, ...glue } })
