@@ -142,7 +142,11 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
       // Whatever this node announced of its members may be gone with it.
       topicPresence.reannounce()
     },
-    setTopics: (sessionId, topics) => { store.setTopics(sessionId, topics) },
+    setTopics: (sessionId, topics) => {
+      store.setTopics(sessionId, topics)
+      // The node learns a session's topics after its socket opened: its member counts here now.
+      topicPresence.touchSession(sessionId)
+    },
     topicsOf: (sessionId) => store.topicsOf(sessionId),
     subscriberCount: (topic) => store.subscriberCount(topic),
     socketCount: (sessionId) => store.socketCount(sessionId),
