@@ -144,6 +144,30 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
     t.same(envelopesOf(watcher).find((envelope) => envelope[0] === 'r' && envelope[1] === 2), ['r', 2, 1, { members: [self], count: 1 }])
   })
 
+  t.test('a client churning on another node costs the room at most one join and one leave per interval', async (t) => {
+    const interval = 100
+    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { presenceInterval: interval, rateLimit: false }) as [StartedApp, StartedApp]
+    const watcher = await openTab(t, a)
+    watcher.sendEnvelope(['s', 1, 'room'])
+    await until(() => batches(watcher, 'room').length === 1, 'its own join')
+    const churner = await openTab(t, b)
+    const churnerId = sessionIdOf(churner.cookie)
+    const started = Date.now()
+    const rounds = 100
+    // Each change waits for its reply: with Redis a node knows a change once it reads it back.
+    for (let i = 0; i < 2 * rounds; i++) {
+      churner.sendEnvelope([i % 2 === 0 ? 's' : 'u', i + 10, 'room'])
+      await until(() => envelopesOf(churner).some((envelope) => envelope[0] === 'r' && envelope[1] === i + 10), 'the reply')
+      await until(() => b.app.sessions.topicsOf(churnerId).includes('room') === (i % 2 === 0), 'the node read the change back')
+    }
+    await new Promise((resolve) => setTimeout(resolve, 3 * interval))
+    const events = batches(watcher, 'room').slice(1).reduce((sum, batch) => sum + (batch[2] as unknown[]).length + (batch[3] as unknown[]).length, 0)
+    const windows = Math.ceil((Date.now() - started) / interval) + 1
+    t.ok(events <= 2 * windows, `${events} events for ${2 * rounds} changes on another node: at most a join and a leave per interval`)
+    t.ok(events < rounds / 2, 'far fewer events than changes')
+    t.equal((await a.app.sessions.members('room')).count, 1, 'the churner is gone')
+  })
+
   t.test('the members of a killed node leave when the cluster reaps it', async (t) => {
     const prefix = uniquePrefix()
     const [a] = await startNodes(t, 1, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp]
