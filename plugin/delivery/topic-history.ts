@@ -72,8 +72,7 @@ export class TopicHistoryReplies {
     const limits = this.#rules.historyOf(topic)
     const cluster = this.#cluster
     if (limits === undefined) {
-      // The topic keeps nothing: what came after a position is gone.
-      if (request.since !== undefined) this.#writeLost(socket, topic, null)
+      // The topic keeps nothing and numbers nothing: the reply alone answers.
       this.release(socket, topic, 0)
       return
     }
@@ -98,7 +97,7 @@ export class TopicHistoryReplies {
   /** `sessions.history()`: what the app asks of a topic's history (one node: this node's; cluster: the first shard's). */
   async read (topic: string, request: HistoryRequest): Promise<TopicHistory> {
     const limits = this.#rules.historyOf(topic)
-    if (limits === undefined) return { messages: [], missed: request.since === undefined ? 0 : null }
+    if (limits === undefined) return { messages: [], missed: 0 }
     const cluster = this.#cluster
     const answer = cluster === undefined
       ? this.#histories.read(topic, limits, request, Date.now())
