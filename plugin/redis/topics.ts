@@ -30,13 +30,14 @@ export async function readTopicHistory (shard: RedisShard, topic: string, reques
   ]))
   const cutoff = Date.now() - limits.maxAge
   const kept: Array<{ n: number, json: string }> = []
-  let aged = 0
+  // Messages after the position that a client cannot get: aged out, or binary (kept for resume only).
+  let gone = 0
   for (const [id, fields] of entries) {
     const decoded = fields[1] === undefined ? undefined : decodeClusterMessage(fields[1])
     const message: ClusterMessage | undefined = decoded?.message
-    if (decoded === undefined || message?.kind !== 'publish' || message.data.binary) continue
-    if (decoded.time < cutoff) {
-      aged++
+    if (decoded === undefined || message?.kind !== 'publish') continue
+    if (message.data.binary || decoded.time < cutoff) {
+      gone++
       continue
     }
     kept.push({ n: seqOf(id), json: jsonOf(message.data) })
@@ -46,7 +47,7 @@ export async function readTopicHistory (shard: RedisShard, topic: string, reques
   if (since === undefined) return { epoch, entries: result, missed: unknown ? null : 0 }
   // Without the stream (expired whole), whatever came after the position is unknown.
   const lost = info === undefined || trimmedAfter(info, since)
-  return { epoch, entries: result, missed: lost ? null : aged + extra }
+  return { epoch, entries: result, missed: lost ? null : gone + extra }
 }
 
 /**
