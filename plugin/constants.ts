@@ -72,3 +72,21 @@ export const CONNECT_QUEUE_MESSAGES = 100
 export const CONNECT_QUEUE_BYTES = 1024 * 1024
 /** How long `sessions.gauges()` (a metrics scrape) waits for the adapter's `health()` before reporting it not connected. */
 export const ADAPTER_HEALTH_TIMEOUT = 1000
+
+// Topic history and presence (issue 17).
+/** Messages a topic keeps by default when `topicHistory` enables it, and the most it may keep. */
+export const DEFAULT_HISTORY_LIMIT = 100
+export const MAX_HISTORY_LIMIT = 10_000
+/** Milliseconds a topic message stays in its history by default. */
+export const DEFAULT_HISTORY_MAX_AGE = 3_600_000
+/** Bytes all topic histories of one node may hold together (memory adapter). */
+export const DEFAULT_MAX_HISTORY_BYTES = 32 * 1024 * 1024
+/** Bytes charged per kept message and per topic on top of their text: the objects that hold them. */
+export const HISTORY_ENTRY_OVERHEAD = 96
+export const HISTORY_TOPIC_OVERHEAD = 256
+/** A history request costs one message of the client's rate limit per this many messages it returns. */
+export const HISTORY_MESSAGES_PER_TOKEN = 100
+/** Milliseconds over which join and leave events of a topic are coalesced into one batch. */
+export const DEFAULT_PRESENCE_INTERVAL = 1000
+/** Members a member list returns at most, and changes one presence batch lists at most. */
+export const DEFAULT_MAX_MEMBERS = 1000

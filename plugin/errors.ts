@@ -145,8 +145,18 @@ export const REPLY_ERRORS = Object.freeze({
   unavailable: { code: 'GLUE_UNAVAILABLE', message: 'the cluster is unavailable; try again' },
   tooManyTopics: { code: 'GLUE_TOO_MANY_TOPICS', message: 'this session has as many topics as it may' },
   tooManyRequests: { code: 'GLUE_TOO_MANY_REQUESTS', message: 'too many requests in progress on this socket' },
-  invalidData: { code: 'GLUE_INVALID_DATA', message: 'the request data does not match the schema' }
+  invalidData: { code: 'GLUE_INVALID_DATA', message: 'the request data does not match the schema' },
+  noPresence: { code: 'GLUE_NO_PRESENCE', message: 'this topic does not show its members' },
+  notSubscribed: { code: 'GLUE_NOT_SUBSCRIBED', message: 'subscribe to the topic to see its members' }
 } satisfies Record<string, ReplyError>)
+
+/** `sessions.history()` got options that are not `{ last?: integer >= 0, since?: position }`. */
+export const FST_WSGLUE_INVALID_HISTORY_REQUEST = createError<'FST_WSGLUE_INVALID_HISTORY_REQUEST', [string]>(
+  'FST_WSGLUE_INVALID_HISTORY_REQUEST',
+  'Invalid history request: expected { last?: an integer >= 0, since?: a position "<epoch>.<n>" }, got %s',
+  500,
+  TypeError
+)
 
 /** Every error code of the plugin, for `instanceof` checks and `err.code` comparisons. */
 export const errors = Object.freeze({
@@ -162,7 +172,8 @@ export const errors = Object.freeze({
   FST_WSGLUE_TOO_MANY_TOPICS,
   FST_WSGLUE_INVALID_LISTENER,
   FST_WSGLUE_CLUSTER_UNAVAILABLE,
-  FST_WSGLUE_REDIS_UNAVAILABLE
+  FST_WSGLUE_REDIS_UNAVAILABLE,
+  FST_WSGLUE_INVALID_HISTORY_REQUEST
 })
 
 /** Describes a received value for error messages: `\`-1\` (number)`. */

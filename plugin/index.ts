@@ -30,6 +30,11 @@ import { SessionStore } from './sessions/store.js'
 import { Revocations } from './users/revocations.js'
 import { createUserSessions } from './users/users.js'
 import { GLUE_PROTOCOL } from './wire/protocol.js'
+import { TopicHistoryReplies } from './delivery/topic-history.js'
+import { TopicHistories } from './topics/history.js'
+import { TopicPresence } from './topics/presence.js'
+import { createTopicRules } from './topics/rules.js'
+import { formatPosition } from './topics/position.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -98,8 +103,22 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const checks = await compileDataChecks(fastify, options)
   const adapter = await chooseAdapter(options)
   const stats: SessionStats = createStats()
-  const store = new SessionStore(options, stats, adapter, adapter.sequenced)
+  // Topic presence hears every socket that opens or closes, as the adapter does (sockets open only once it exists).
+  const store = new SessionStore(options, stats, {
+    socketOpened (sessionId, userId) {
+      adapter.socketOpened(sessionId, userId)
+      topicPresence.touchSession(sessionId)
+    },
+    socketClosed (sessionId) {
+      adapter.socketClosed(sessionId)
+      topicPresence.touchSession(sessionId)
+    }
+  }, adapter.sequenced)
   const writer = new SocketWriter(options, stats)
+  const topicRules = createTopicRules(options.topicHistory, options.topicPresence, fastify.log)
+  const histories = new TopicHistories(options.maxHistoryBytes)
+  const topicPresence = new TopicPresence(topicRules, store, writer, options, stats, fastify.log)
+  const topicHistory = new TopicHistoryReplies(topicRules, histories, writer, adapter, stats, fastify.log)
   let warnedEviction = false
   // A revocation is needed while a cookie it refuses could still be accepted: a lifetime, plus the clock skew allowed.
   const revocationLifetime = options.cookie.lifetime + MAX_CLOCK_SKEW
@@ -108,17 +127,26 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     warnedEviction = true
     fastify.log.warn({ maxRevocations: options.maxRevocations }, 'fastify-websocket-glue: forgot revocations early to stay within maxRevocations')
   })
-  const delivery = new Delivery(store, writer, revocations)
-  const resume = new Resume(store, writer, adapter, options, stats, fastify.log)
+  const delivery = new Delivery(store, writer, revocations, { rules: topicRules, histories, presence: topicPresence })
+  const resume = new Resume(store, writer, adapter, options, stats, fastify.log,
+    (topic, epoch, seq) => topicRules.historyOf(topic) === undefined ? undefined : formatPosition(epoch, seq))
   const events = new SessionEvents(fastify.log)
   const cookie = createSessionCookie(fastify, options, revocations)
   const users = createUserSessions(adapter, revocations, cookie)
   const handshake = setUpHandshake(fastify, options, store, stats, cookie, users)
 
   await adapter.start({
-    apply: (message, clusterSeq, among) => delivery.apply(message, clusterSeq, among),
-    resync: (epoch, affects, announced) => { resume.resync(epoch, affects, announced) },
-    setTopics: (sessionId, topics) => { store.setTopics(sessionId, topics) },
+    apply: (message, clusterSeq, among, epoch) => delivery.apply(message, clusterSeq, among, epoch),
+    resync: (epoch, affects, announced) => {
+      resume.resync(epoch, affects, announced)
+      // Whatever this node announced of its members may be gone with it.
+      topicPresence.reannounce()
+    },
+    setTopics: (sessionId, topics) => {
+      store.setTopics(sessionId, topics)
+      // The node learns a session's topics after its socket opened: its member counts here now.
+      topicPresence.touchSession(sessionId)
+    },
     topicsOf: (sessionId) => store.topicsOf(sessionId),
     subscriberCount: (topic) => store.subscriberCount(topic),
     socketCount: (sessionId) => store.socketCount(sessionId),
@@ -130,7 +158,22 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
       for (const [userId, before] of users) revocations.revokeUser(userId, before)
     },
     log: fastify.log
-  }, { ...options, revocationLifetime })
+  }, { ...options, revocationLifetime, historyOf: (topic) => topicRules.historyOf(topic) })
+  if (adapter.sequenced && adapter.announceMembers !== undefined && adapter.clusterMembers !== undefined) {
+    const { announceMembers, clusterMembers } = adapter
+    topicPresence.useCluster({
+      announceMembers: announceMembers.bind(adapter),
+      clusterMembers: clusterMembers.bind(adapter),
+      emitPresence: (topic, joined, left) => {
+        try {
+          adapter.emit({ kind: 'presence', topic, joined, left })
+        } catch (err) {
+          fastify.log.warn({ err, topic }, 'presence event not sent')
+        }
+      }
+    })
+  }
+  topicPresence.start()
   // Registered after start, so a failed start leaves nothing to stop; runs after preClose closed the sockets.
   fastify.addHook('onClose', async function stopAdapter () {
     await adapter.stop()
@@ -139,7 +182,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
-  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users))
+  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users, { history: topicHistory, presence: topicPresence }))
   fastify.decorateRequest('sessionId', null)
   fastify.decorateRequest('sessionUserId', null)
 
@@ -162,7 +205,10 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     checkRequest: checks.request,
     authorizeSubscribe: options.authorizeSubscribe,
     maxTopicsPerSession: options.maxTopicsPerSession,
-    maxPendingRequests: options.maxPendingRequests
+    maxPendingRequests: options.maxPendingRequests,
+    topicRules,
+    topicHistory,
+    presence: topicPresence
   }))
 
   const sweeper = startSweeper(fastify, options, (now) => {
@@ -170,11 +216,13 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
     writer.sweep(now)
     handshake.limiter.sweep(now)
     revocations.sweep(now)
+    histories.sweep(now, (topic) => topicRules.historyOf(topic))
   })
   if (options.client !== false) await serveClientAssets(fastify, options.client.prefix)
 
   fastify.addHook('preClose', async function closeAllSockets () {
     heartbeat.stop()
+    topicPresence.stop()
     clearInterval(sweeper)
     // What was sent before close() reaches its clients before the 1001.
     writer.flush()
@@ -211,9 +259,14 @@ export type {
   GlueCookieOptions,
   GlueClientAssetsOptions,
   HandshakeRateLimitOptions,
-  RateLimitOptions
+  RateLimitOptions,
+  TopicHistoryOptions
 } from './config/options.js'
-export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
+export type { Sessions, BroadcastOptions, SendOptions, HistoryOptions } from './api/sessions.js'
+export type { TopicHistory } from './delivery/topic-history.js'
+export type { MemberList } from './topics/presence.js'
+export type { TopicMember } from './wire/protocol.js'
+export type { TopicHistoryResult } from './adapters/adapter.js'
 export type { SessionStats, SessionGauges, CloseCounts, CloseCodeLabel } from './stats.js'
 export type { Session } from './sessions/live-session.js'
 export type { SessionEventMap, SessionEventName } from './api/events.js'

@@ -44,6 +44,13 @@ export interface SessionStats {
   rateLimitCloses: number
   /** Volatile messages dropped for sockets above the high-water mark. */
   volatileDropped: number
+  /** Clients' requests for a topic's history, and the messages written in answer. */
+  historyRequests: number
+  historyMessages: number
+  /** Join and leave events sent (one per member change and topic, whatever the number of subscribers). */
+  presenceEvents: number
+  /** Presence batches with more changes than `maxMembers`, sent as "ask for the list again". */
+  presenceOverflows: number
   /** Handshakes refused (origin, socket limits, handshake rate). */
   refusedHandshakes: number
   /** Sockets closed with 1011 because the plugin failed while handling them (logged at error level). */
@@ -83,6 +90,10 @@ export function createStats (): SessionStats {
     refusedHandshakes: 0,
     internalErrors: 0,
     invalidMessages: 0,
+    historyRequests: 0,
+    historyMessages: 0,
+    presenceEvents: 0,
+    presenceOverflows: 0,
     closesByCode: createCloseCounts(),
     revocations: 0,
     revocationEvictions: 0

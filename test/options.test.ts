@@ -116,7 +116,15 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['redis', 42, /`redis` to be a redis:\/\/ URL, an ioredis client or an options object, got `42`/],
   ['redis', 'http://localhost', /`redis.url` to be a URL starting with redis:\/\/ or rediss:\/\//],
   ['redis', {}, /`redis` to be a `url`, a `client` or `shards`/],
-  ['adapter', {}, /`adapter` to be an adapter object/]
+  ['adapter', {}, /`adapter` to be an adapter object/],
+  ['topicHistory', 5, /`topicHistory` to be an object with `limit` and `maxAge`, or a function, got `5`/],
+  ['topicHistory.limit', 0, /`topicHistory.limit` to be an integer from 1 to 10000, got `0`/],
+  ['topicHistory.limit', 10_001, /`topicHistory.limit` to be an integer from 1 to 10000, got `10001`/],
+  ['topicHistory.maxAge', 0, /`topicHistory.maxAge` to be an integer >= 1, got `0`/],
+  ['maxHistoryBytes', -1, /`maxHistoryBytes` to be an integer >= 0, got `-1`/],
+  ['topicPresence', 'yes', /`topicPresence` to be a boolean or a function, got `"yes"`/],
+  ['presenceInterval', 5, /`presenceInterval` to be an integer from 10 to 60000, got `5`/],
+  ['maxMembers', 0, /`maxMembers` to be an integer from 1 to 100000, got `0`/]
 ]
 
 test('rejects each invalid option at register with FST_WSGLUE_INVALID_OPTION naming option, rule and value', async (t) => {
@@ -225,4 +233,14 @@ test('validates the redis options and fills in their defaults', async (t) => {
   for (const [redis, message] of cases) {
     t.throws(() => resolveRedis(redis), { code: 'FST_WSGLUE_INVALID_OPTION', message }, JSON.stringify(redis))
   }
+})
+
+test('topic history and presence: defaults and what each option resolves to', async (t) => {
+  t.match(resolveOptions(undefined), { topicHistory: undefined, maxHistoryBytes: 33_554_432, topicPresence: false, presenceInterval: 1000, maxMembers: 1000 })
+  t.same(resolveOptions({ topicHistory: {} }).topicHistory, { limit: 100, maxAge: 3_600_000 })
+  t.same(resolveOptions({ topicHistory: { limit: 10_000, maxAge: 5 } }).topicHistory, { limit: 10_000, maxAge: 5 })
+  const perTopic = (): undefined => undefined
+  t.equal(resolveOptions({ topicHistory: perTopic }).topicHistory, perTopic, 'a function is kept and called per topic')
+  t.equal(resolveOptions({ topicPresence: true }).topicPresence, true)
+  t.equal(resolveOptions({ maxHistoryBytes: 0 }).maxHistoryBytes, 0, 'zero keeps nothing')
 })

@@ -1,5 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { EncodedData } from '../wire/encode.js'
+import type { TopicMember } from '../wire/protocol.js'
+import type { HistoryRequest } from '../topics/position.js'
+import type { TopicHistoryLimits } from '../topics/rules.js'
 
 /**
  * A message that travels between `app.sessions` and the sockets of every node. Payloads are
@@ -24,6 +27,8 @@ export type ClusterMessage =
   | { readonly kind: 'revokeUser', readonly userId: string, readonly before: number }
   /** Closes every socket of every session bound to a user. */
   | { readonly kind: 'closeUser', readonly userId: string, readonly code: number, readonly reason: string }
+  /** Members joined and left a topic (null, null: too many to list); for its subscribers' sockets, never kept. */
+  | { readonly kind: 'presence', readonly topic: string, readonly joined: TopicMember[] | null, readonly left: TopicMember[] | null }
 
 /** The kinds of `ClusterMessage`. */
 export type ClusterMessageKind = ClusterMessage['kind']
@@ -84,18 +89,31 @@ export interface AdapterLimits {
   readonly revocationLifetime: number
   /** Revocations of each kind a shared store keeps at most (`maxRevocations`). */
   readonly maxRevocations: number
+  /** The history limits of a topic (`topicHistory`), or undefined when it keeps none; a shared store keeps at least that much. */
+  readonly historyOf?: (topic: string) => TopicHistoryLimits | undefined
+}
+
+/** A topic's history read back from a shared store, for a subscribing client or `sessions.history()`. */
+export interface TopicHistoryResult {
+  /** The store's dataset: positions are `<epoch>.<n>`. */
+  readonly epoch: string
+  /** Kept text and JSON messages, oldest first, with their numbers and their data as JSON text. */
+  readonly entries: ReadonlyArray<{ readonly n: number, readonly json: string }>
+  /** Messages asked for that are gone; null when unknown. */
+  readonly missed: number | null
 }
 
 /** What the plugin gives an adapter: delivery to this node's sockets, and what this node holds. */
 export interface AdapterHost {
   /**
-   * Applies a message to this node's sockets. `clusterSeq` is its number in the cluster order;
+   * Applies a message to this node's sockets. `clusterSeq` is its number in the cluster order, `epoch`
+   * the dataset that numbered it (a topic message's position);
    * without one (a local adapter) the node numbers it per session. `among` narrows the sessions it
    * may reach (a sharded adapter delivers each shard's copy of a broadcast to that shard's sessions).
    * @returns for send/broadcast/publish/close the number of sockets reached; for subscribe and
    * unsubscribe 1 when membership changed, else 0.
    */
-  apply (message: ClusterMessage, clusterSeq?: number, among?: (sessionId: string) => boolean): number
+  apply (message: ClusterMessage, clusterSeq?: number, among?: (sessionId: string) => boolean, epoch?: string): number
   /**
    * Messages may have missed this node's sockets (the shared store lost its data, or routed past the
    * node for a while): each glue.v1 socket of the sessions `affects` picks gets a new welcome and
@@ -184,6 +202,14 @@ export interface SequencedAdapter extends AdapterBase {
   welcomePosition (sessionId: string): Promise<WelcomePosition>
   /** The session's messages after `afterSeq` up to `untilSeq`, within the resume limits. */
   replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult>
+  /**
+   * Optional: a topic's history as the shard of `sessionId` (or the first shard) numbered it, within
+   * `limits` and what `request` asks. Rejects with FST_WSGLUE_CLUSTER_UNAVAILABLE without the store.
+   */
+  topicHistory? (topic: string, request: HistoryRequest, limits: TopicHistoryLimits, sessionId?: string): Promise<TopicHistoryResult>
+  /** Optional: cluster-wide presence (see topics/presence.ts); without it members are counted per node. */
+  announceMembers? (topic: string, counts: ReadonlyArray<[key: string, count: number]>, full: boolean): Promise<{ joined: string[], left: string[] }>
+  clusterMembers? (topic: string, cap: number): Promise<{ keys: string[], count: number }>
 }
 
 /**

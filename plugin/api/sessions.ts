@@ -5,6 +5,7 @@ import {
   describe,
   FST_WSGLUE_INVALID_CLOSE_CODE,
   FST_WSGLUE_INVALID_CLOSE_REASON,
+  FST_WSGLUE_INVALID_HISTORY_REQUEST,
   FST_WSGLUE_INVALID_LISTENER,
   FST_WSGLUE_INVALID_REQUEST,
   FST_WSGLUE_INVALID_SESSION_ID,
@@ -20,6 +21,23 @@ import { encodeData } from '../wire/encode.js'
 import { isTopic } from '../wire/protocol.js'
 import { SESSION_EVENTS, type SessionEventMap, type SessionEventName, type SessionEvents } from './events.js'
 import type { SessionGauges, SessionStats } from '../stats.js'
+import type { TopicHistory, TopicHistoryReplies } from '../delivery/topic-history.js'
+import { parseHistoryRequest } from '../topics/position.js'
+import type { MemberList, TopicPresence } from '../topics/presence.js'
+
+/** Options of `sessions.history()`: at most the last `last` messages, only those after the position `since`. */
+export interface HistoryOptions {
+  /** At most this many, the newest (clamped to the topic's `limit`). @default the topic's limit */
+  last?: number
+  /** A position (`"<epoch>.<n>"`, as clients and `history()` see them): only what came after it. @default undefined */
+  since?: string
+}
+
+/** Topic history and presence, for `app.sessions`. */
+export interface SessionsTopics {
+  readonly history: TopicHistoryReplies
+  readonly presence: TopicPresence
+}
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {
@@ -180,6 +198,21 @@ export interface Sessions<Outbound = unknown> extends Iterable<Session> {
    * @throws FST_WSGLUE_INVALID_USER_ID; FST_WSGLUE_CLUSTER_UNAVAILABLE (rejects) when Redis does not answer within `queryTimeout`.
    */
   clusterSessionsOf (userId: string): Promise<string[]>
+  /**
+   * A topic's kept messages (see `topicHistory`), oldest first, with their positions: all, the last
+   * `last`, or those after `since`; `missed` counts what was asked for and is gone (null: unknown).
+   * With Redis, the history as the first shard numbered it. A topic without history returns none.
+   * @throws FST_WSGLUE_INVALID_TOPIC, FST_WSGLUE_INVALID_HISTORY_REQUEST; rejects with
+   * FST_WSGLUE_CLUSTER_UNAVAILABLE when Redis does not answer within `queryTimeout`.
+   */
+  history (topic: string, options?: HistoryOptions): Promise<TopicHistory>
+  /**
+   * Who is subscribed to a topic that shows presence (`topicPresence`), cluster-wide: user ids for
+   * sessions bound to a user, opaque ids otherwise, each member once; at most `maxMembers` of them,
+   * and `count` of all. A topic without presence has none.
+   * @throws FST_WSGLUE_INVALID_TOPIC; rejects with FST_WSGLUE_CLUSTER_UNAVAILABLE when Redis does not answer.
+   */
+  members (topic: string): Promise<MemberList>
   /** Whether the session is known on this node: connected, or detached within its grace period. */
   isKnown (sessionId: string): boolean
   /** A snapshot of the counters (sockets, sessions, messages in and out, replays, gaps, closes). */
@@ -254,7 +287,8 @@ export function createSessions (
   stats: SessionStats,
   limits: { readonly maxTopicsPerSession: number },
   gauges: () => Promise<SessionGauges>,
-  users: UserSessions
+  users: UserSessions,
+  topics: SessionsTopics
 ): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
@@ -350,6 +384,16 @@ export function createSessions (
     },
     has (sessionId) {
       return store.get(sessionId) !== undefined
+    },
+    history (topic, options) {
+      assertTopic(topic)
+      const request = parseHistoryRequest(options ?? {})
+      if (request === undefined) throw new FST_WSGLUE_INVALID_HISTORY_REQUEST(describe(options))
+      return topics.history.read(topic, request)
+    },
+    members (topic) {
+      assertTopic(topic)
+      return topics.presence.members(topic)
     },
     isKnown (sessionId) {
       return store.find(sessionId) !== undefined

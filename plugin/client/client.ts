@@ -14,6 +14,20 @@ import { Reconnection } from './reconnection.js'
 import { Replies } from './replies.js'
 import { OPEN, type GlueSocket } from './socket.js'
 import { Subscriptions } from './subscriptions.js'
+import { TopicPositions } from './topic-positions.js'
+import type { GlueMemberList } from './events.js'
+
+/** Options of `subscribe()`. */
+export interface GlueSubscribeOptions {
+  /**
+   * Ask for the topic's history (a topic the server keeps history for): `true` for everything kept,
+   * `{ last: k }` for the newest k. It arrives after the subscription is confirmed and before live
+   * messages, each a topic event with `history: true`; what is gone is a `gap` event with the topic.
+   * After a reconnect the client asks only for what came after the last message it delivered.
+   * @default false
+   */
+  history?: boolean | { last?: number }
+}
 
 /**
  * A websocket that comes back by itself: reconnects with backoff, resumes the session's messages
@@ -38,7 +52,8 @@ export class GlueClient {
   readonly #reconnection: Reconnection
   readonly #queue: OfflineQueue
   readonly #replies = new Replies()
-  readonly #subscriptions = new Subscriptions(this.#replies, (error) => { this.#events.emit('error', error) })
+  readonly #positions = new TopicPositions()
+  readonly #subscriptions = new Subscriptions(this.#replies, (error) => { this.#events.emit('error', error) }, this.#positions)
   readonly #inbound: Inbound
 
   #state: GlueState = 'closed'
@@ -56,7 +71,7 @@ export class GlueClient {
     const retry = (): void => { if (this.#state === 'reconnecting') this.#open('reconnecting') }
     this.#reconnection = new Reconnection(this.#options, (event) => { this.#events.emit('reconnecting', event) }, retry)
     this.#queue = new OfflineQueue(this.#options.maxQueue)
-    this.#inbound = new Inbound(this.#events, this.#replies, this.#options.resume)
+    this.#inbound = new Inbound(this.#events, this.#replies, this.#options.resume, this.#positions)
     if (this.#options.autoConnect) this.connect()
   }
 
@@ -146,12 +161,14 @@ export class GlueClient {
    * the next open. Add the listener with `onTopic()`. The subscription is restored after every
    * reconnect; a refusal then is an `error` event.
    * Rejects with a GlueClientError: `GLUE_SUBSCRIBE_REFUSED`, `GLUE_SUBSCRIBE_FAILED`, `GLUE_BAD_ENVELOPE`
-   * (an invalid topic), `GLUE_UNSUBSCRIBED`, `GLUE_CLOSED` or `GLUE_PROTOCOL_UNAVAILABLE`.
+   * (an invalid topic or history request), `GLUE_UNSUBSCRIBED`, `GLUE_CLOSED` or `GLUE_PROTOCOL_UNAVAILABLE`.
    */
-  subscribe (topic: string): Promise<void> {
+  subscribe (topic: string, options: GlueSubscribeOptions = {}): Promise<void> {
     return new Promise((resolve, reject) => {
       const unusable = this.#unusable()
       if (unusable !== undefined) throw unusable
+      const history = options.history
+      this.#subscriptions.wantHistory(topic, history === undefined || history === false ? undefined : history === true ? {} : { ...history })
       this.#subscriptions.want(topic, { resolve, reject })
       // Otherwise every wanted topic is sent on open.
       const socket = this.#live()
@@ -172,6 +189,27 @@ export class GlueClient {
       this.#subscriptions.unwant(topic, { resolve, reject })
       const socket = this.#live()
       if (socket !== null) this.#subscriptions.unsubscribe(socket, topic)
+    })
+  }
+
+  /**
+   * The members of a topic that shows presence (the server's `topicPresence`), as the server counts
+   * them now: each member once (a user id, or an opaque id for an anonymous session), at most the
+   * server's `maxMembers`, with `count` of all. Follow changes with the `join`, `leave` and
+   * `membersstale` events. The session must be subscribed to the topic.
+   * Rejects with a GlueClientError: `GLUE_NO_PRESENCE`, `GLUE_NOT_SUBSCRIBED`, `GLUE_UNAVAILABLE`,
+   * `GLUE_DISCONNECTED` (not connected now), `GLUE_CLOSED` or `GLUE_PROTOCOL_UNAVAILABLE`.
+   */
+  members (topic: string): Promise<GlueMemberList> {
+    return new Promise((resolve, reject) => {
+      const unusable = this.#unusable()
+      if (unusable !== undefined) throw unusable
+      const socket = this.#live()
+      if (socket === null) throw new GlueClientError('GLUE_DISCONNECTED', 'members() needs an open connection', topic)
+      this.#subscriptions.members(socket, topic, (failure, value) => {
+        if (failure === null) resolve(value as GlueMemberList)
+        else reject(new GlueClientError(failure.code, failure.message, topic))
+      })
     })
   }
 

@@ -27,7 +27,10 @@ export type Outgoing = [id: number, frame: Frame, text: boolean]
 
 /** What a server frame asks of the client; `undefined` from {@link readEnvelope} means drop it. */
 export type ServerEnvelope =
-  | { readonly kind: 'message', readonly data: GlueData, readonly seq?: number, readonly topic?: string }
+  | { readonly kind: 'message', readonly data: GlueData, readonly seq?: number, readonly topic?: string, readonly position?: string }
+  | { readonly kind: 'history', readonly topic: string, readonly position: string, readonly data: GlueData }
+  | { readonly kind: 'lost', readonly topic: string, readonly missed: number | null }
+  | { readonly kind: 'presence', readonly topic: string, readonly joined: GlueMember[] | null, readonly left: GlueMember[] | null }
   | { readonly kind: 'reply', readonly id: unknown, readonly failure: Failure | null, readonly value: unknown }
   | { readonly kind: 'welcome', readonly epoch: string, readonly seq: number }
   | { readonly kind: 'gap', readonly missed: number | null }
@@ -61,9 +64,18 @@ export function encodeOutgoing ([id, frame, text]: Outgoing, glue: boolean): Fra
     : `[${id === 0 ? '"m"' : `"q",${id}`},${text ? JSON.stringify(frame) : frame}]`
 }
 
-/** `["s", id, topic]` or `["u", id, topic]`: a subscribe or unsubscribe call. */
-export function encodeTopicCall (kind: 's' | 'u', id: number, topic: string): string {
-  return JSON.stringify([kind, id, topic])
+/** A member of a topic that shows presence: a user id (`user` true) or an opaque id for an anonymous session. */
+export interface GlueMember {
+  readonly id: string
+  readonly user: boolean
+}
+
+/**
+ * `["s", id, topic]`, `["s", id, topic, history]` (a subscribe asking for history), `["u", id, topic]`
+ * or `["v", id, topic]` (a member list).
+ */
+export function encodeTopicCall (kind: 's' | 'u' | 'v', id: number, topic: string, history?: object): string {
+  return JSON.stringify(history === undefined ? [kind, id, topic] : [kind, id, topic, history])
 }
 
 /** The handshake URL that asks the server to resume after `lastSeq` of delivery epoch `epoch`. */
@@ -87,9 +99,12 @@ function readText (data: string): ServerEnvelope | undefined {
   if (!Array.isArray(envelope) || typeof envelope[0] !== 'string' || envelope[0].length !== 1) {
     return { kind: 'message', data }
   }
-  const [kind, first, second, third] = envelope as [string, number, unknown, unknown]
+  const [kind, first, second, third, fourth] = envelope as [string, number, unknown, unknown, unknown]
   if (kind === 'm') return { kind: 'message', data: second as GlueData, seq: first }
-  if (kind === 't') return { kind: 'message', data: third as GlueData, seq: first, topic: second as string }
+  if (kind === 't') return { kind: 'message', data: third as GlueData, seq: first, topic: second as string, position: typeof fourth === 'string' ? fourth : undefined }
+  if (kind === 'h') return { kind: 'history', topic: first as unknown as string, position: second as string, data: third as GlueData }
+  if (kind === 'l') return { kind: 'lost', topic: first as unknown as string, missed: (second as number | null) ?? null }
+  if (kind === 'p') return { kind: 'presence', topic: first as unknown as string, joined: second as GlueMember[] | null, left: third as GlueMember[] | null }
   if (kind === 'r') return { kind: 'reply', id: first, failure: second === 1 ? null : third as Failure, value: third }
   if (kind === 'w') return { kind: 'welcome', epoch: first as unknown as string, seq: second as number }
   if (kind === 'g') return { kind: 'gap', missed: first ?? null }

@@ -1,5 +1,5 @@
 // The client's events: their payloads, and the emitter that calls the listeners.
-import type { GlueData } from './envelope.js'
+import type { GlueData, GlueMember } from './envelope.js'
 import type { GlueClientError } from './errors.js'
 
 /** Where the client is in its life cycle. */
@@ -21,7 +21,12 @@ export interface GlueMessageEvent {
 /** Payload of a topic listener added with {@link GlueClient.onTopic}. */
 export interface GlueTopicEvent extends GlueMessageEvent {
   readonly topic: string
+  /** The session's sequence number; 0 for a message from the topic's history (and a volatile one). */
   readonly seq: number
+  /** The message's place in the topic's history (`<epoch>.<n>`), for a topic that keeps history; else undefined. */
+  readonly position: string | undefined
+  /** True for a message from the topic's history, delivered after subscribing and before live ones. */
+  readonly history: boolean
 }
 
 /** A listener of one topic's messages. */
@@ -54,6 +59,25 @@ export interface GlueStateChangeEvent {
 export interface GlueGapEvent {
   /** How many messages can no longer be delivered, or null when unknown (the server lost the session's state). */
   readonly missed: number | null
+  /** For a gap in a topic's history (what a `history` subscribe asked for is gone): the topic. */
+  readonly topic?: string
+}
+
+/** Payload of the `join` and `leave` events: a member came to or left a topic that shows presence. */
+export interface GluePresenceEvent {
+  readonly topic: string
+  readonly member: GlueMember
+}
+
+/** Payload of the `membersstale` event: more changed in a topic than one batch lists; call `members()` again. */
+export interface GlueMembersStaleEvent {
+  readonly topic: string
+}
+
+/** What `members()` resolves with: at most the server's `maxMembers` members, and how many there are. */
+export interface GlueMemberList {
+  readonly members: GlueMember[]
+  readonly count: number
 }
 
 /**
@@ -72,6 +96,9 @@ export interface GlueClientEventMap {
   gap: GlueGapEvent
   close: GlueCloseEvent
   revoked: GlueRevokedEvent
+  join: GluePresenceEvent
+  leave: GluePresenceEvent
+  membersstale: GlueMembersStaleEvent
   reconnecting: GlueReconnectingEvent
   statechange: GlueStateChangeEvent
   error: GlueClientError
@@ -81,11 +108,13 @@ export interface GlueClientEventMap {
 export type GlueListener<K extends keyof GlueClientEventMap> = (event: GlueClientEventMap[K]) => void
 
 /** The payload of a `message` event, or of a topic's listeners when `topic` is given. */
-export function messageEvent (data: GlueData, seq: number | undefined, topic: string | undefined): GlueMessageEvent {
+export function messageEvent (data: GlueData, seq: number | undefined, topic: string | undefined, position?: string, history = false): GlueMessageEvent {
   return {
     data,
     seq,
     topic,
+    position,
+    history,
     json: () => typeof data === 'string'
       ? JSON.parse(data)
       : data instanceof ArrayBuffer ? JSON.parse(new TextDecoder().decode(data)) : data

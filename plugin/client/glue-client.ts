@@ -2,14 +2,17 @@
 // its signatures, so it also runs in Node with the `ws` package injected as `WebSocket`.
 // The glue.v1 wire protocol it speaks is described in docs/protocol.md. This entry re-exports the
 // public API; each module under plugin/client/ holds one part of the client.
-export { GlueClient } from './client.js'
-export type { GlueData, GlueSendData } from './envelope.js'
+export { GlueClient, type GlueSubscribeOptions } from './client.js'
+export type { GlueData, GlueSendData, GlueMember } from './envelope.js'
 export { GlueClientError, type GlueErrorCode } from './errors.js'
 export type {
   GlueClientEventMap,
   GlueCloseEvent,
   GlueGapEvent,
   GlueListener,
+  GlueMemberList,
+  GlueMembersStaleEvent,
+  GluePresenceEvent,
   GlueMessageEvent,
   GlueReconnectingEvent,
   GlueRevokedEvent,

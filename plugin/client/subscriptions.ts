@@ -4,6 +4,7 @@ import { encodeTopicCall } from './envelope.js'
 import { DISCONNECTED, GlueClientError, type Failure } from './errors.js'
 import type { Replies } from './replies.js'
 import type { GlueSocket } from './socket.js'
+import type { TopicPositions } from './topic-positions.js'
 
 // Method syntax keeps `resolve` bivariant, so both Promise<void> and Promise<boolean> callers fit.
 /** A caller of `subscribe()` or `unsubscribe()` waiting for the server's answer. */
@@ -17,11 +18,29 @@ export class Subscriptions {
   #leaving = new Map<string, Waiter[]>()
   readonly #replies: Replies
   readonly #onRestoreRefused: (error: GlueClientError) => void
+  /** Topics subscribed with `history`: what the first subscribe asks of the history ({} all, { last }). */
+  readonly #history = new Map<string, object>()
+  readonly #positions: TopicPositions
 
   /** `onRestoreRefused` hears the refusal of a subscription nobody awaits, one restored on a reconnect. */
-  constructor (replies: Replies, onRestoreRefused: (error: GlueClientError) => void) {
+  constructor (replies: Replies, onRestoreRefused: (error: GlueClientError) => void, positions: TopicPositions) {
     this.#replies = replies
     this.#onRestoreRefused = onRestoreRefused
+    this.#positions = positions
+  }
+
+  /** Asks for a topic's history with its subscribe calls: `request` the first time, then what came after the position held. */
+  wantHistory (topic: string, request: object | undefined): void {
+    if (request === undefined) this.#history.delete(topic)
+    else this.#history.set(topic, request)
+  }
+
+  /** The history element of a subscribe call of `topic`, if it asks for history. */
+  #historyOf (topic: string): object | undefined {
+    const request = this.#history.get(topic)
+    if (request === undefined) return undefined
+    const since = this.#positions.get(topic)
+    return since === undefined ? request : { since }
   }
 
   /** The topics the client wants, in the order they were first wanted. */
@@ -42,6 +61,8 @@ export class Subscriptions {
       pending.reject(new GlueClientError('GLUE_UNSUBSCRIBED', 'unsubscribe() came before the server confirmed the subscription', topic))
     }
     this.#topics.delete(topic)
+    this.#history.delete(topic)
+    this.#positions.forget(topic)
     this.#leave(topic).push(waiter)
   }
 
@@ -54,7 +75,7 @@ export class Subscriptions {
   /** Sends the subscribe call of a wanted topic. */
   subscribe (socket: GlueSocket, topic: string): void {
     const waiters = this.#topics.get(topic) ?? []
-    this.#ask(socket, 's', topic, (failure) => {
+    this.#ask(socket, 's', topic, this.#historyOf(topic), (failure) => {
       // A dropped socket sends every wanted topic again on the next open.
       if (failure === DISCONNECTED) return
       const callers = waiters.splice(0)
@@ -75,7 +96,7 @@ export class Subscriptions {
   unsubscribe (socket: GlueSocket, topic: string): void {
     const waiters = this.#leave(topic)
     this.#leaving.delete(topic)
-    this.#ask(socket, 'u', topic, (failure, value) => {
+    this.#ask(socket, 'u', topic, undefined, (failure, value) => {
       // Sent again on the next open: a session in its grace period keeps its topics.
       if (failure === DISCONNECTED) this.#leave(topic).push(...waiters)
       else if (failure === null) for (const waiter of waiters) waiter.resolve(value === true)
@@ -109,9 +130,14 @@ export class Subscriptions {
     return waiters
   }
 
-  #ask (socket: GlueSocket, kind: 's' | 'u', topic: string, settle: (failure: Failure | null, value?: unknown) => void): void {
+  /** Asks for the members of a topic; `settle` gets the server's answer. */
+  members (socket: GlueSocket, topic: string, settle: (failure: Failure | null, value?: unknown) => void): void {
+    this.#ask(socket, 'v', topic, undefined, settle)
+  }
+
+  #ask (socket: GlueSocket, kind: 's' | 'u' | 'v', topic: string, history: object | undefined, settle: (failure: Failure | null, value?: unknown) => void): void {
     const id = this.#replies.nextId()
     this.#replies.wait(id, settle)
-    socket.send(encodeTopicCall(kind, id, topic) as never)
+    socket.send(encodeTopicCall(kind, id, topic, history) as never)
   }
 }

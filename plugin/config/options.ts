@@ -64,6 +64,20 @@ export interface GlueClientAssetsOptions {
   prefix?: string
 }
 
+/** What a topic keeps for clients that subscribe with `history`: its last messages, by count and age. */
+export interface TopicHistoryOptions {
+  /**
+   * Messages kept, 1 to 10000.
+   * @default 100
+   */
+  limit?: number
+  /**
+   * Milliseconds a message stays kept.
+   * @default 3600000
+   */
+  maxAge?: number
+}
+
 /** Inbound message rate limit of each socket: a token bucket. */
 export interface RateLimitOptions {
   /**
@@ -226,6 +240,38 @@ export interface GlueOptions<Message = string | Buffer, Request = unknown> {
   redis?: string | RedisClientLike | RedisAdapterOptions
   /** A custom adapter (see `GlueAdapter`); takes precedence over `redis`. @default the memory adapter */
   adapter?: GlueAdapter
+  /**
+   * Topics that keep their last messages for clients subscribing with `history`: the same limits for
+   * every topic, or a function naming the limits of each topic (`undefined`, `null` or `false`: none).
+   * The function runs on every publish, so keep it cheap; a throw or invalid result is logged and
+   * keeps nothing. Only text and JSON messages are kept (not binary ones, not volatile ones).
+   * @default undefined (no topic keeps history)
+   */
+  topicHistory?: TopicHistoryOptions | ((topic: string) => TopicHistoryOptions | undefined | null | false)
+  /**
+   * Bytes all topic histories of this node may hold together (one node; with Redis the histories
+   * live in Redis, bounded per topic by `limit`). Beyond it the oldest kept messages go first.
+   * @default 33554432
+   */
+  maxHistoryBytes?: number
+  /**
+   * Topics whose subscribers see who else is subscribed (member lists, join and leave events):
+   * `true` for every topic, or a function deciding per topic.
+   * @default false
+   */
+  topicPresence?: boolean | ((topic: string) => boolean)
+  /**
+   * Milliseconds over which a topic's join and leave events are coalesced: at most one batch per
+   * topic per interval (per node), carrying only net changes, so a client that churns cannot flood a room.
+   * @default 1000
+   */
+  presenceInterval?: number
+  /**
+   * Members a member list returns at most, and changes one presence batch lists at most (beyond it
+   * the batch tells clients to ask for the list again).
+   * @default 1000
+   */
+  maxMembers?: number
   /** Runs when a socket has joined its session. Throwing or rejecting closes that socket with 1011. */
   onConnect?: ConnectListener
   /**

@@ -6,6 +6,8 @@ import {
   DEFAULT_HEARTBEAT_INTERVAL,
   DEFAULT_MAX_DETACHED_BYTES,
   DEFAULT_MAX_DETACHED_SESSIONS,
+  DEFAULT_MAX_HISTORY_BYTES,
+  DEFAULT_MAX_MEMBERS,
   DEFAULT_MAX_PAYLOAD,
   DEFAULT_MAX_PENDING_REQUESTS,
   DEFAULT_MAX_REVOCATIONS,
@@ -14,6 +16,7 @@ import {
   DEFAULT_OUTBOX_LIMIT,
   DEFAULT_OUTBOX_MAX_AGE,
   DEFAULT_PATH,
+  DEFAULT_PRESENCE_INTERVAL,
   DEFAULT_RATE_LIMIT,
   DEFAULT_SEND_HIGH_WATER_MARK,
   DEFAULT_SESSION_GRACE,
@@ -26,6 +29,7 @@ import type { CloseListener, ConnectListener, IdentifyUser, MessageListener, Ori
 import type { GlueAdapter } from '../adapters/adapter.js'
 import type { SessionCookieAttributes } from '../handshake/identity.js'
 import type { GlueOptions, JsonSchema } from './options.js'
+import { resolveTopicHistory, resolveTopicPresence, type ResolvedTopicHistory, type ResolvedTopicPresence } from '../topics/rules.js'
 import { invalid, isPlainObject, readBoolean, readHook, readInteger, readOptionalString, readUrlPath } from './validate.js'
 
 /** Validated cookie options. */
@@ -70,6 +74,12 @@ export interface ResolvedGlueOptions {
   readonly authorizeSubscribe: SubscribeAuthorizer | undefined
   readonly identify: IdentifyUser | undefined
   readonly maxRevocations: number
+  /** Topic history and presence (issue 17). */
+  readonly topicHistory: ResolvedTopicHistory
+  readonly maxHistoryBytes: number
+  readonly topicPresence: ResolvedTopicPresence
+  readonly presenceInterval: number
+  readonly maxMembers: number
 }
 
 /** Default values of every optional option. */
@@ -98,7 +108,10 @@ export const DEFAULTS = Object.freeze({
   maxSocketsPerSession: DEFAULT_MAX_SOCKETS_PER_SESSION,
   maxSocketsPerAddress: 0,
   cookieLifetime: DEFAULT_COOKIE_LIFETIME,
-  maxRevocations: DEFAULT_MAX_REVOCATIONS
+  maxRevocations: DEFAULT_MAX_REVOCATIONS,
+  maxHistoryBytes: DEFAULT_MAX_HISTORY_BYTES,
+  presenceInterval: DEFAULT_PRESENCE_INTERVAL,
+  maxMembers: DEFAULT_MAX_MEMBERS
 } as const)
 
 // RFC 6265 token characters: no separators, controls or whitespace.
@@ -262,6 +275,11 @@ export function resolveOptions (raw: GlueOptions | undefined): ResolvedGlueOptio
     answerRequest: readHook<RequestHandler>('answerRequest', options.answerRequest),
     authorizeSubscribe: readHook<SubscribeAuthorizer>('authorizeSubscribe', options.authorizeSubscribe),
     identify: readHook<IdentifyUser>('identify', options.identify),
-    maxRevocations: readInteger('maxRevocations', options.maxRevocations, DEFAULTS.maxRevocations, 1)
+    maxRevocations: readInteger('maxRevocations', options.maxRevocations, DEFAULTS.maxRevocations, 1),
+    topicHistory: resolveTopicHistory(options.topicHistory),
+    maxHistoryBytes: readInteger('maxHistoryBytes', options.maxHistoryBytes, DEFAULTS.maxHistoryBytes, 0),
+    topicPresence: resolveTopicPresence(options.topicPresence),
+    presenceInterval: readInteger('presenceInterval', options.presenceInterval, DEFAULTS.presenceInterval, 10, 60_000),
+    maxMembers: readInteger('maxMembers', options.maxMembers, DEFAULTS.maxMembers, 1, 100_000)
   })
 }

@@ -12,6 +12,12 @@ import type { SessionStore } from '../sessions/store.js'
 import type { SessionStats } from '../stats.js'
 import { parseInbound, replyEnvelope, type RequestId } from '../wire/protocol.js'
 import type { CheckResult, DataCheck } from './validation.js'
+import type { TopicHistoryReplies } from '../delivery/topic-history.js'
+import type { HistoryRequest } from '../topics/position.js'
+import type { TopicPresence } from '../topics/presence.js'
+import type { TopicRules } from '../topics/rules.js'
+import { chargeRate } from './rate-limit.js'
+import { HISTORY_MESSAGES_PER_TOKEN } from '../constants.js'
 
 /** What the glue.v1 dispatcher needs from the plugin instance. */
 export interface InboundContext {
@@ -28,6 +34,10 @@ export interface InboundContext {
   readonly answerRequest: RequestHandler | undefined
   readonly maxTopicsPerSession: number
   readonly maxPendingRequests: number
+  /** Topic history and presence (issue 17). */
+  readonly topicRules: TopicRules
+  readonly topicHistory: TopicHistoryReplies
+  readonly presence: TopicPresence
 }
 
 /** The socket closed: request handlers still running for it are told through their signal. */
@@ -89,12 +99,13 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
    * Changes a subscription through the adapter, so it holds on every node, and replies once it has
    * its place in the cluster order: a publish the client triggers after the reply then reaches it.
    */
-  function changeSubscription (socket: WebSocket, id: RequestId, message: ClusterMessage & { kind: 'subscribe' | 'unsubscribe' }): void {
+  function changeSubscription (socket: WebSocket, id: RequestId, message: ClusterMessage & { kind: 'subscribe' | 'unsubscribe' }, then?: (ok: boolean) => void): void {
     // This node knows its sessions' topics: a change that changes nothing never reaches the adapter,
     // so no client can churn the shared store.
     const subscribed = store.isSubscribed(message.sessionId, message.topic)
     if (subscribed === (message.kind === 'subscribe')) {
       reply(socket, id, null, message.kind === 'subscribe' ? message.topic : false)
+      then?.(true)
       return
     }
     let changed: number
@@ -103,12 +114,14 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     } catch (err) {
       log.warn({ err }, 'subscription change refused')
       reply(socket, id, REPLY_ERRORS.unavailable)
+      then?.(false)
       return
     }
     const value = message.kind === 'subscribe' ? (changed === 1 ? message.topic : null) : changed === 1
     const answer = (): void => {
       if (value === null) reply(socket, id, REPLY_ERRORS.refused)
       else reply(socket, id, null, value)
+      then?.(value !== null)
     }
     const pending = adapter.settled()
     if (pending === undefined) answer()
@@ -199,7 +212,46 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
     }
   }
 
-  function handleSubscribe (session: Session, socket: WebSocket, id: RequestId, topic: string): void {
+  /**
+   * Subscribes, then writes the history the client asked for right after the reply: on one node in
+   * the same tick; in cluster mode the socket holds the topic's live messages meanwhile.
+   */
+  function subscribeWithHistory (session: Session, socket: WebSocket, id: RequestId, topic: string, history: HistoryRequest | undefined): void {
+    if (history === undefined) {
+      changeSubscription(socket, id, { kind: 'subscribe', sessionId: session.id, topic })
+      return
+    }
+    context.topicHistory.hold(socket, topic)
+    changeSubscription(socket, id, { kind: 'subscribe', sessionId: session.id, topic }, (ok) => {
+      if (ok) context.topicHistory.serve(session, socket, topic, history)
+      else context.topicHistory.release(socket, topic, 0)
+    })
+  }
+
+  /** Answers a member list request of a subscriber of a topic that shows presence. */
+  function handleMembers (session: Session, socket: WebSocket, id: RequestId, topic: string): void {
+    if (!context.topicRules.presenceOf(topic)) {
+      reply(socket, id, REPLY_ERRORS.noPresence)
+      return
+    }
+    if (!store.isSubscribed(session.id, topic)) {
+      reply(socket, id, REPLY_ERRORS.notSubscribed)
+      return
+    }
+    const done = begin(socket, id)
+    if (done === undefined) return
+    context.presence.members(topic).then((list) => {
+      done()
+      chargeRate(socket, Math.floor(list.members.length / HISTORY_MESSAGES_PER_TOKEN))
+      reply(socket, id, null, list)
+    }, (err: unknown) => {
+      done()
+      log.warn({ err, topic }, 'member list failed')
+      reply(socket, id, REPLY_ERRORS.unavailable)
+    })
+  }
+
+  function handleSubscribe (session: Session, socket: WebSocket, id: RequestId, topic: string, history?: HistoryRequest): void {
     const authorize = context.authorizeSubscribe
     if (authorize === undefined) {
       reply(socket, id, REPLY_ERRORS.refused)
@@ -221,7 +273,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
       // Checked again: other subscriptions may have been granted while an async check ran.
       if (allowed !== true) reply(socket, id, REPLY_ERRORS.refused)
       else if (atTopicLimit(session.id, topic)) reply(socket, id, REPLY_ERRORS.tooManyTopics)
-      else changeSubscription(socket, id, { kind: 'subscribe', sessionId: session.id, topic })
+      else subscribeWithHistory(session, socket, id, topic, history)
     }
     try {
       settle(authorize(session, topic, socket), decide, fail)
@@ -244,7 +296,10 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
         handleRequest(session, socket, envelope.id, envelope.data)
         return
       case 'subscribe':
-        handleSubscribe(session, socket, envelope.id, envelope.topic)
+        handleSubscribe(session, socket, envelope.id, envelope.topic, envelope.history)
+        return
+      case 'members':
+        handleMembers(session, socket, envelope.id, envelope.topic)
         return
       case 'unsubscribe':
         changeSubscription(socket, envelope.id, { kind: 'unsubscribe', sessionId: session.id, topic: envelope.topic })

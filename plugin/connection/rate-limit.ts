@@ -25,3 +25,13 @@ export function createRateLimiter (limit: { readonly messagesPerSecond: number, 
     return true
   }
 }
+
+/**
+ * Charges a socket's bucket for work beyond one message (a history request): it may empty the
+ * bucket, never go below empty, so the client's next messages wait for the refill. Does nothing
+ * without a rate limit (the bucket was never used).
+ */
+export function chargeRate (socket: WebSocket, cost: number): void {
+  const state = stateOf(socket)
+  if (state.tokens >= 0) state.tokens = Math.max(0, state.tokens - cost)
+}

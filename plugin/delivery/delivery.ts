@@ -9,6 +9,17 @@ import { CLOSE_REVOKED } from '../constants.js'
 import { shownTopic } from '../users/channel.js'
 import type { Revocations } from '../users/revocations.js'
 import type { SocketWriter } from './socket-writer.js'
+import type { TopicHistories } from '../topics/history.js'
+import { formatPosition } from '../topics/position.js'
+import type { TopicPresence } from '../topics/presence.js'
+import type { TopicRules } from '../topics/rules.js'
+
+/** What delivery needs of topic history and presence. */
+export interface DeliveryTopics {
+  readonly rules: TopicRules
+  readonly histories: TopicHistories
+  readonly presence: TopicPresence
+}
 
 // ws exposes readyState constants on the class; the numeric value is part of the WebSocket spec.
 const OPEN = 1
@@ -27,11 +38,13 @@ export class Delivery {
   readonly #store: SessionStore
   readonly #writer: SocketWriter
   readonly #revocations: Revocations
+  readonly #topics: DeliveryTopics
 
-  constructor (store: SessionStore, writer: SocketWriter, revocations: Revocations) {
+  constructor (store: SessionStore, writer: SocketWriter, revocations: Revocations, topics: DeliveryTopics) {
     this.#store = store
     this.#writer = writer
     this.#revocations = revocations
+    this.#topics = topics
   }
 
   /**
@@ -40,7 +53,7 @@ export class Delivery {
    * @returns for send/broadcast/publish/close the sockets reached; for subscribe and unsubscribe 1
    * when membership changed, else 0.
    */
-  apply (message: ClusterMessage, clusterSeq?: number, among?: (sessionId: string) => boolean): number {
+  apply (message: ClusterMessage, clusterSeq?: number, among?: (sessionId: string) => boolean, epoch = ''): number {
     switch (message.kind) {
       case 'send': {
         const session = this.#store.find(message.sessionId)
@@ -52,24 +65,37 @@ export class Delivery {
         if (!message.volatile && clusterSeq === undefined) this.#store.logBroadcast(outbound.stored(), message.except, Date.now())
         return this.#fanOut(this.#store.attached(), message, outbound, clusterSeq, among)
       }
-      case 'publish':
+      case 'publish': {
         // A user's channel is a topic its sessions never see: its messages arrive as `m` envelopes.
-        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, shownTopic(message.topic), true), clusterSeq, among)
+        const position = this.#positionOf(message, clusterSeq, epoch)
+        return this.#fanOut(this.#store.subscribers(message.topic), message, new Outbound(message.data, shownTopic(message.topic), true, position), clusterSeq, among)
+      }
+      case 'presence':
+        return this.#topics.presence.deliver(message.topic, message.joined, message.left, among)
       case 'close':
         return this.#close(message.sessionId, message.code, message.reason)
       case 'subscribe':
-        return this.#store.subscribe(message.sessionId, message.topic) ? 1 : 0
-      case 'unsubscribe':
-        return this.#store.unsubscribe(message.sessionId, message.topic) ? 1 : 0
+      case 'unsubscribe': {
+        const changed = message.kind === 'subscribe'
+          ? this.#store.subscribe(message.sessionId, message.topic)
+          : this.#store.unsubscribe(message.sessionId, message.topic)
+        if (changed) this.#topics.presence.touch(message.topic)
+        return changed ? 1 : 0
+      }
       case 'expire':
+        this.#topics.presence.touchSession(message.sessionId)
         this.#store.expire(message.sessionId)
         return 0
       case 'rotate':
         this.#revocations.revokeSession(message.sessionId, Date.now())
+        // The session's member changes with its user.
+        this.#topics.presence.touchSession(message.sessionId)
         this.#store.rotate(message.sessionId, message.to, message.userId)
+        this.#topics.presence.touchSession(message.to)
         return 0
       case 'revoke':
         this.#revocations.revokeSession(message.sessionId, Date.now())
+        this.#topics.presence.touchSession(message.sessionId)
         return this.#revoke(message.sessionId)
       case 'revokeUser': {
         this.#revocations.revokeUser(message.userId, message.before)
@@ -87,6 +113,19 @@ export class Delivery {
         return count
       }
     }
+  }
+
+  /**
+   * The position of a topic message in its topic's history, for a topic that keeps one: on one node
+   * the history numbers and keeps it here; in cluster mode Redis kept it and its number is its position.
+   */
+  #positionOf (message: ClusterMessage & { kind: 'publish' }, clusterSeq: number | undefined, epoch: string): string | undefined {
+    const rules = this.#topics.rules
+    if (message.volatile || !rules.anyHistory) return undefined
+    const limits = rules.historyOf(message.topic)
+    if (limits === undefined) return undefined
+    if (clusterSeq === undefined) return this.#topics.histories.record(message.topic, limits, message.data, Date.now())
+    return message.data.binary ? undefined : formatPosition(epoch, clusterSeq)
   }
 
   /** Revokes a session this node may hold and starts closing its sockets with 3000; returns how many. */
@@ -153,6 +192,19 @@ export class Delivery {
       // Cluster mode: numbered before this socket's welcome, so it came before the socket.
       if (!volatile && seq <= state.floor) continue
       envelope ??= outbound.envelope(seq)
+      // Cluster mode: the socket is reading the topic's history; this waits for it (topic-history.ts).
+      const hold = state.topicHolds !== undefined && !volatile && outbound.topic !== undefined ? state.topicHolds.get(outbound.topic) : undefined
+      if (hold !== undefined) {
+        if (hold.floor === undefined) {
+          hold.held.push([seq, envelope])
+          if (hold.held.length > HELD_LIMIT) this.#writer.closeSlow(socket)
+          continue
+        }
+        // The history already had it: this node read it from its inbox after the history was read.
+        if (seq <= hold.floor) continue
+        // Inbox entries come in order: nothing older can follow.
+        state.topicHolds?.delete(outbound.topic as string)
+      }
       if (this.#writer.writeEnvelope(socket, envelope, volatile)) count++
     }
     return count

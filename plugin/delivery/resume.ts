@@ -33,8 +33,12 @@ export class Resume {
   readonly #stats: SessionStats
   readonly #cluster: SequencedAdapter | undefined
   readonly #log: FastifyBaseLogger
+  /** Cluster mode: the position a replayed topic message shows, for a topic that keeps history. */
+  readonly #positionOf: (topic: string, epoch: string, seq: number) => string | undefined
 
-  constructor (store: SessionStore, writer: SocketWriter, adapter: GlueAdapter, options: ResumeOptions, stats: SessionStats, log: FastifyBaseLogger) {
+  constructor (store: SessionStore, writer: SocketWriter, adapter: GlueAdapter, options: ResumeOptions, stats: SessionStats, log: FastifyBaseLogger,
+    positionOf: (topic: string, epoch: string, seq: number) => string | undefined = () => undefined) {
+    this.#positionOf = positionOf
     this.#store = store
     this.#writer = writer
     this.#options = options
@@ -195,7 +199,8 @@ export class Resume {
       for (const { seq, message } of result.messages) {
         if (message.kind !== 'send' && message.kind !== 'broadcast' && message.kind !== 'publish') continue
         this.#stats.replayed++
-        this.#writer.writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? shownTopic(message.topic) : undefined, false).envelope(seq), false)
+        const position = message.kind === 'publish' && !message.data.binary ? this.#positionOf(message.topic, session.epoch ?? '', seq) : undefined
+        this.#writer.writeEnvelope(socket, new Outbound(message.data, message.kind === 'publish' ? shownTopic(message.topic) : undefined, false, position).envelope(seq), false)
         newest = Math.max(newest, seq)
       }
     } catch (err) {

@@ -51,16 +51,19 @@ export class Outbound {
   readonly raw: EncodedData
   readonly topic: string | undefined
   readonly shared: boolean
+  /** The message's place in its topic's history (`<epoch>.<n>`), for a topic that keeps one. */
+  readonly position: string | undefined
   #rawFrame: Buffer | undefined
   #stored: StoredMessage | undefined
   /** Compressed once per window size (sockets may have asked for smaller windows): raw frames and envelope bodies. */
   #deflatedFrames: Map<number, Buffer> | undefined
   #deflatedBodies: Map<number, Buffer> | undefined
 
-  constructor (raw: EncodedData, topic: string | undefined, shared: boolean) {
+  constructor (raw: EncodedData, topic: string | undefined, shared: boolean, position?: string) {
     this.raw = raw
     this.topic = topic
     this.shared = shared
+    this.position = position
   }
 
   rawFrame (): Buffer {
@@ -93,7 +96,7 @@ export class Outbound {
   }
 
   stored (): StoredMessage {
-    this.#stored ??= { body: envelopeBody(this.topic, this.raw), topic: this.topic !== undefined, binary: this.raw.binary, shared: this.shared }
+    this.#stored ??= { body: envelopeBody(this.topic, this.raw, this.position), topic: this.topic !== undefined, binary: this.raw.binary, shared: this.shared }
     return this.#stored
   }
 

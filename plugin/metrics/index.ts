@@ -24,7 +24,11 @@ const COUNTERS: ReadonlyArray<readonly [string, CounterStat, string]> = [
   ['detached_evictions_total', 'detachedEvictions', 'Detached sessions released before their grace ended, to stay within the limits.'],
   ['internal_errors_total', 'internalErrors', 'Sockets closed with 1011 because the plugin failed while handling them.'],
   ['invalid_messages_total', 'invalidMessages', 'Client messages and requests refused by the messageSchema or requestSchema.'],
-  ['revocation_evictions_total', 'revocationEvictions', 'Revocations forgotten early to stay within maxRevocations.']
+  ['revocation_evictions_total', 'revocationEvictions', 'Revocations forgotten early to stay within maxRevocations.'],
+  ['history_requests_total', 'historyRequests', "Clients' requests for a topic's history."],
+  ['history_messages_total', 'historyMessages', 'Messages written to clients from topic histories.'],
+  ['presence_events_total', 'presenceEvents', 'Join and leave events sent, one per member change and topic.'],
+  ['presence_overflows_total', 'presenceOverflows', 'Presence batches with more changes than maxMembers, sent as a request to fetch the list again.']
 ]
 
 /** Gauges of `gauges()`: metric name, the field, the help text. */

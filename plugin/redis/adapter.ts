@@ -8,6 +8,10 @@ import { InboxReader } from './reader.js'
 import { replay } from './replay.js'
 import { RedisShard } from './shard.js'
 import { userChannel } from '../users/channel.js'
+import type { TopicHistoryResult } from '../adapters/adapter.js'
+import type { HistoryRequest } from '../topics/position.js'
+import type { TopicHistoryLimits } from '../topics/rules.js'
+import { announceMembers, clusterMembers, emitReaped, readTopicHistory, reapMembers } from './topics.js'
 
 /**
  * Joins nodes through Redis, one server or several shards. Each shard numbers the messages of its
@@ -41,6 +45,9 @@ class RedisAdapter implements SequencedAdapter {
     this.#readers = this.#shards.map((shard) => new InboxReader(shard, count, host))
     const presence = new Presence(this.#shards, this.#readers, this.#options, this.#uid, host, limits)
     this.#presence = presence
+    presence.reapMembers = async (shard, now) => {
+      emitReaped(host, (message) => { this.emit(message) }, await reapMembers(shard, now))
+    }
     try {
       await Promise.all(this.#shards.map(async (shard) => {
         const { epoch, seq } = await shard.open()
@@ -116,6 +123,10 @@ class RedisAdapter implements SequencedAdapter {
         // A user's sessions are spread over the shards: each one handles its own.
         for (const shard of this.#shards) shard.emit(message)
         return 0
+      case 'presence':
+        // Best effort, like a volatile publish: a shard that is away misses it (its clients ask for the list again on reconnect).
+        for (const shard of this.#shards) if (shard.ready) shard.emit(message)
+        return 0
       case 'expire':
         return 0
     }
@@ -190,6 +201,20 @@ class RedisAdapter implements SequencedAdapter {
 
   async replay (sessionId: string, afterSeq: number, untilSeq: number): Promise<ReplayResult> {
     return await replay(this.#shardOf(sessionId), { sessionId, afterSeq, untilSeq }, this.#limits as AdapterLimits)
+  }
+
+  async topicHistory (topic: string, request: HistoryRequest, limits: TopicHistoryLimits, sessionId?: string): Promise<TopicHistoryResult> {
+    // Each shard numbers a topic's messages for its own sessions: a client reads its session's shard.
+    const shard = sessionId === undefined ? this.#shards[0] as RedisShard : this.#shardOf(sessionId)
+    return await readTopicHistory(shard, topic, request, limits)
+  }
+
+  async announceMembers (topic: string, counts: ReadonlyArray<[string, number]>, full: boolean): Promise<{ joined: string[], left: string[] }> {
+    return await announceMembers(this.#shardOf(topic), this.#uid, topic, counts, full)
+  }
+
+  async clusterMembers (topic: string, cap: number): Promise<{ keys: string[], count: number }> {
+    return await clusterMembers(this.#shardOf(topic), topic, cap)
   }
 
   #shardOf (sessionId: string): RedisShard {

@@ -1,5 +1,6 @@
 import type { EncodedData } from '../wire/encode.js'
 import type { ClusterMessage, ClusterMessageKind } from '../adapters/adapter.js'
+import type { TopicMember } from '../wire/protocol.js'
 
 /**
  * The compact, versioned encoding of a cluster message on the Redis stream:
@@ -13,11 +14,11 @@ import type { ClusterMessage, ClusterMessageKind } from '../adapters/adapter.js'
 export const CODEC_VERSION = 1
 
 const KIND_CODES: Readonly<Record<ClusterMessageKind, number>> = {
-  send: 1, broadcast: 2, publish: 3, close: 4, subscribe: 5, unsubscribe: 6, expire: 7, rotate: 8, revoke: 9, revokeUser: 10, closeUser: 11
+  send: 1, broadcast: 2, publish: 3, close: 4, subscribe: 5, unsubscribe: 6, expire: 7, rotate: 8, revoke: 9, revokeUser: 10, closeUser: 11, presence: 12
 }
 // Index = kind code; code 0 is unused.
 const KINDS: ReadonlyArray<ClusterMessageKind | undefined> = [
-  undefined, 'send', 'broadcast', 'publish', 'close', 'subscribe', 'unsubscribe', 'expire', 'rotate', 'revoke', 'revokeUser', 'closeUser'
+  undefined, 'send', 'broadcast', 'publish', 'close', 'subscribe', 'unsubscribe', 'expire', 'rotate', 'revoke', 'revokeUser', 'closeUser', 'presence'
 ]
 
 const FLAG_VOLATILE = 1
@@ -103,6 +104,12 @@ export function encodeClusterMessage (message: ClusterMessage, time: number): Bu
       break
     case 'expire':
       field(message.sessionId)
+      break
+    case 'presence': {
+      field(message.topic)
+      const json = JSON.stringify([message.joined, message.left])
+      data = { payload: Buffer.from(json, 'utf8'), binary: false, json, text: undefined }
+    }
   }
   if (data !== undefined) {
     if (data.binary) flags |= FLAG_BINARY
@@ -203,7 +210,27 @@ export function decodeClusterMessage (buffer: Buffer): DecodedMessage | undefine
     case 'expire': {
       const sessionId = field()
       if (sessionId !== undefined) message = { kind, sessionId }
+      break
+    }
+    case 'presence': {
+      const topic = field()
+      const changes = topic === undefined ? undefined : readPresence(buffer.subarray(offset))
+      if (changes !== undefined) message = { kind, topic: topic as string, joined: changes[0], left: changes[1] }
     }
   }
   return message === undefined ? undefined : { message, time }
+}
+
+/** The members of a presence message: two lists of `{ id, user }`, or two nulls; undefined when malformed. */
+function readPresence (payload: Buffer): [TopicMember[] | null, TopicMember[] | null] | undefined {
+  let value: unknown
+  try {
+    value = JSON.parse(payload.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  const isList = (list: unknown): list is TopicMember[] | null => list === null || (Array.isArray(list) &&
+    list.every((member) => typeof (member as TopicMember | null)?.id === 'string' && typeof (member as TopicMember).user === 'boolean'))
+  if (!Array.isArray(value) || value.length !== 2 || !isList(value[0]) || !isList(value[1])) return undefined
+  return [value[0], value[1]]
 }

@@ -23,6 +23,11 @@ export interface ShardKeys {
   subscribers (topic: string): string
   interest (topic: string): string
   topicHistory (topic: string): string
+  /** Topic presence: every node's members of a topic, this node's share, its topics, the nodes with counts. */
+  members (topic: string): string
+  nodeMembers (topic: string): string
+  readonly nodeTopics: string
+  readonly presenceNodes: string
 }
 
 export function shardKeys (prefix: string, uid: string): ShardKeys {
@@ -47,7 +52,11 @@ export function shardKeys (prefix: string, uid: string): ShardKeys {
     topicsOf: (sessionId) => `${tag}:ts:${sessionId}`,
     subscribers: (topic) => `${tag}:tm:${topic}`,
     interest: (topic) => `${tag}:int:${topic}`,
-    topicHistory: (topic) => `${tag}:th:${topic}`
+    topicHistory: (topic) => `${tag}:th:${topic}`,
+    members: (topic) => `${tag}:pm:${topic}`,
+    nodeMembers: (topic) => `${tag}:pn:${uid}:${topic}`,
+    nodeTopics: `${tag}:pt:${uid}`,
+    presenceNodes: `${tag}:pnodes`
   }
 }
 

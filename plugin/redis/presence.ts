@@ -19,6 +19,8 @@ export class Presence {
   readonly #host: AdapterHost
   readonly #limits: AdapterLimits
   #timer: NodeJS.Timeout | undefined
+  /** Runs before each reap with what the dead nodes' topic members left (topic presence). */
+  reapMembers: (shard: RedisShard, now: number) => Promise<void> = async () => {}
 
   constructor (shards: readonly RedisShard[], readers: readonly InboxReader[], options: ResolvedRedisAdapterOptions, uid: string, host: AdapterHost, limits: AdapterLimits) {
     this.#shards = shards
@@ -127,6 +129,8 @@ export class Presence {
           reader.restart()
         }
         await reader.checkTrimmed()
+        // Before REAP forgets the dead nodes: the members they counted leave their topics.
+        await this.reapMembers(shard, now)
         // Ends sessions in batches until none is due: a flood of expired sessions drains within one upkeep.
         for (let round = 0; round < REDIS_REAP_ROUNDS; round++) {
           const ended = await commands.glueReap(k.nodes, k.emitted, k.presence, k.detached,

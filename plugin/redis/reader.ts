@@ -169,7 +169,7 @@ export class InboxReader {
       return
     }
     try {
-      host.apply(decoded.message, seq, this.#mine)
+      host.apply(decoded.message, seq, this.#mine, this.#epoch)
     } catch (err) {
       host.log.error({ err, kind: decoded.message.kind }, 'redis adapter: delivery failed')
     }

@@ -32,7 +32,7 @@ export async function replay (shard: RedisShard, query: ReplayQuery, limits: Ada
   const found: Array<{ seq: number, time: number, message: ClusterMessage }> = []
   for (const [id, fields] of entries.flat()) {
     const decoded = fields[1] === undefined ? undefined : decodeClusterMessage(fields[1])
-    if (decoded === undefined || !receives(decoded.message, sessionId, (topic) => subscribed.has(topic))) continue
+    if (decoded === undefined || decoded.message.kind === 'presence' || !receives(decoded.message, sessionId, (topic) => subscribed.has(topic))) continue
     found.push({ seq: seqOf(id), time: decoded.time, message: decoded.message })
   }
   found.sort((a, b) => a.seq - b.seq)

@@ -14,6 +14,9 @@
  * - T:ts:<session>, T:tm:<topic>: a session's topics and a topic's sessions.
  * - T:int:<topic>: per node, how many of the sessions it holds are subscribed (routes publishes).
  * - T:hist:<session>, T:bc, T:th:<topic>: what resume reads back: sends, broadcasts, topic messages.
+ * - T:pm:<topic>: a topic's members (`topicPresence`), each with its count of subscribed sessions on
+ *   every node; T:pn:<uid>:<topic>: this node's share of those counts; T:pt:<uid>: the topics it has
+ *   counts in; T:pnodes: the nodes with counts, so a dead node's members leave (PRESENCE_REAP).
  * - T:rv, T:rvu: revoked session ids and users, scored by the time of the revocation; kept one cookie
  *   lifetime and at most `maxRevocations` each.
  *
@@ -421,6 +424,77 @@ redis.call('SET', KEYS[1], ARGV[1], 'NX')
 return { redis.call('GET', KEYS[1]), tonumber(redis.call('GET', KEYS[2]) or '0') }
 `
 
+/**
+ * Sets this node's count of members of a topic (absolute, so a repeat changes nothing), and returns
+ * the members who joined the cluster's topic (0 to more) and who left it (more to 0). With `full`,
+ * members of this node not listed go to 0.
+ * KEYS: pm:topic, pn:uid:topic, pt:uid, pnodes
+ * ARGV: topic, full ('1'/'0'), uid, member, count, member, count…
+ */
+export const PRESENCE_SET = `
+local joined, left = {}, {}
+local function set (member, count)
+  local old = tonumber(redis.call('HGET', KEYS[2], member) or '0')
+  local delta = count - old
+  if delta == 0 then return end
+  if count > 0 then redis.call('HSET', KEYS[2], member, count) else redis.call('HDEL', KEYS[2], member) end
+  local total = redis.call('HINCRBY', KEYS[1], member, delta)
+  local before = total - delta
+  if total <= 0 then
+    redis.call('HDEL', KEYS[1], member)
+    if before > 0 then left[#left + 1] = member end
+  elseif before <= 0 then
+    joined[#joined + 1] = member
+  end
+end
+if ARGV[2] == '1' then
+  local listed = {}
+  for i = 4, #ARGV, 2 do listed[ARGV[i]] = true end
+  for _, member in ipairs(redis.call('HKEYS', KEYS[2])) do
+    if not listed[member] then set(member, 0) end
+  end
+end
+for i = 4, #ARGV, 2 do set(ARGV[i], tonumber(ARGV[i + 1])) end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('SADD', KEYS[3], ARGV[1])
+  redis.call('SADD', KEYS[4], ARGV[3])
+else
+  redis.call('SREM', KEYS[3], ARGV[1])
+end
+return { joined, left }
+`
+
+/**
+ * Withdraws the member counts of nodes whose heartbeat stopped (or that are gone from T:nodes):
+ * returns topic, member pairs of the members who left the cluster's topic with them.
+ * KEYS: nodes, pnodes   ARGV: now, tag
+ */
+export const PRESENCE_REAP = `
+local dropped = {}
+for _, uid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local deadline = redis.call('ZSCORE', KEYS[1], uid)
+  if not deadline or tonumber(deadline) < tonumber(ARGV[1]) then
+    local topics = ARGV[2] .. ':pt:' .. uid
+    for _, topic in ipairs(redis.call('SMEMBERS', topics)) do
+      local mine = ARGV[2] .. ':pn:' .. uid .. ':' .. topic
+      local members = ARGV[2] .. ':pm:' .. topic
+      local counts = redis.call('HGETALL', mine)
+      for i = 1, #counts, 2 do
+        if redis.call('HINCRBY', members, counts[i], -tonumber(counts[i + 1])) <= 0 then
+          redis.call('HDEL', members, counts[i])
+          dropped[#dropped + 1] = topic
+          dropped[#dropped + 1] = counts[i]
+        end
+      end
+      redis.call('DEL', mine)
+    end
+    redis.call('DEL', topics)
+    redis.call('SREM', KEYS[2], uid)
+  end
+end
+return dropped
+`
+
 export type ScriptArg = string | number | Buffer
 
 /** The scripts as ioredis commands on every connection of the adapter. */
@@ -440,6 +514,8 @@ export interface ScriptCommands {
   glueRotate (...args: ScriptArg[]): Promise<number>
   glueRevoke (...args: ScriptArg[]): Promise<number>
   glueRevokeUser (...args: ScriptArg[]): Promise<number>
+  gluePresenceSet (...args: ScriptArg[]): Promise<[joined: string[], left: string[]]>
+  gluePresenceReap (...args: ScriptArg[]): Promise<string[]>
 }
 
 /** Name, number of KEYS and source of every script, for `defineCommand`. */
@@ -458,5 +534,7 @@ export const SCRIPTS: ReadonlyArray<[name: keyof ScriptCommands, keys: number, l
   ['glueEpoch', 2, EPOCH],
   ['glueRotate', 5, ROTATE],
   ['glueRevoke', 3, REVOKE],
-  ['glueRevokeUser', 5, REVOKE_USER]
+  ['glueRevokeUser', 5, REVOKE_USER],
+  ['gluePresenceSet', 4, PRESENCE_SET],
+  ['gluePresenceReap', 2, PRESENCE_REAP]
 ]

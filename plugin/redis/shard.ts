@@ -239,10 +239,13 @@ export class RedisShard {
         command = this.commands.glueBroadcast(k.emitted, k.seq, k.broadcasts, k.nodes,
           this.#uid, counter, payload, keep, historyLimit, k.tag, inbox, Date.now())
         break
-      case 'publish':
+      case 'publish': {
+        // A topic that keeps history (topicHistory) keeps at least its limit, for at least its age.
+        const history = keep === '1' ? limits.historyOf?.(message.topic) : undefined
         command = this.commands.gluePublish(k.emitted, k.seq, k.topicHistory(message.topic), k.interest(message.topic),
-          this.#uid, counter, payload, keep, historyLimit, historyTtl, k.tag, inbox)
+          this.#uid, counter, payload, keep, Math.max(historyLimit, history?.limit ?? 0), Math.max(historyTtl, history?.maxAge ?? 0), k.tag, inbox)
         break
+      }
       case 'subscribe':
         command = this.commands.glueSubscribe(k.emitted, k.seq, k.topicsOf(message.sessionId), k.subscribers(message.topic),
           k.at(message.sessionId), k.interest(message.topic), k.presence, k.detached,
@@ -253,6 +256,11 @@ export class RedisShard {
         command = this.commands.glueUnsubscribe(k.emitted, k.seq, k.topicsOf(message.sessionId), k.subscribers(message.topic),
           k.at(message.sessionId), k.interest(message.topic),
           this.#uid, counter, payload, message.sessionId, message.topic, k.tag, inbox)
+        break
+      case 'presence':
+        // Routed like a publish to the topic, to the nodes holding a subscriber; never kept.
+        command = this.commands.gluePublish(k.emitted, k.seq, k.topicHistory(message.topic), k.interest(message.topic),
+          this.#uid, counter, payload, '0', historyLimit, historyTtl, k.tag, inbox)
         break
       case 'closeUser':
         // Routed like a publish to the user's channel, to the nodes holding a session of the user; never kept.

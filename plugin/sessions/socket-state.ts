@@ -3,6 +3,13 @@ import type { LiveSession } from './live-session.js'
 import type { EnvelopeFrame } from '../messages/outbound.js'
 import type { SharedDeflate } from '../wire/ws-fast-path.js'
 
+/** A topic's live messages as a socket reads the topic's history (cluster mode). */
+export interface TopicHold {
+  readonly held: Array<[seq: number, envelope: EnvelopeFrame]>
+  /** Set once the history is written: live messages numbered at or below it were in it. */
+  floor: number | undefined
+}
+
 const kState = Symbol('fastify-websocket-glue.socketState')
 
 /**
@@ -26,6 +33,12 @@ export class SocketState {
   held: Array<[seq: number, envelope: EnvelopeFrame]> | undefined
   /** Cluster mode: messages numbered at or below it came before this socket's welcome and skip it (resume). */
   floor = 0
+  /**
+   * Cluster mode: per topic whose history this socket is reading, the live messages held until the
+   * history is written, with their numbers; then the newest number the history held, below which
+   * live messages this node reads late are skipped (topic history).
+   */
+  topicHolds: Map<string, TopicHold> | undefined
   /** When its unsent bytes went above the high-water mark; undefined below it (socket writer). */
   congestedSince: number | undefined
   /** With `writeDelay`: when its last write went to the kernel, and whether writes now wait for the end of its window (socket writer). */
@@ -59,6 +72,7 @@ export class SocketState {
     this.deflate = deflate
     this.cursor = undefined
     this.held = undefined
+    this.topicHolds = undefined
     this.congestedSince = undefined
     this.pending = undefined
     this.connecting = undefined

@@ -2,6 +2,7 @@ import { CLOSE_INVALID_PAYLOAD, CLOSE_POLICY_VIOLATION, TOPIC_MAX_BYTES } from '
 import type { ReplyError } from '../errors.js'
 import { isReservedTopic } from '../users/channel.js'
 import { copyOf, jsonOf, ownsMemory, type EncodedData } from './encode.js'
+import { parseHistoryRequest, type HistoryRequest } from '../topics/position.js'
 
 /** The websocket subprotocol of the shipped client; see docs/protocol.md. */
 export const GLUE_PROTOCOL = 'glue.v1'
@@ -15,6 +16,11 @@ const SUBSCRIBE = 's'
 const UNSUBSCRIBE = 'u'
 const WELCOME = 'w'
 const GAP = 'g'
+// Topic history and presence (docs/protocol.md, "Topic history" and "Presence").
+const HISTORY = 'h'
+const HISTORY_LOST = 'l'
+const PRESENCE = 'p'
+const MEMBERS = 'v'
 
 /**
  * Deepest nesting of arrays and objects a glue.v1 text envelope may have, its own array included.
@@ -36,7 +42,8 @@ export type RequestId = number
 export type InboundEnvelope =
   | { readonly kind: 'message', readonly data: string | Buffer, readonly value?: unknown }
   | { readonly kind: 'request', readonly id: RequestId, readonly data: unknown }
-  | { readonly kind: 'subscribe' | 'unsubscribe', readonly id: RequestId, readonly topic: string }
+  | { readonly kind: 'subscribe', readonly id: RequestId, readonly topic: string, readonly history?: HistoryRequest }
+  | { readonly kind: 'unsubscribe' | 'members', readonly id: RequestId, readonly topic: string }
 
 /** A client envelope that cannot be processed: a close code and reason, or an error reply when it has an id. */
 export interface InvalidEnvelope {
@@ -113,7 +120,7 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
     return invalid(CLOSE_INVALID_PAYLOAD, 'envelope is not JSON')
   }
   if (!Array.isArray(envelope)) return invalid(CLOSE_INVALID_PAYLOAD, 'envelope is not an array')
-  const [kind, first, second] = envelope as unknown[]
+  const [kind, first, second, third] = envelope as unknown[]
   switch (kind) {
     case MESSAGE:
       if (envelope.length !== 2) return invalid(CLOSE_POLICY_VIOLATION, 'message envelope takes 1 field')
@@ -123,12 +130,22 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
       if (!isRequestId(first)) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data')
       if (envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'request envelope needs an id and data', first)
       return { kind: 'request', id: first, data: second }
-    case SUBSCRIBE:
+    case SUBSCRIBE: {
+      // A fourth element asks for the topic's history.
+      if (!isRequestId(first)) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic')
+      if (envelope.length !== 3 && envelope.length !== 4) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic', first)
+      if (!isTopic(second)) return invalid(CLOSE_POLICY_VIOLATION, 'invalid topic', first)
+      if (envelope.length === 3) return { kind: 'subscribe', id: first, topic: second }
+      const history = parseHistoryRequest(third)
+      if (history === undefined) return invalid(CLOSE_POLICY_VIOLATION, 'invalid history request', first)
+      return { kind: 'subscribe', id: first, topic: second, history }
+    }
+    case MEMBERS:
     case UNSUBSCRIBE:
       if (!isRequestId(first)) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic')
       if (envelope.length !== 3) return invalid(CLOSE_POLICY_VIOLATION, 'subscription envelope needs an id and a topic', first)
       if (!isTopic(second)) return invalid(CLOSE_POLICY_VIOLATION, 'invalid topic', first)
-      return { kind: kind === SUBSCRIBE ? 'subscribe' : 'unsubscribe', id: first, topic: second }
+      return { kind: kind === MEMBERS ? 'members' : 'unsubscribe', id: first, topic: second }
     default:
       return invalid(CLOSE_POLICY_VIOLATION, 'unknown envelope kind', isRequestId(first) ? first : undefined, true)
   }
@@ -138,7 +155,7 @@ export function parseInbound (raw: Buffer, isBinary: boolean): InboundEnvelope |
  * The part of a `m`/`t` envelope shared by every recipient: everything after the sequence number.
  * Outboxes keep it, so it gets its own memory: a slice of Node's shared pool would pin a whole slab.
  */
-export function envelopeBody (topic: string | undefined, data: EncodedData): Buffer {
+export function envelopeBody (topic: string | undefined, data: EncodedData, position?: string): Buffer {
   if (data.binary) {
     // encodeData's payloads are already their own memory; one decoded from a bus message is a slice of it.
     if (topic === undefined) return ownsMemory(data.payload) ? data.payload : copyOf(data.payload)
@@ -149,7 +166,8 @@ export function envelopeBody (topic: string | undefined, data: EncodedData): Buf
     data.payload.copy(body, 1 + length)
     return body
   }
-  const text = `${topic === undefined ? '' : JSON.stringify(topic) + ','}${jsonOf(data)}]`
+  // A topic that keeps history adds the message's position, which the client holds to ask for what came after.
+  const text = `${topic === undefined ? '' : JSON.stringify(topic) + ','}${jsonOf(data)}${position === undefined ? '' : ',"' + position + '"'}]`
   const body = Buffer.allocUnsafeSlow(Buffer.byteLength(text))
   body.write(text, 0, 'utf8')
   return body
@@ -205,4 +223,29 @@ export function welcomeEnvelope (epoch: string, seq: number): EncodedData {
 /** `["g", missed]`: messages were lost; `missed` is their number, or null when unknown. */
 export function gapEnvelope (missed: number | null): EncodedData {
   return textEnvelope(`["${GAP}",${missed === null ? 'null' : missed}]`)
+}
+
+/** `["h", topic, position, data]`: a message from a topic's history, `json` its data as JSON text. */
+export function historyEnvelope (topic: string, position: string, json: string): EncodedData {
+  return textEnvelope(`["${HISTORY}",${JSON.stringify(topic)},"${position}",${json}]`)
+}
+
+/** `["l", topic, missed]`: history the client asked for is gone; `missed` is how much, or null when unknown. */
+export function historyLostEnvelope (topic: string, missed: number | null): EncodedData {
+  return textEnvelope(`["${HISTORY_LOST}",${JSON.stringify(topic)},${missed === null ? 'null' : missed}]`)
+}
+
+/** A member of a topic as clients see it: a user id, or an opaque id for an anonymous session. */
+export interface TopicMember {
+  readonly id: string
+  /** True when `id` is the user id the session is bound to. */
+  readonly user: boolean
+}
+
+/**
+ * `["p", topic, joined, left]`: members who joined and left the topic since the last batch; or
+ * `["p", topic, null, null]` when more changed than a batch lists: the client asks for the list again.
+ */
+export function presenceEnvelope (topic: string, joined: readonly TopicMember[] | null, left: readonly TopicMember[] | null): EncodedData {
+  return textEnvelope(`["${PRESENCE}",${JSON.stringify(topic)},${JSON.stringify(joined)},${JSON.stringify(left)}]`)
 }

@@ -30,6 +30,8 @@ export const REPLY_CODES: ReadonlySet<string> = new Set([
   'GLUE_TOO_MANY_TOPICS',
   'GLUE_TOO_MANY_REQUESTS',
   'GLUE_INVALID_DATA',
+  'GLUE_NO_PRESENCE',
+  'GLUE_NOT_SUBSCRIBED',
   APP_ERROR.code
 ])
 
@@ -167,6 +169,14 @@ function subscriptionOutcomes (kind: 's' | 'u', id: number, topic: unknown, stat
   return outcomes
 }
 
+/** Whether the fourth element of a subscribe is a history request: `{}`, `{ last }`, `{ since }` or both. */
+function isHistoryRequest (value: unknown): boolean {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false
+  return Object.entries(value).every(([key, field]) =>
+    (key === 'last' && Number.isSafeInteger(field) && (field as number) >= 0) ||
+    (key === 'since' && typeof field === 'string' && WELL_FORMED_RESUME.test(field)))
+}
+
 function envelopeOutcomes (envelope: unknown, state: ModelState): Expected[] {
   if (!Array.isArray(envelope)) return [close([1007])]
   const [kind, first, second] = envelope as unknown[]
@@ -184,7 +194,15 @@ function envelopeOutcomes (envelope: unknown, state: ModelState): Expected[] {
     case 's':
     case 'u':
       if (!isRequestId(first)) return [close([1008])]
+      // A subscribe may ask for history in a fourth element (this server keeps none: the reply alone answers).
+      if (kind === 's' && arity === 4) {
+        return isValidTopic(second) && isHistoryRequest(envelope[3]) ? subscriptionOutcomes(kind, first, second, state) : [error(first, 'GLUE_BAD_ENVELOPE')]
+      }
       return arity === 3 ? subscriptionOutcomes(kind, first, second, state) : [error(first, 'GLUE_BAD_ENVELOPE')]
+    case 'v':
+      // A member list: this server shows no presence.
+      if (!isRequestId(first)) return [close([1008])]
+      return [error(first, arity === 3 && isValidTopic(second) ? 'GLUE_NO_PRESENCE' : 'GLUE_BAD_ENVELOPE')]
     default: {
       if (!isRequestId(first)) return [close([1008])]
       const outcomes = [error(first, 'GLUE_UNKNOWN_KIND')]

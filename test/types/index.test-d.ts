@@ -17,6 +17,9 @@ import glue, {
   type GlueAdapter,
   type SessionGauges,
   type TypedSchema,
+  type TopicHistory,
+  type MemberList,
+  type TopicMember,
   createMemoryAdapter,
   defineGlueOptions
 } from 'fastify-websocket-glue'
@@ -31,7 +34,11 @@ import {
   type GlueMessageEvent,
   type GlueReconnectingEvent,
   type GlueRevokedEvent,
-  type GlueState
+  type GlueState,
+  type GlueMember,
+  type GlueMemberList,
+  type GluePresenceEvent,
+  type GlueSubscribeOptions
 } from 'fastify-websocket-glue/client'
 import { createRedisAdapter, decodeClusterMessage, type RedisAdapterOptions } from 'fastify-websocket-glue/redis'
 
@@ -271,3 +278,38 @@ const metricsOptions: GlueMetricsOptions = { prefix: 'glue_' }
 // @ts-expect-error the registry is a prom-client Registry
 const badMetrics: GlueMetricsOptions = { registry: 'global' }
 export { metricsOptions, badMetrics }
+
+// Topic history and presence (issue 17).
+await app.register(glue, { topicHistory: { limit: 50, maxAge: 60_000 }, maxHistoryBytes: 1 << 20, topicPresence: true, presenceInterval: 500, maxMembers: 100 })
+await app.register(glue, { topicHistory: (topic) => topic.startsWith('room:') ? { limit: 100 } : undefined, topicPresence: (topic) => topic.startsWith('room:') })
+// @ts-expect-error limit is a number
+const badHistory: GlueOptions = { topicHistory: { limit: '100' } }
+// @ts-expect-error topicPresence is a boolean or a function
+const badPresence: GlueOptions = { topicPresence: 'all' }
+export { badHistory, badPresence }
+const kept: TopicHistory = await app.sessions.history('room:1', { last: 20 })
+expectType<Equal<typeof kept.missed, number | null>>()
+expectType<Equal<typeof kept.messages[number]['position'], string>>()
+await app.sessions.history('room:1', { since: kept.messages[0]?.position })
+// @ts-expect-error since is a position string
+await app.sessions.history('room:1', { since: 3 })
+const list: MemberList = await app.sessions.members('room:1')
+expectType<Equal<typeof list.members[number], TopicMember>>()
+expectType<Equal<TopicMember['user'], boolean>>()
+expectType<Equal<SessionStats['historyRequests'], number>>()
+await client.subscribe('room:1', { history: true })
+await client.subscribe('room:1', { history: { last: 20 } })
+// @ts-expect-error history is true or { last }
+await client.subscribe('room:1', { history: 'all' })
+const members: GlueMemberList = await client.members('room:1')
+expectType<Equal<typeof members.members[number], GlueMember>>()
+client.on('join', (event) => { expectType<Equal<typeof event, GluePresenceEvent>>() })
+client.on('leave', (event) => { expectType<Equal<typeof event.member.id, string>>() })
+client.on('membersstale', (event) => { expectType<Equal<typeof event.topic, string>>() })
+client.on('gap', (event) => { expectType<Equal<typeof event.topic, string | undefined>>() })
+client.onTopic('room:1', (event) => {
+  expectType<Equal<typeof event.history, boolean>>()
+  expectType<Equal<typeof event.position, string | undefined>>()
+})
+const subscribeOptions: GlueSubscribeOptions = { history: false }
+export { subscribeOptions, list, members }
