@@ -148,6 +148,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
       topicPresence.touchSession(sessionId)
     },
     topicsOf: (sessionId) => store.topicsOf(sessionId),
+    unchanged: (sessionId, topic) => { store.unchanged(sessionId, topic) },
     subscriberCount: (topic) => store.subscriberCount(topic),
     socketCount: (sessionId) => store.socketCount(sessionId),
     localSessions: () => store.socketCounts(),

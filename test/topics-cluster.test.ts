@@ -220,3 +220,40 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
     t.equal((await a.app.sessions.members('room')).count, 1)
   })
 })
+
+t.test('subscription changes in quick succession end as the last one asked, though the node learns them from Redis', { skip: redisSkip }, async (t) => {
+  const redis = await startRedis(t)
+  const [node] = await startNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { topicPresence: false, topicHistory: undefined }) as [StartedApp]
+  const client = await openTab(t, node)
+  const sessionId = sessionIdOf(client.cookie)
+  let id = 0
+  const replied = async (ids: number[]): Promise<void> => {
+    await until(() => ids.every((wanted) => envelopesOf(client).some((envelope) => envelope[0] === 'r' && envelope[1] === wanted)), `replies ${ids.join(', ')}`)
+  }
+  for (let round = 0; round < 20; round++) {
+    const topic = `t${round}`
+    // Sent together: the unsubscribe reaches the node before it has read the subscribe back.
+    client.sendEnvelope(['s', ++id, topic])
+    client.sendEnvelope(['u', ++id, topic])
+    await replied([id - 1, id])
+    // One after the other: the unsubscribe follows the subscribe's reply at once.
+    client.sendEnvelope(['s', ++id, `${topic}-b`])
+    await replied([id])
+    client.sendEnvelope(['u', ++id, `${topic}-b`])
+    await replied([id])
+    // And the other way round, ending subscribed.
+    client.sendEnvelope(['s', ++id, `${topic}-c`])
+    await replied([id])
+    client.sendEnvelope(['u', ++id, `${topic}-c`])
+    client.sendEnvelope(['s', ++id, `${topic}-c`])
+    await replied([id - 1, id])
+  }
+  const expected = Array.from({ length: 20 }, (_, round) => `t${round}-c`).sort()
+  t.same((await node.app.sessions.clusterTopicsOf(sessionId)).sort(), expected, 'Redis holds the last change of each topic')
+  await until(() => node.app.sessions.topicsOf(sessionId).length === 20, 'the node reads the changes back')
+  t.same(node.app.sessions.topicsOf(sessionId).sort(), expected, 'and so does the node')
+  node.app.sessions.publish('t0', 'gone')
+  node.app.sessions.publish('t0-c', 'kept')
+  await until(() => envelopesOf(client).some((envelope) => envelope[0] === 't'), 'a topic message')
+  t.same(envelopesOf(client).filter((envelope) => envelope[0] === 't').map((envelope) => envelope[3]), ['kept'])
+})

@@ -139,6 +139,12 @@ export interface AdapterHost {
    * ids with the time they were revoked, and users with the time up to which their cookies are refused.
    */
   restoreRevocations (sessions: ReadonlyArray<[sessionId: string, at: number]>, users: ReadonlyArray<[userId: string, before: number]>): void
+  /**
+   * A subscribe or unsubscribe the node emitted will never be applied (the shared store found it
+   * changed nothing, or it was not delivered): the node stops waiting for it. A sequencing adapter
+   * calls it; a local adapter applies every change at once.
+   */
+  unchanged (sessionId: string, topic: string): void
   readonly log: FastifyBaseLogger
 }
 

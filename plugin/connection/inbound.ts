@@ -102,16 +102,20 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
   function changeSubscription (socket: WebSocket, id: RequestId, message: ClusterMessage & { kind: 'subscribe' | 'unsubscribe' }, then?: (ok: boolean) => void): void {
     // This node knows its sessions' topics: a change that changes nothing never reaches the adapter,
     // so no client can churn the shared store.
-    const subscribed = store.isSubscribed(message.sessionId, message.topic)
+    // It compares with what the node will hold once its own changes on their way are applied: in
+    // cluster mode they come back from Redis after the reply.
+    const subscribed = store.willBeSubscribed(message.sessionId, message.topic)
     if (subscribed === (message.kind === 'subscribe')) {
       reply(socket, id, null, message.kind === 'subscribe' ? message.topic : false)
       then?.(true)
       return
     }
     let changed: number
+    store.changing(message.sessionId, message.topic, message.kind === 'subscribe')
     try {
       changed = adapter.emit(message)
     } catch (err) {
+      store.unchanged(message.sessionId, message.topic)
       log.warn({ err }, 'subscription change refused')
       reply(socket, id, REPLY_ERRORS.unavailable)
       then?.(false)
@@ -283,7 +287,7 @@ export function createInboundHandler (context: InboundContext): (session: Sessio
   }
 
   function atTopicLimit (sessionId: string, topic: string): boolean {
-    return store.topicCount(sessionId) >= context.maxTopicsPerSession && !store.isSubscribed(sessionId, topic)
+    return store.topicCountAsked(sessionId) >= context.maxTopicsPerSession && !store.willBeSubscribed(sessionId, topic)
   }
 
   return function dispatch (session, socket, raw, isBinary) {

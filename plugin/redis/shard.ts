@@ -287,6 +287,8 @@ export class RedisShard {
     }
     command.then((result) => {
       if (result === -2) this.#host.log.warn({ kind: message.kind }, 'redis adapter: subscription refused: the session has maxTopicsPerSession topics')
+      // -1 and -2: the script wrote nothing, so no change comes back through the inbox.
+      if (result < 0) this.#unchanged(message)
       pending.done()
     }, (err: unknown) => {
       if (neverSent(err) && !this.#stopped) {
@@ -296,8 +298,13 @@ export class RedisShard {
         return
       }
       this.#host.log.error({ err, kind: message.kind }, 'redis adapter: message not delivered')
+      this.#unchanged(message)
       pending.done()
     })
+  }
+
+  #unchanged (message: ClusterMessage): void {
+    if (message.kind === 'subscribe' || message.kind === 'unsubscribe') this.#host.unchanged(message.sessionId, message.topic)
   }
 
   #requeue (pending: PendingEmit): void {

@@ -4,6 +4,7 @@ import type { StoredMessage } from '../messages/outbound.js'
 import { isPlain, sharedDeflateOf } from '../wire/ws-fast-path.js'
 import { DetachedSessions, type DetachedLimits } from './detached.js'
 import { LiveSession, type Session } from './live-session.js'
+import { PendingChanges } from './pending-changes.js'
 import { attachState, SocketState, stateOf } from './socket-state.js'
 import { TopicIndex } from './topics.js'
 import { isUserChannel, userChannel, userOfChannel } from '../users/channel.js'
@@ -30,6 +31,7 @@ export class SessionStore {
   readonly #attached = new Map<string, LiveSession>()
   readonly #detached: DetachedSessions
   readonly #topics = new TopicIndex()
+  readonly #pending = new PendingChanges()
   readonly #addresses = new Map<string, number>()
   readonly #options: StoreOptions
   readonly #stats: SessionStats
@@ -130,6 +132,7 @@ export class SessionStore {
 
   /** Subscribes a session to a topic; false when the session is not on this node (connected or detached). */
   subscribe (sessionId: string, topic: string): boolean {
+    this.#pending.settle(sessionId, topic)
     if (this.find(sessionId) === undefined) return false
     this.#topics.add(sessionId, topic)
     return true
@@ -155,6 +158,7 @@ export class SessionStore {
     if (session === undefined) return
     const topics = this.#topics.topicsOf(oldId).filter((topic) => !isUserChannel(topic))
     this.#topics.removeSession(oldId)
+    this.#pending.forget(oldId)
     for (const topic of topics) this.#topics.add(newId, topic)
     if (userId !== null) this.#topics.add(newId, userChannel(userId))
     const target = this.find(newId)
@@ -190,6 +194,7 @@ export class SessionStore {
    */
   revoke (sessionId: string): LiveSession | undefined {
     this.#topics.removeSession(sessionId)
+    this.#pending.forget(sessionId)
     const session = this.find(sessionId)
     if (session === undefined) return undefined
     session.revoked = true
@@ -204,12 +209,14 @@ export class SessionStore {
 
   /** @returns whether the session was subscribed. */
   unsubscribe (sessionId: string, topic: string): boolean {
+    this.#pending.settle(sessionId, topic)
     return this.#topics.remove(sessionId, topic)
   }
 
   /** A session outlived its grace period everywhere: its subscriptions end. */
   expire (sessionId: string): void {
     this.#topics.removeSession(sessionId)
+    this.#pending.forget(sessionId)
   }
 
   /** A session's topics, its user's channel included (what the adapter restores after Redis lost its data). */
@@ -229,8 +236,31 @@ export class SessionStore {
     return this.#topics.topicCount(sessionId) - channel
   }
 
+  /** Application topics plus those asked for and still on their way: what a client's new subscribe is checked against. */
+  topicCountAsked (sessionId: string): number {
+    return this.topicCount(sessionId) + this.#pending.joining(sessionId, (topic) => this.#topics.has(sessionId, topic))
+  }
+
   isSubscribed (sessionId: string, topic: string): boolean {
     return this.#topics.has(sessionId, topic)
+  }
+
+  /**
+   * Whether the session will be subscribed once the changes this node sent are applied: what a
+   * client's change is compared with to tell a no-op (which never reaches the adapter).
+   */
+  willBeSubscribed (sessionId: string, topic: string): boolean {
+    return this.#pending.intended(sessionId, topic) ?? this.#topics.has(sessionId, topic)
+  }
+
+  /** A client's subscription change is on its way to the adapter. */
+  changing (sessionId: string, topic: string, subscribed: boolean): void {
+    this.#pending.add(sessionId, topic, subscribed)
+  }
+
+  /** The adapter will not apply a change (it changed nothing, or it failed). */
+  unchanged (sessionId: string, topic: string): void {
+    this.#pending.settle(sessionId, topic)
   }
 
   subscriberCount (topic: string): number {
@@ -270,6 +300,7 @@ export class SessionStore {
   #release (session: LiveSession): void {
     // In cluster mode the shared store keeps the session's topics; this node learns them again if it comes back.
     this.#topics.removeSession(session.id)
+    this.#pending.forget(session.id)
   }
 }
 
