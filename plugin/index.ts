@@ -27,6 +27,7 @@ import { setUpHandshake } from './handshake/handshake.js'
 import { MAX_CLOCK_SKEW } from './handshake/identity.js'
 import { createSessionCookie } from './handshake/session-cookie.js'
 import { SessionStore } from './sessions/store.js'
+import { Pipes, deliverTo } from './streams/pipes.js'
 import { Revocations } from './users/revocations.js'
 import { createUserSessions } from './users/users.js'
 import { GLUE_PROTOCOL } from './wire/protocol.js'
@@ -139,7 +140,13 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
-  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users))
+  const pipes = new Pipes({
+    deliver: (destination, data, volatile) => { deliverTo(sessions, destination, data, volatile) },
+    settled: () => adapter.settled(),
+    log: fastify.log
+  })
+  const sessions = createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users, pipes)
+  fastify.decorate('sessions', sessions)
   fastify.decorateRequest('sessionId', null)
   fastify.decorateRequest('sessionUserId', null)
 
@@ -173,6 +180,10 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   })
   if (options.client !== false) await serveClientAssets(fastify, options.client.prefix)
 
+  // Before the sockets close, so what a pipe handed over still reaches them; runs before the adapter stops.
+  fastify.addHook('preClose', async function stopPipes () {
+    await pipes.stopAll()
+  })
   fastify.addHook('preClose', async function closeAllSockets () {
     heartbeat.stop()
     clearInterval(sweeper)
@@ -214,6 +225,8 @@ export type {
   RateLimitOptions
 } from './config/options.js'
 export type { Sessions, BroadcastOptions, SendOptions } from './api/sessions.js'
+export type { Pipe, PipeStats, PipeState, PipeOutcome } from './streams/pipe.js'
+export type { PipeContext, PipeDestination, PipeIterable, PipeOptions, PipeRestartOptions, PipeSource, PipeTarget } from './streams/pipe-options.js'
 export type { SessionStats, SessionGauges, CloseCounts, CloseCodeLabel } from './stats.js'
 export type { Session } from './sessions/live-session.js'
 export type { SessionEventMap, SessionEventName } from './api/events.js'
