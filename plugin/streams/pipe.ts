@@ -145,7 +145,7 @@ export class RunningPipe implements Pipe {
     let iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined
     // Whether the iterator still needs its return(): not after it finished or threw by itself.
     let open = false
-    let stage: 'source' | 'map' = 'source'
+    let stage: 'source' | 'item' = 'source'
     try {
       const iterable = typeof this.#source === 'function' ? this.#source(this.#context) : this.#source
       if (!isPipeSource(iterable) || typeof iterable === 'function') {
@@ -159,12 +159,15 @@ export class RunningPipe implements Pipe {
         open = false
         const next = await this.#untilStopped(iterator.next())
         if (next === STOPPED) {
+          // A Node stream's iterator is a generator: its return() waits for the read in progress, destroy() ends that read.
+          const stream = iterable as { destroy?: unknown }
+          if (typeof stream.destroy === 'function') stream.destroy()
           open = true
           return undefined
         }
         if (next.done === true) return undefined
         open = true
-        stage = 'map'
+        stage = 'item'
         this.#handle(next.value)
         if (++unsettled >= this.#options.maxInFlight) {
           unsettled = 0
@@ -176,7 +179,7 @@ export class RunningPipe implements Pipe {
     } catch (err) {
       const error = asError(err)
       this.#counts.errors++
-      this.#host.log.error({ err: error, pipe: this.name }, `pipe: ${stage} failed`)
+      this.#host.log.error({ err: error, pipe: this.name, stage }, stage === 'source' ? 'pipe: source failed' : 'pipe: map, to or delivery failed')
       return error
     } finally {
       if (iterator !== undefined && open) await this.#close(iterator)
