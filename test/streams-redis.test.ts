@@ -72,7 +72,7 @@ t.test('redis stream source', { skip: redisSkip }, async (t) => {
     await add(admin, key, ...texts(3))
     // As if the node had read them and died before acknowledging them.
     await admin.xreadgroup('GROUP', 'g', 'a', 'COUNT', 2, 'STREAMS', key, '>')
-    const [deleted] = (await admin.xrange(key, '-', '+', 'COUNT', 1))[0] as [string]
+    const [deleted] = (await admin.xrange(key, '-', '+', 'COUNT', 1))[0] as [string, string[]]
     await admin.xdel(key, deleted)
     const first = await startStreamNode(t, { redis: redis.url, key, group: 'g', consumer: 'a' })
     t.equal(first.pipe.state, 'running')
