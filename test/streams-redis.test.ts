@@ -88,6 +88,28 @@ t.test('redis stream source', { skip: redisSkip }, async (t) => {
     t.equal(await pendingCount(admin, key, 'g'), 0, 'the deleted pending entry was acknowledged too')
   })
 
+  t.test('a pipe stopped in the middle of a batch acknowledges what it handed over; the rest comes first next time', async (t) => {
+    const key = uniquePrefix()
+    await admin.xgroup('CREATE', key, 'g', '$', 'MKSTREAM')
+    await admin.multi(texts(5).map((text) => ['xadd', key, '*', 'text', text])).exec()
+    const node = await startApp({ glue: { heartbeatInterval: 0 } })
+    t.teardown(() => node.app.close())
+    const handed: string[] = []
+    const pipe = node.app.sessions.pipe(createRedisStreamSource({ redis: redis.url, key, group: 'g', consumer: 'a' }), { topic: 'room' }, {
+      map: (entry: RedisStreamEntry) => {
+        handed.push(entry.fields.text as string)
+        if (handed.length === 3) pipe.stop().catch(() => {})
+        return entry.fields.text
+      }
+    })
+    t.equal((await pipe.done).state, 'stopped')
+    t.same(handed, ['e0', 'e1', 'e2'])
+    t.equal(await pendingCount(admin, key, 'g'), 2, 'e3 and e4 were not handed over')
+    const next = await startStreamNode(t, { redis: redis.url, key, group: 'g', consumer: 'a' })
+    await until(() => next.pipe.stats().delivered === 2, 'the two left')
+    await eventually(async () => await pendingCount(admin, key, 'g'), 0, 'acknowledged')
+  })
+
   t.test('two nodes in one group: every subscriber gets every entry once', async (t) => {
     const key = uniquePrefix()
     const prefix = uniquePrefix()

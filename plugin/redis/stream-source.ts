@@ -10,6 +10,8 @@ export const MAX_STREAM_COUNT = 10_000
 export const DEFAULT_STREAM_BLOCK = 5000
 export const MAX_STREAM_BLOCK = 60_000
 export const DEFAULT_STREAM_CLAIM_IDLE = 30_000
+/** How long a run that ends waits for its last acknowledgement before it closes the connection. */
+const STREAM_CLOSE_GRACE = 1000
 
 /** Options of `createRedisStreamSource()`. */
 export interface RedisStreamSourceOptions {
@@ -105,6 +107,7 @@ function connect (options: ResolvedStreamOptions): Redis {
     retryStrategy: () => null,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 0,
+    enableAutoPipelining: true,
     connectionName: `glue-stream:${options.consumer}`
   }
   const client = typeof options.redis === 'string'
@@ -142,9 +145,16 @@ async function * readStream (options: ResolvedStreamOptions, context: PipeContex
   const onAbort = (): void => { if (blocked) client.disconnect() }
   signal.addEventListener('abort', onAbort)
 
+  // The acknowledgement of the last batch leaves in the same write as the next read (auto-pipelining):
+  // one round trip per batch, as a plain XREAD loop has. Its failure ends the run before that read.
+  let lastAck: Promise<unknown> | undefined
+  let ackFailure: unknown
+  const checkAck = (): void => { if (ackFailure !== undefined) throw ackFailure }
+
   /** Yields a batch, then acknowledges what the plugin accepted, also when the pipe stops midway. */
   async function * deliver (entries: RawEntry[]): AsyncGenerator<RedisStreamEntry> {
     const accepted: string[] = []
+    let complete = false
     try {
       for (const entry of entries) {
         // An entry deleted (XDEL, trimming) while pending has no fields: nothing to deliver, only to acknowledge.
@@ -156,10 +166,15 @@ async function * readStream (options: ResolvedStreamOptions, context: PipeContex
         // The pipe asks for the next item only after handing this one over.
         accepted.push(entry[0])
       }
+      complete = true
     } finally {
       if (accepted.length > 0) {
         await context.accepted()
-        await client.xack(key, group, ...accepted)
+        const ack = client.xack(key, group, ...accepted)
+        lastAck = ack
+        ack.catch((err: unknown) => { ackFailure ??= err })
+        // Stopping midway: acknowledge now, before the connection closes.
+        if (!complete) await ack
       }
     }
   }
@@ -170,6 +185,7 @@ async function * readStream (options: ResolvedStreamOptions, context: PipeContex
     // Entries this consumer read before a restart and never acknowledged come first, in order.
     let cursor = '0'
     while (!signal.aborted) {
+      checkAck()
       const pending = await client.xreadgroup('GROUP', group, consumer, 'COUNT', count, 'STREAMS', key, cursor) as Array<[string, RawEntry[]]> | null
       const entries = pending?.[0]?.[1] ?? []
       if (entries.length === 0) break
@@ -186,6 +202,7 @@ async function * readStream (options: ResolvedStreamOptions, context: PipeContex
         yield * claim(client, options, deliver, signal)
         continue
       }
+      checkAck()
       let read: Array<[string, RawEntry[]]> | null
       blocked = true
       try {
@@ -203,6 +220,10 @@ async function * readStream (options: ResolvedStreamOptions, context: PipeContex
     }
   } finally {
     signal.removeEventListener('abort', onAbort)
+    // The last acknowledgement may still be on its way: let it land (or fail) before the connection closes.
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([lastAck?.catch(() => {}), new Promise((resolve) => { timer = setTimeout(resolve, STREAM_CLOSE_GRACE) })])
+    clearTimeout(timer)
     client.disconnect()
   }
 }
