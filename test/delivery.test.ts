@@ -185,7 +185,8 @@ test('outboxLimit 0 keeps nothing: a resume reports every missed message as a ga
 })
 
 test('messages older than outboxMaxAge are not replayed and count as a gap', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { outboxMaxAge: 20 } })
+  // A wide age, so 'fresh' is still young when a loaded machine gets round to the resume.
+  const { app, wsUrl } = await startApp({ glue: { outboxMaxAge: 1500 } })
   t.teardown(() => app.close())
   const client = await openGlueSocket(wsUrl)
   const cookie = cookiePair(client.setCookie[0])
@@ -193,7 +194,7 @@ test('messages older than outboxMaxAge are not replayed and count as a gap', asy
   client.socket.close()
   await until(() => !app.sessions.has(id), 'detached')
   app.sessions.send(id, 'old')
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  await new Promise((resolve) => setTimeout(resolve, 1600))
   app.sessions.send(id, 'fresh')
   const again = await openGlueSocket(resumeUrl(wsUrl, client.welcome.epoch, 0), { headers: { cookie } })
   t.teardown(() => again.socket.terminate())

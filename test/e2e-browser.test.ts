@@ -346,9 +346,8 @@ test('log in by name in two browsers: a push to the user reaches both, login kee
   const first = await openContext(browser)
   const second = await openContext(browser)
 
-  t.comment('the first browser connects anonymously, then logs in: its socket stays open under a new cookie')
+  t.comment('the first browser connects anonymously as the page loads, then logs in: its socket stays open under a new cookie')
   await first.page.goto(server.url + '/')
-  await first.page.click('#connect')
   await waitForState(first.page, 'open')
   await seeInLog(first.page, '← welcome ')
   const anonymousCookie = await sessionCookie(first.context, server.url)
@@ -369,7 +368,6 @@ test('log in by name in two browsers: a push to the user reaches both, login kee
 
   t.comment('a second browser logs in as the same user; a push to the user reaches both')
   await second.page.goto(server.url + '/')
-  await second.page.click('#connect')
   await waitForState(second.page, 'open')
   await second.page.fill('#name', 'ada')
   await second.page.click('#login')
