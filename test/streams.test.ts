@@ -4,7 +4,7 @@ import { test } from 'tap'
 import { errors } from '../plugin/index.js'
 import type { PipeContext } from '../plugin/index.js'
 import { MAX_PIPES } from '../plugin/streams/pipes.js'
-import { firstSessionId, openGlueSocket, openSocket, startApp, until, type GlueSocket } from './helpers/index.js'
+import { firstSessionId, forgeCookie, openGlueSocket, openSocket, startApp, until, type GlueSocket } from './helpers/index.js'
 
 /** An app with one glue.v1 socket subscribed to `topic`. */
 async function startSubscribed (topic = 'feed') {
@@ -87,6 +87,18 @@ test('sends to a session, and per item with to(); map and to returning undefined
     { to: (item) => item.room === '' ? undefined : { topic: item.room } }, { map: (item) => item.text })
   t.match((await routed.done).stats, { delivered: 2, skipped: 1 })
   t.same(await client.nextEnvelope(), ['t', 2, 'a', 'x'], 'b has no subscriber here')
+})
+
+test('sends to every session of a user', async (t) => {
+  const { app, wsUrl } = await startApp()
+  t.teardown(() => app.close())
+  const laptop = await openGlueSocket(wsUrl, { headers: { cookie: forgeCookie('A'.repeat(24), { userId: 'ada' }) } })
+  const phone = await openGlueSocket(wsUrl, { headers: { cookie: forgeCookie('B'.repeat(24), { userId: 'ada' }) } })
+  t.teardown(() => { laptop.socket.terminate(); phone.socket.terminate() })
+  const pipe = app.sessions.pipe(['hello ada'], { userId: 'ada' })
+  t.match((await pipe.done).stats, { delivered: 1 })
+  t.same(await laptop.nextEnvelope(), ['m', 1, 'hello ada'])
+  t.same(await phone.nextEnvelope(), ['m', 1, 'hello ada'])
 })
 
 test('an item the plugin refuses is dropped, counted and logged, and the pipe goes on', async (t) => {
