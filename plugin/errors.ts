@@ -110,6 +110,17 @@ export const FST_WSGLUE_REDIS_UNAVAILABLE = createError<'FST_WSGLUE_REDIS_UNAVAI
   500
 )
 
+/**
+ * `sessions.pipe()` got a source, target or option it cannot use (the message names which), or was
+ * called while the app is closing. No pipe was started.
+ */
+export const FST_WSGLUE_INVALID_PIPE = createError<'FST_WSGLUE_INVALID_PIPE', [string]>(
+  'FST_WSGLUE_INVALID_PIPE',
+  'Invalid pipe: %s',
+  500,
+  TypeError
+)
+
 /** An HTTP refusal of a websocket handshake, sent before any 101 as `{ statusCode, code, error, message }`. */
 export interface HandshakeRefusal {
   readonly statusCode: number
@@ -173,7 +184,8 @@ export const errors = Object.freeze({
   FST_WSGLUE_INVALID_LISTENER,
   FST_WSGLUE_CLUSTER_UNAVAILABLE,
   FST_WSGLUE_REDIS_UNAVAILABLE,
-  FST_WSGLUE_INVALID_HISTORY_REQUEST
+  FST_WSGLUE_INVALID_HISTORY_REQUEST,
+  FST_WSGLUE_INVALID_PIPE
 })
 
 /** Describes a received value for error messages: `\`-1\` (number)`. */

@@ -27,6 +27,7 @@ import { setUpHandshake } from './handshake/handshake.js'
 import { MAX_CLOCK_SKEW } from './handshake/identity.js'
 import { createSessionCookie } from './handshake/session-cookie.js'
 import { SessionStore } from './sessions/store.js'
+import { Pipes, deliverTo } from './streams/pipes.js'
 import { Revocations } from './users/revocations.js'
 import { createUserSessions } from './users/users.js'
 import { GLUE_PROTOCOL } from './wire/protocol.js'
@@ -183,7 +184,13 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   if (options.onConnect !== undefined) events.on('connect', options.onConnect)
   if (options.onMessage !== undefined) events.on('message', options.onMessage)
   if (options.onClose !== undefined) events.on('close', options.onClose)
-  fastify.decorate('sessions', createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users, { history: topicHistory, presence: topicPresence }))
+  const pipes = new Pipes({
+    deliver: (destination, data, volatile) => { deliverTo(sessions, destination, data, volatile) },
+    settled: () => adapter.settled(),
+    log: fastify.log
+  })
+  const sessions = createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users, { history: topicHistory, presence: topicPresence }, pipes)
+  fastify.decorate('sessions', sessions)
   fastify.decorateRequest('sessionId', null)
   fastify.decorateRequest('sessionUserId', null)
 
@@ -221,6 +228,10 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   })
   if (options.client !== false) await serveClientAssets(fastify, options.client.prefix)
 
+  // Before the sockets close, so what a pipe handed over still reaches them; runs before the adapter stops.
+  fastify.addHook('preClose', async function stopPipes () {
+    await pipes.stopAll()
+  })
   fastify.addHook('preClose', async function closeAllSockets () {
     heartbeat.stop()
     topicPresence.stop()
@@ -264,6 +275,8 @@ export type {
   TopicHistoryOptions
 } from './config/options.js'
 export type { Sessions, BroadcastOptions, SendOptions, HistoryOptions } from './api/sessions.js'
+export type { Pipe, PipeStats, PipeState, PipeOutcome } from './streams/pipe.js'
+export type { PipeContext, PipeDestination, PipeIterable, PipeOptions, PipeRestartOptions, PipeSource, PipeTarget } from './streams/pipe-options.js'
 export type { TopicHistory } from './delivery/topic-history.js'
 export type { MemberList } from './topics/presence.js'
 export type { TopicMember } from './wire/protocol.js'

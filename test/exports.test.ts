@@ -19,7 +19,7 @@ test('import by package name gives the plugin as default and as `glue`, with err
   t.same(Object.keys(module.errors).sort(), [
     'FST_WSGLUE_CLUSTER_UNAVAILABLE',
     'FST_WSGLUE_INVALID_CLOSE_CODE', 'FST_WSGLUE_INVALID_CLOSE_REASON', 'FST_WSGLUE_INVALID_DATA', 'FST_WSGLUE_INVALID_HISTORY_REQUEST',
-    'FST_WSGLUE_INVALID_LISTENER', 'FST_WSGLUE_INVALID_OPTION', 'FST_WSGLUE_INVALID_REQUEST', 'FST_WSGLUE_INVALID_SESSION_ID', 'FST_WSGLUE_INVALID_TOPIC',
+    'FST_WSGLUE_INVALID_LISTENER', 'FST_WSGLUE_INVALID_OPTION', 'FST_WSGLUE_INVALID_PIPE', 'FST_WSGLUE_INVALID_REQUEST', 'FST_WSGLUE_INVALID_SESSION_ID', 'FST_WSGLUE_INVALID_TOPIC',
     'FST_WSGLUE_INVALID_USER_ID',
     'FST_WSGLUE_MISSING_SECRET', 'FST_WSGLUE_REDIS_UNAVAILABLE', 'FST_WSGLUE_TOO_MANY_TOPICS'
   ])
@@ -84,9 +84,9 @@ test('public types compile, including declaration merging of sessions and sessio
   t.ok(result.ok, result.output)
 })
 
-test('the redis subpath exports the adapter and the codec; the core entry does not', async (t) => {
+test('the redis subpath exports the adapter, the codec and the stream source; the core entry does not', async (t) => {
   const redis = await import('fastify-websocket-glue/redis')
-  t.same(Object.keys(redis).sort(), ['CODEC_VERSION', 'createRedisAdapter', 'decodeClusterMessage', 'encodeClusterMessage'])
+  t.same(Object.keys(redis).sort(), ['CODEC_VERSION', 'createRedisAdapter', 'createRedisStreamSource', 'decodeClusterMessage', 'encodeClusterMessage'])
   const message = { kind: 'expire', sessionId: 'sid' } as const
   t.same(redis.decodeClusterMessage(redis.encodeClusterMessage(message, 1))?.message, message)
   const core = await import('fastify-websocket-glue')

@@ -38,6 +38,9 @@ export interface SessionsTopics {
   readonly history: TopicHistoryReplies
   readonly presence: TopicPresence
 }
+import type { Pipe, PipeStats } from '../streams/pipe.js'
+import type { PipeOptions, PipeSource, PipeTarget } from '../streams/pipe-options.js'
+import type { Pipes } from '../streams/pipes.js'
 
 /** Options of `sessions.send()`. */
 export interface SendOptions {
@@ -228,6 +231,18 @@ export interface Sessions<Outbound = unknown> extends Iterable<Session> {
   get (sessionId: string): Session | undefined
   /** How many sessions have at least one open socket. */
   readonly size: number
+  /**
+   * Feeds a topic, a session or a user from a source: an async iterable (a Redis Stream, Kafka or
+   * NATS consumer, a Node stream), an iterable, or a factory returning one, which the pipe calls
+   * again to restart after an error. The pipe reads the next item once the plugin has accepted the
+   * previous ones (at most `maxInFlight` waiting); slow browsers are the slow-consumer policy's job.
+   * Errors are logged with the pipe's name and restart it per `restart`; `app.close()` stops it.
+   * @returns the running pipe: `stop()`, `done`, `stats()`.
+   * @throws FST_WSGLUE_INVALID_PIPE for a bad source, target or option, or while the app closes
+   */
+  pipe<T> (source: PipeSource<T>, target: PipeTarget<T>, options?: PipeOptions<T, Outbound>): Pipe
+  /** The counters of every pipe still running (or waiting to restart). */
+  pipes (): PipeStats[]
   /** Adds a listener; several plugins may listen to the same event. @throws FST_WSGLUE_INVALID_LISTENER */
   on<E extends SessionEventName> (event: E, listener: SessionEventMap[E]): Sessions<Outbound>
   /** Removes a listener added with `on()`. @throws FST_WSGLUE_INVALID_LISTENER */
@@ -288,7 +303,8 @@ export function createSessions (
   limits: { readonly maxTopicsPerSession: number },
   gauges: () => Promise<SessionGauges>,
   users: UserSessions,
-  topics: SessionsTopics
+  topics: SessionsTopics,
+  pipes: Pipes
 ): Sessions {
   const sessions: Sessions = {
     send (sessionId, data, options) {
@@ -407,6 +423,12 @@ export function createSessions (
     },
     get size () {
       return stats.sessions
+    },
+    pipe (source, target, options) {
+      return pipes.start(source, target, options)
+    },
+    pipes () {
+      return pipes.list()
     },
     on (event, listener) {
       assertListener(event, listener)

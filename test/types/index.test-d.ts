@@ -20,6 +20,10 @@ import glue, {
   type TopicHistory,
   type MemberList,
   type TopicMember,
+  type Pipe,
+  type PipeContext,
+  type PipeOutcome,
+  type PipeStats,
   createMemoryAdapter,
   defineGlueOptions
 } from 'fastify-websocket-glue'
@@ -40,7 +44,7 @@ import {
   type GluePresenceEvent,
   type GlueSubscribeOptions
 } from 'fastify-websocket-glue/client'
-import { createRedisAdapter, decodeClusterMessage, type RedisAdapterOptions } from 'fastify-websocket-glue/redis'
+import { createRedisAdapter, createRedisStreamSource, decodeClusterMessage, type RedisAdapterOptions, type RedisStreamEntry } from 'fastify-websocket-glue/redis'
 
 type Equal<A, B> = (<T>() => T extends A ? 1 : 2) extends (<T>() => T extends B ? 1 : 2) ? true : false
 function expectType<T extends true> (_value?: T): void {}
@@ -313,3 +317,24 @@ client.onTopic('room:1', (event) => {
 })
 const subscribeOptions: GlueSubscribeOptions = { history: false }
 export { subscribeOptions, list, members }
+// Streams in: pipe() from iterables and factories, typed items, the Redis Stream source.
+const numbers: Pipe = app.sessions.pipe([1, 2, 3], { topic: 'numbers' }, { map: (n) => n * 2, name: 'numbers' })
+expectType<Equal<ReturnType<Pipe['stats']>, PipeStats>>()
+expectType<Equal<Pipe['done'], Promise<PipeOutcome>>>()
+expectType<Equal<PipeOutcome['state'], 'ended' | 'stopped' | 'failed'>>()
+await numbers.stop()
+app.sessions.pipe(async function * ({ signal, accepted }: PipeContext) {
+  while (!signal.aborted) {
+    yield { room: 'a', text: 'hi' }
+    await accepted()
+  }
+}, { to: (item) => ({ topic: item.room }) }, { map: (item) => item.text, restart: { retries: 5, minDelay: 50, maxDelay: 1000 }, maxInFlight: 16 })
+app.sessions.pipe(createRedisStreamSource({ redis: 'redis://127.0.0.1:6379', key: 'in', group: 'glue', count: 50, block: 1000, claimIdle: 10_000 }),
+  { sessionId: 'sid' }, { map: (entry: RedisStreamEntry) => entry.fields.text, restart: false })
+typedSessions.pipe(['x'], { userId: 'u1' }, { map: (id) => ({ type: 'order-created', id: id.length }) })
+// @ts-expect-error map returns what the typed sessions send
+typedSessions.pipe(['x'], { topic: 'orders' }, { map: (text) => text })
+// @ts-expect-error a target is a topic, a session, a user or to()
+app.sessions.pipe([1], { room: 'a' })
+// @ts-expect-error the source is an iterable or a factory
+app.sessions.pipe(42, { topic: 'a' })
