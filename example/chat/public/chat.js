@@ -247,9 +247,11 @@ function connect () {
   client.on('gap', ({ missed, topic }) => {
     const name = roomOf.get(topic)
     if (name === undefined) return
-    const what = missed === null ? 'Some messages' : `${missed} message${missed === 1 ? '' : 's'}`
-    const kept = `a room keeps its last ${config.history.limit} messages of the last ${Math.round(config.history.maxAge / 60_000)} minutes`
-    append(name, { notice: `${what} could not be shown: ${kept}.`, kind: 'gap' })
+    // A count: trimmed or aged out. Unknown: the server's history is another one (it restarted).
+    const notice = missed === null
+      ? `Some messages of #${name} could not be shown: the server no longer has them.`
+      : `${missed} message${missed === 1 ? '' : 's'} of #${name} could not be shown: a room keeps its last ${config.history.limit} messages of the last ${Math.round(config.history.maxAge / 60_000)} minutes.`
+    append(name, { notice, kind: 'gap' })
   })
   client.on('join', ({ topic, member }) => { if (roomOf.has(topic)) memberChanged(roomOf.get(topic), member, true) })
   client.on('leave', ({ topic, member }) => { if (roomOf.has(topic)) memberChanged(roomOf.get(topic), member, false) })
