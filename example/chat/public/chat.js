@@ -25,8 +25,8 @@ let client = null
 let current = null
 /**
  * room → { topic, joined, messages, inHistory, unread, members, memberCount }: `inHistory` while the
- * room's history is arriving, `members` maps a member's id to
- * `{ id, user }` (a user id here: only logged-in sessions join), `memberCount` counts them all.
+ * room's history is arriving; `members` maps a member's id to `{ id, user }` (a user id here: only
+ * logged-in sessions join); `memberCount` counts them all, listed or not.
  */
 const rooms = new Map()
 
@@ -107,8 +107,9 @@ function renderMembers () {
 async function loadMembers (name) {
   const room = rooms.get(name)
   const asking = client
+  if (asking === null) return
   try {
-    const { members, count } = await client.members(room.topic)
+    const { members, count } = await asking.members(room.topic)
     // A logout or another login since: this answer belongs to a client that is gone.
     if (client !== asking) return
     room.members = new Map(members.map((member) => [member.id, member]))
