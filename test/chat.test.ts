@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
 import { BOT_NAME } from '../example/chat/bot.js'
-import { buildChatApp, DEV_SECRET, MAX_TEXT, roomTopic, type ChatOptions, type Room } from '../example/chat/app.js'
+import { buildChatApp, DEV_SECRET, MAX_TEXT, ROOM_HISTORY, roomTopic, type ChatOptions, type Room } from '../example/chat/app.js'
 import {
   createBrowser,
   envelopesOf,
+  eventually,
   openGlueSocket,
   redisSkip,
   startRedis,
@@ -39,14 +40,24 @@ interface Answer {
 
 let nextId = 1
 
-/** Sends a `q` (request) or `s` (subscribe) envelope and resolves with its reply. */
-async function call (socket: GlueSocket, kind: 'q' | 's', payload: unknown): Promise<Answer> {
+/** Sends a `q` (request), `s` (subscribe, with `history` if given) or `v` (members) envelope and resolves with its reply. */
+async function call (socket: GlueSocket, kind: 'q' | 's' | 'v', payload: unknown, history?: unknown): Promise<Answer> {
   const id = nextId++
-  socket.sendEnvelope([kind, id, payload])
+  socket.sendEnvelope(history === undefined ? [kind, id, payload] : [kind, id, payload, history])
   const isReply = (envelope: unknown[]): boolean => envelope[0] === 'r' && envelope[1] === id
   await until(() => envelopesOf(socket).some(isReply), `the reply to ${kind} ${id}`)
   const reply = envelopesOf(socket).find(isReply) as unknown[]
   return { ok: reply[2] === 1, value: reply[3] }
+}
+
+/** The texts of the history (`h`) envelopes a socket received for a topic, in order. */
+function historyTexts (socket: GlueSocket, topic: string): string[] {
+  return envelopesOf(socket).filter((envelope) => envelope[0] === 'h' && envelope[1] === topic).map((envelope) => (envelope[3] as { text: string }).text)
+}
+
+/** The member ids of a member list reply, sorted. */
+function memberIds (answer: Answer): string[] {
+  return (answer.value as { members: Array<{ id: string }> }).members.map((member) => member.id).sort()
 }
 
 /** The data of the topic messages a socket received, in order. */
@@ -74,7 +85,7 @@ test('serves the page from static files with a strict content security policy; t
   const html = await page.text()
   t.match(html, '<script type="module" src="/chat.js"></script>')
   t.notMatch(html, /<script>|<style>|\son[a-z]+=/, 'no inline script or handler: the policy would block it')
-  for (const id of ['login', 'name', 'rooms', 'messages', 'composer', 'text', 'post', 'ask', 'error', 'logout', 'members', 'state']) t.match(html, `id="${id}"`)
+  for (const id of ['login', 'name', 'rooms', 'messages', 'composer', 'text', 'post', 'ask', 'error', 'logout', 'members', 'members-more', 'state']) t.match(html, `id="${id}"`)
 
   const script = await fetch(chat.http + '/chat.js')
   t.match(script.headers.get('content-type'), /javascript/)
@@ -88,7 +99,8 @@ test('serves the page from static files with a strict content security policy; t
     rooms: ['general', 'random', 'help'],
     topics: ['room:general', 'room:random', 'room:help'],
     bot: { name: BOT_NAME, room: 'help' },
-    maxText: MAX_TEXT
+    maxText: MAX_TEXT,
+    history: { limit: 100, maxAge: 3_600_000 }
   })
   t.same(await (await fetch(chat.http + '/me')).json(), { user: null, rooms: [] })
 })
@@ -222,6 +234,85 @@ test('/me names the rooms the session is in; logout revokes the session: its soc
   t.same((await browser.fetch('/me')).body, { user: null, rooms: [] })
 })
 
+test('a member who joins later gets the room\'s history, in order, before live posts; the room keeps its last 100', async (t) => {
+  const chat = await start(t, { postLimit: { postsPerSecond: 1000, burst: 200 } })
+  const ada = await member(t, chat, 'ada', ['general', 'random'])
+  for (let i = 1; i <= 3; i++) t.same(await call(ada, 'q', { op: 'post', room: 'general', text: `earlier ${i}` }), { ok: true, value: { posted: true } })
+  t.same(await call(ada, 'q', { op: 'post', room: 'random', text: 'elsewhere' }), { ok: true, value: { posted: true } })
+
+  const bob = await member(t, chat, 'bob', [])
+  t.same(await call(bob, 's', roomTopic('general'), {}), { ok: true, value: roomTopic('general') }, 'bob joins asking for the history')
+  await until(() => historyTexts(bob, roomTopic('general')).length === 3, 'bob gets the three earlier posts')
+  t.same(historyTexts(bob, roomTopic('general')), ['earlier 1', 'earlier 2', 'earlier 3'], 'oldest first, only #general\'s')
+  const history = envelopesOf(bob).filter((envelope) => envelope[0] === 'h')
+  t.match(history[0], ['h', roomTopic('general'), /^[\w-]+\.\d+$/, { room: 'general', author: 'ada', text: 'earlier 1', bot: false }], 'each with its position and the message as published')
+
+  t.same(await call(ada, 'q', { op: 'post', room: 'general', text: 'live' }), { ok: true, value: { posted: true } })
+  await until(() => roomMessages(bob).length === 1, 'bob gets the live post')
+  const kinds = envelopesOf(bob).filter((envelope) => envelope[0] === 'h' || envelope[0] === 't').map((envelope) => envelope[0])
+  t.same(kinds, ['h', 'h', 'h', 't'], 'the history came before the live post, and each message once')
+  const lastKept = history[2]?.[2] as string
+  const livePosition = envelopesOf(bob).find((envelope) => envelope[0] === 't')?.[4] as string
+  t.ok(Number(livePosition.split('.')[1]) > Number(lastKept.split('.')[1]), 'the live post is numbered after the history')
+
+  t.comment('a page that comes back with the position of the last post it showed gets only what came after it')
+  const carol = await member(t, chat, 'carol', [])
+  t.same(await call(carol, 's', roomTopic('general'), { since: history[1]?.[2] }), { ok: true, value: roomTopic('general') })
+  await until(() => historyTexts(carol, roomTopic('general')).length === 2, 'carol gets what came after "earlier 2"')
+  t.same(historyTexts(carol, roomTopic('general')), ['earlier 3', 'live'])
+  t.equal(envelopesOf(carol).some((envelope) => envelope[0] === 'l'), false, 'nothing of it is gone: no gap')
+
+  t.comment('the room keeps its last 100 posts: one who asks for more gets 100, and one from an old position a gap')
+  for (let i = 1; i <= ROOM_HISTORY.limit + 1; i++) ada.sendEnvelope(['q', nextId++, { op: 'post', room: 'general', text: `flood ${i}` }])
+  await until(() => roomMessages(bob).filter((message) => (message as { text: string }).text === `flood ${ROOM_HISTORY.limit + 1}`).length === 1, 'the last post is out')
+  const dave = await member(t, chat, 'dave', [])
+  t.same(await call(dave, 's', roomTopic('general'), { last: 1_000_000_000 }), { ok: true, value: roomTopic('general') })
+  await until(() => historyTexts(dave, roomTopic('general')).length === ROOM_HISTORY.limit, 'dave gets the last 100')
+  t.equal(historyTexts(dave, roomTopic('general'))[0], 'flood 2', 'the oldest kept is the 100th from the end')
+  const erin = await member(t, chat, 'erin', [])
+  t.same(await call(erin, 's', roomTopic('general'), { since: history[0]?.[2] }), { ok: true, value: roomTopic('general') })
+  await until(() => historyTexts(erin, roomTopic('general')).length === ROOM_HISTORY.limit, 'erin gets what is kept')
+  t.same(envelopesOf(erin).find((envelope) => envelope[0] === 'l'), ['l', roomTopic('general'), 4], 'the four posts after her position that are gone, as a gap before the history')
+  t.same((await chat.app.sessions.history(roomTopic('random'))).messages.map((message) => (message.data as { text: string }).text), ['elsewhere'], 'each room keeps its own')
+})
+
+test('the members of a room are its logged-in users; members join and leave, and only a member may ask', async (t) => {
+  const chat = await start(t)
+  const ada = await member(t, chat, 'ada', ['general'])
+  const bob = await member(t, chat, 'bob', ['general', 'random'])
+  const carol = await member(t, chat, 'carol', ['random'])
+  const general = await call(ada, 'v', roomTopic('general'))
+  t.equal(general.ok, true)
+  t.same(memberIds(general), ['ada', 'bob'], 'ada and bob are in #general')
+  t.match(general.value, { members: [{ user: true }, { user: true }], count: 2 }, 'members are user ids')
+  t.same(memberIds(await call(carol, 'v', roomTopic('random'))), ['bob', 'carol'])
+  t.match(await call(carol, 'v', roomTopic('general')), { ok: false, value: { code: 'GLUE_NOT_SUBSCRIBED' } }, 'carol is not in #general: she may not ask who is')
+  t.match(await call(carol, 'v', 'room:secret'), { ok: false, value: { code: 'GLUE_NO_PRESENCE' } }, 'no other topic shows presence')
+  t.same((await chat.app.sessions.members(roomTopic('general'))).count, 2)
+
+  t.comment('a second tab of bob is still one member; carol joins #general, then bob logs out')
+  const isBatch = (envelope: unknown[]): boolean => envelope[0] === 'p' && envelope[1] === roomTopic('general')
+  const heardJoining = (): string[] => envelopesOf(ada).filter(isBatch).flatMap((envelope) => (envelope[2] as Array<{ id: string }>).map((joined) => joined.id)).sort()
+  // Ada and bob joined within a batch or two.
+  await until(() => heardJoining().join() === 'ada,bob', 'ada hears ada and bob join')
+  const before = envelopesOf(ada).filter(isBatch).length
+  t.same(await call(carol, 's', roomTopic('general')), { ok: true, value: roomTopic('general') })
+  await until(() => envelopesOf(ada).filter(isBatch).length > before, 'ada hears carol join')
+  t.same(envelopesOf(ada).filter(isBatch).at(-1), ['p', roomTopic('general'), [{ id: 'carol', user: true }], []])
+  const bobBrowser = createBrowser(chat.http)
+  await bobBrowser.fetch('/login', { method: 'POST', body: { name: 'bob' } })
+  const bobTab = await bobBrowser.open(t, chat.ws)
+  t.same(await call(bobTab, 's', roomTopic('general')), { ok: true, value: roomTopic('general') })
+  t.same(memberIds(await call(ada, 'v', roomTopic('general'))), ['ada', 'bob', 'carol'], 'bob\'s two sessions are one member')
+  t.same((await bobBrowser.fetch('/logout', { method: 'POST', body: {} })).body, { user: 'bob' })
+  await bobTab.closed
+  t.same(memberIds(await call(ada, 'v', roomTopic('general'))), ['ada', 'bob', 'carol'], 'bob\'s first session is still in the room')
+  bob.socket.close()
+  await bob.closed
+  await until(() => envelopesOf(ada).some((envelope) => isBatch(envelope) && JSON.stringify(envelope[3]) === '[{"id":"bob","user":true}]'), 'ada hears bob leave')
+  t.same(memberIds(await call(ada, 'v', roomTopic('general'))), ['ada', 'carol'])
+})
+
 test('reads POSTS_PER_SECOND and POST_BURST from the environment and rejects bad ones', async (t) => {
   const saved = { perSecond: process.env.POSTS_PER_SECOND, burst: process.env.POST_BURST }
   t.teardown(() => {
@@ -303,4 +394,13 @@ test('runs as several nodes with REDIS_URL: a post on one node reaches a member 
   t.same(await call(ada, 'q', { op: 'post', room: 'general', text: 'across nodes' }), { ok: true, value: { posted: true } })
   await until(() => roomMessages(bob).length === 1, 'bob on node b gets the post')
   t.match(roomMessages(bob), [{ room: 'general', author: 'ada', text: 'across nodes' }])
+
+  t.comment('carol joins later on node b: the history and the member list are the cluster\'s')
+  const carol = await member(t, b, 'carol', [])
+  t.same(await call(carol, 's', roomTopic('general'), {}), { ok: true, value: roomTopic('general') })
+  await until(() => historyTexts(carol, roomTopic('general')).length === 1, 'carol gets ada\'s post from the history')
+  t.same(historyTexts(carol, roomTopic('general')), ['across nodes'])
+  // Each node writes its members to Redis once per presence interval.
+  await eventually(async () => memberIds(await call(carol, 'v', roomTopic('general'))), ['ada', 'bob', 'carol'], 'the three members, from both nodes')
+  t.match((await call(carol, 'v', roomTopic('general'))).value, { count: 3 }, 'ada on node a, bob and carol on node b')
 })

@@ -62,6 +62,19 @@ async function see (page: Page, author: string, text: string | RegExp): Promise<
   return (await item.getAttribute('class')) ?? ''
 }
 
+/** The names in the People pane, in order, as shown (ada's own carries the tag "you"). */
+async function members (page: Page): Promise<string[]> {
+  return await page.locator('#members li').allTextContents()
+}
+
+/** How many messages of `author` with exactly `text` the open room shows. */
+async function countOf (page: Page, author: string, text: string): Promise<number> {
+  return await page.locator('#messages li')
+    .filter({ has: page.locator('.author', { hasText: author }) })
+    .filter({ has: page.locator('.text', { hasText: new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) }) })
+    .count()
+}
+
 async function post (page: Page, text: string): Promise<void> {
   await page.fill('#text', text)
   await page.press('#text', 'Enter')
@@ -78,12 +91,46 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
   const browser = await launch(t)
 
-  t.comment('ada and bob log in from two browser contexts; each joins #general')
+  t.comment('ada logs in, joins #general and talks to the empty room; the People pane lists her')
   const ada = await loggedIn(browser, url, 'ada')
-  const bob = await loggedIn(browser, url, 'bob')
   t.equal(await ada.page.textContent('#me'), 'ada')
+  await ada.page.locator('#members li[data-member="ada"]').waitFor()
+  t.same(await members(ada.page), ['adayou'], 'ada, marked as you')
+  t.equal(await ada.page.getAttribute('#members li[data-member="ada"]', 'class'), 'you')
+  t.equal(await ada.page.textContent('#people-title'), 'People in #general')
+  await post(ada.page, 'Anyone here?')
+  await see(ada.page, 'ada', 'Anyone here?')
+  await post(ada.page, 'I will wait.')
+  await see(ada.page, 'ada', 'I will wait.')
+
+  t.comment('bob logs in later: #general shows what ada said before he came, from the room\'s history')
+  const bob = await loggedIn(browser, url, 'bob')
   t.equal(await bob.page.textContent('#room-title'), '#general')
+  await see(bob.page, 'ada', 'I will wait.')
+  t.same(await bob.page.locator('#messages li').allTextContents(), [
+    'Earlier messages',
+    ...await ada.page.locator('#messages li').allTextContents()
+  ], 'the history, in order, under a divider, as ada saw it live')
+  t.equal(await bob.page.locator('#messages li[data-history="true"]').count(), 2, 'both from the history')
+  t.equal(await bob.page.locator('#rooms .unread').count(), 0, 'history is not unread')
   await until(() => app.sessions.subscriberCount(roomTopic('general')) === 2, 'both sessions in #general')
+
+  t.comment('ada sees bob appear in the member list; bob sees both')
+  await ada.page.locator('#members li[data-member="bob"]').waitFor()
+  t.same(await members(ada.page), ['adayou', 'bob'], 'you first, then the others by name')
+  await bob.page.locator('#members li[data-member="ada"]').waitFor()
+  t.same(await members(bob.page), ['bobyou', 'ada'])
+
+  t.comment('bob reloads: the history is there again, once, and the live conversation goes on')
+  await bob.page.reload()
+  await bob.page.locator('#state[data-state="open"]').waitFor()
+  await joined(bob.page, 'general')
+  await see(bob.page, 'ada', 'I will wait.')
+  t.equal(await countOf(bob.page, 'ada', 'Anyone here?'), 1, 'no duplicate after the reload')
+  t.equal(await countOf(bob.page, 'ada', 'I will wait.'), 1, 'no duplicate after the reload')
+  t.equal(await bob.page.locator('#messages li').count(), 3, 'the divider and the two messages')
+  await bob.page.locator('#members li[data-member="ada"]').waitFor()
+  t.same(await members(bob.page), ['bobyou', 'ada'], 'the member list after the reload')
 
   t.comment('each sees the other\'s messages')
   await post(ada.page, 'Hello bob!')
@@ -92,6 +139,9 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   t.equal(await ada.page.inputValue('#text'), '', 'the composer empties once the server accepted')
   await post(bob.page, 'Hi ada, welcome.')
   await see(ada.page, 'bob', 'Hi ada, welcome.')
+  await see(bob.page, 'bob', 'Hi ada, welcome.')
+  // Bob's page after his reload: the history under its divider, then the live conversation, and who is here.
+  await bob.page.screenshot({ path: SCREENSHOT })
 
   t.comment('user text stays text')
   const markup = '<img src=x onerror="document.title=\'pwned\'"> <b>bold?</b>'
@@ -119,18 +169,26 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   await see(bob.page, 'bob', 'What time is it?')
   t.equal(await see(bob.page, BOT_NAME, /^It is \d\d:\d\d:\d\d UTC\.$/), 'bot', 'the bot\'s answer, marked as the bot\'s')
   await ada.page.locator('#rooms button[data-room="help"] .unread', { hasText: '2' }).waitFor()
-  await ada.page.screenshot({ path: SCREENSHOT })
 
   await ada.page.click('#rooms button[data-room="help"]')
   await see(ada.page, BOT_NAME, /^It is /)
   t.equal(await ada.page.locator('#rooms .unread').count(), 0, 'reading the room clears its badge')
+  await ada.page.locator('#members li[data-member="bob"]').waitFor()
+  t.same(await members(ada.page), ['adayou', 'bob'], 'bob joined #help too')
   await ada.page.screenshot({ path: HELP_SCREENSHOT })
 
-  t.comment('bob logs out: his page shows the login form, his session leaves the rooms, and a reload keeps him out')
+  t.comment('bob logs out: his page shows the login form, his session leaves the rooms, he leaves ada\'s member list, and a reload keeps him out')
+  t.equal(await ada.page.textContent('#people-title'), 'People in #help')
   await bob.page.click('#logout')
   await bob.page.locator('#login').waitFor()
   t.equal(await bob.page.isVisible('#chat'), false)
   await until(() => app.sessions.subscriberCount(roomTopic('general')) === 1, 'only ada left in #general')
+  await ada.page.locator('#members li[data-member="bob"]').waitFor({ state: 'detached' })
+  t.same(await members(ada.page), ['adayou'], 'bob left #help')
+  await ada.page.click('#rooms button[data-room="general"]')
+  await ada.page.locator('#members li[data-member="bob"]').waitFor({ state: 'detached' })
+  t.same(await members(ada.page), ['adayou'], 'and #general')
+  await ada.page.click('#rooms button[data-room="help"]')
   await bob.page.reload()
   await bob.page.locator('#login').waitFor()
 
@@ -164,4 +222,35 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
 
   t.same(ada.pageErrors, [], 'no errors on ada\'s page')
   t.same(bob.pageErrors, [], 'no errors on bob\'s page')
+})
+
+test('after the server restarts, a room says what it could not fill, and the page goes on', { skip: inCI ? false : missing }, async (t) => {
+  const first = await buildChatApp({ logger: false, secret: SECRET })
+  let firstClosed = false
+  t.teardown(async () => { if (!firstClosed) await first.close() })
+  const url = await first.listen({ port: 0, host: '127.0.0.1' })
+  const browser = await launch(t)
+  const ada = await loggedIn(browser, url, 'ada')
+  await post(ada.page, 'Before the restart.')
+  await see(ada.page, 'ada', 'Before the restart.')
+  await ada.page.locator('#members li[data-member="ada"]').waitFor()
+
+  t.comment('the server restarts on the same port: its history is gone (one node, in memory)')
+  await first.close()
+  firstClosed = true
+  const second = await buildChatApp({ logger: false, secret: SECRET })
+  t.teardown(() => second.close())
+  await second.listen({ port: Number(new URL(url).port), host: '127.0.0.1' })
+
+  t.comment('the client reconnects and resubscribes from its last position; the room shows the gap as one discreet line')
+  const gap = ada.page.locator('#messages li.gap')
+  await gap.waitFor()
+  t.equal(await gap.textContent(), 'Some messages of #general could not be shown: the server no longer has them.')
+  const classes = async (): Promise<string[]> => await ada.page.locator('#messages li').evaluateAll((items) => items.map((item) => item.className))
+  t.same(await classes(), ['mine', 'gap'], 'ada\'s message, then the gap line')
+  await post(ada.page, 'After the restart.')
+  await see(ada.page, 'ada', 'After the restart.')
+  t.same(await classes(), ['mine', 'gap', 'mine'], 'what was shown stays, once, and the conversation goes on below the gap')
+  t.same(await members(ada.page), ['adayou'], 'ada is still listed after the reconnect')
+  t.same(ada.pageErrors, [], 'no errors on the page')
 })

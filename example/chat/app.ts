@@ -21,6 +21,14 @@ export const BOT_ROOM: Room = 'help'
 /** Longest message text, in characters (code points). */
 export const MAX_TEXT = 500
 
+/**
+ * What each room keeps for members who join later or reload: its last 100 messages of the last hour.
+ * A hundred is a few screens of talk, half of what the page shows per room, and enough to pick up a
+ * conversation; an hour keeps a quiet room from greeting a newcomer with yesterday. Bounded: three
+ * rooms of 100 messages of at most 500 characters are under 1 MiB, far inside `maxHistoryBytes`.
+ */
+export const ROOM_HISTORY = { limit: 100, maxAge: 60 * 60_000 } as const
+
 /** The topic a room's messages are published to. */
 export function roomTopic (room: Room): string {
   return `room:${room}`
@@ -122,7 +130,8 @@ function publicDirectory (): string {
 const CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
 /**
- * Builds the chat: the page at `/` (static files), the websocket at `/ws`, rooms as topics, posts
+ * Builds the chat: the page at `/` (static files), the websocket at `/ws`, rooms as topics with
+ * history and presence, posts
  * and questions to the bot through `client.request()`, `POST /login`, `POST /logout`, `GET /me` (the user and the rooms
  * the session is in) and `GET /rooms`.
  */
@@ -171,6 +180,10 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     answerRequest: answer,
     // Logged-in sessions may join the rooms, and nothing else.
     authorizeSubscribe: (session, topic) => session.userId !== null && topics.has(topic),
+    // Each room keeps its last messages, which a page asks for when it joins (and after a reload).
+    topicHistory: (topic) => topics.has(topic) ? ROOM_HISTORY : undefined,
+    // Each room's subscribers see who is in it: members are user ids, since only logged-in sessions join.
+    topicPresence: (topic) => topics.has(topic),
     redis: redisUrl
   }))
   if (redisUrl !== undefined) app.log.info('chat node joined the cluster through Redis')
@@ -186,7 +199,7 @@ export async function buildChatApp (options: ChatOptions = {}): Promise<FastifyI
     }
   })
 
-  app.get('/rooms', async () => ({ rooms: ROOMS, topics: ROOMS.map(roomTopic), bot: { name: BOT_NAME, room: BOT_ROOM }, maxText: MAX_TEXT }))
+  app.get('/rooms', async () => ({ rooms: ROOMS, topics: ROOMS.map(roomTopic), bot: { name: BOT_NAME, room: BOT_ROOM }, maxText: MAX_TEXT, history: ROOM_HISTORY }))
   // The rooms the session is in, so a reloaded page joins them again (membership outlives a reload).
   app.get('/me', async (request) => {
     const { sessionId } = request

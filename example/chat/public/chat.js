@@ -1,9 +1,11 @@
-// The chat page: log in by name, rooms as topics, posts and questions to the bot as requests.
-// User text only ever reaches the page through textContent, never as HTML.
+// The chat page: log in by name, rooms as topics (with their history and who is in them), posts and
+// questions to the bot as requests. User text only ever reaches the page through textContent, never as HTML.
 import { GlueClient } from '/_glue/glue-client.js'
 
 /** Messages the page keeps per room: older ones leave the page. */
 const MAX_SHOWN = 200
+/** Members the People pane names; the rest are counted ("and 12 more"). */
+const MAX_LISTED = 100
 /** How long a post or a question may wait for the server's answer. */
 const REQUEST_TIMEOUT = 5000
 const HINTS = {
@@ -14,14 +16,18 @@ const HINTS = {
 
 const $ = (id) => document.getElementById(id)
 
-/** From GET /rooms: `{ rooms, topics, bot: { name, room }, maxText }`. */
+/** From GET /rooms: `{ rooms, topics, bot: { name, room }, maxText, history: { limit, maxAge } }`. */
 const config = await fetch('/rooms').then((response) => response.json())
 /** The logged-in user, or null. */
 let me = null
 /** One client per login: a logout revokes the session, and the next login starts a new one. */
 let client = null
 let current = null
-/** room → { topic, joined, messages, unread } */
+/**
+ * room → { topic, joined, messages, inHistory, unread, members, memberCount }: `inHistory` while the
+ * room's history is arriving; `members` maps a member's id to `{ id, user }` (a user id here: only
+ * logged-in sessions join); `memberCount` counts them all, listed or not.
+ */
 const rooms = new Map()
 
 function element (tag, className, text) {
@@ -59,13 +65,74 @@ function renderRooms () {
 }
 
 function messageItem (message) {
-  if (message.notice !== undefined) return element('li', 'notice', message.notice)
+  // A line of the page's own: `kind` 'gap' (history that is gone) or 'divider' (history begins).
+  if (message.notice !== undefined) return element('li', message.kind, message.notice)
   const item = element('li', message.bot ? 'bot' : message.author === me ? 'mine' : '')
+  // From the room's history: said before this page joined (or before a reload).
+  if (message.history) item.dataset.history = 'true'
   const at = new Date(message.at)
   const time = element('time', '', at.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' }))
   time.dateTime = message.at
   item.append(time, element('span', 'author', message.author), element('span', 'text', message.text))
   return item
+}
+
+/** The People pane: the open room's members, "you" first and marked, then by name. */
+function renderMembers () {
+  const room = rooms.get(current)
+  const list = $('members')
+  $('people-title').textContent = room?.joined ? `People in #${current}` : 'People'
+  if (room === undefined || !room.joined) {
+    list.replaceChildren()
+    list.hidden = true
+    $('members-more').textContent = ''
+    return
+  }
+  const members = [...room.members.values()]
+    .sort((a, b) => Number(b.id === me && b.user) - Number(a.id === me && a.user) || a.id.localeCompare(b.id))
+    .slice(0, MAX_LISTED)
+  list.replaceChildren(...members.map((member) => {
+    const you = member.user && member.id === me
+    const item = element('li', you ? 'you' : '', member.user ? member.id : 'a guest')
+    item.dataset.member = member.id
+    if (you) item.append(element('span', 'tag', 'you'))
+    return item
+  }))
+  list.hidden = false
+  const more = room.memberCount - members.length
+  $('members-more').textContent = more > 0 ? `and ${more} more` : ''
+}
+
+/** Asks the server who is in a room (it must be joined), replacing what the page knew. */
+async function loadMembers (name) {
+  const room = rooms.get(name)
+  const asking = client
+  if (asking === null) return
+  try {
+    const { members, count } = await asking.members(room.topic)
+    // A logout or another login since: this answer belongs to a client that is gone.
+    if (client !== asking) return
+    room.members = new Map(members.map((member) => [member.id, member]))
+    room.memberCount = count
+    if (name === current) renderMembers()
+  } catch (err) {
+    if (client === asking) showError(`Could not list the people in #${name}: ${err.code}: ${err.message}`)
+  }
+}
+
+/** A presence batch: a member came to (`joined` true) or left a room. */
+function memberChanged (name, member, joined) {
+  const room = rooms.get(name)
+  if (!room.joined) return
+  const known = room.members.has(member.id)
+  if (joined && !known) {
+    room.members.set(member.id, member)
+    room.memberCount += 1
+  } else if (!joined && known) {
+    room.members.delete(member.id)
+    room.memberCount = Math.max(room.members.size, room.memberCount - 1)
+  }
+  if (name === current) renderMembers()
 }
 
 function renderMessages () {
@@ -74,8 +141,22 @@ function renderMessages () {
   list.scrollTop = list.scrollHeight
 }
 
-/** Keeps a message (or a notice) for its room, and shows it if the room is open. */
+/**
+ * Keeps a message for its room, and shows it if the room is open. A room's history comes before its
+ * live messages, each once (the client drops a position it delivered already), so appending keeps
+ * the order; a divider line says where the history begins.
+ */
 function receive (name, message) {
+  const room = rooms.get(name)
+  if (message.history && !room.inHistory) {
+    append(name, { notice: room.messages.length === 0 ? 'Earlier messages' : 'While you were away', kind: 'divider' })
+  }
+  room.inHistory = message.history
+  append(name, message)
+}
+
+/** Keeps a message (or a line of the page's own) for its room, and shows it if the room is open. */
+function append (name, message) {
   const room = rooms.get(name)
   room.messages.push(message)
   const dropped = room.messages.length > MAX_SHOWN
@@ -86,7 +167,7 @@ function receive (name, message) {
     if (dropped) list.firstElementChild.remove()
     list.append(messageItem(message))
     if (atBottom || message.author === me) list.scrollTop = list.scrollHeight
-  } else if (message.notice === undefined) {
+  } else if (message.notice === undefined && !message.history) {
     room.unread += 1
     renderRooms()
   }
@@ -100,14 +181,17 @@ function isChatMessage (data) {
 
 /**
  * Joins a room: subscribes the session to its topic (the server allows logged-in sessions and the
- * listed rooms only). The subscription belongs to the session and the client restores it after a
- * reconnect. Topic history (the room's last messages, before live ones) slots in here.
+ * listed rooms only), asking for the room's history: its last messages come before live ones. The
+ * subscription belongs to the session and the client restores it after a reconnect, asking then
+ * only for what came after the last message it delivered. Then lists who is in the room.
  */
 async function joinRoom (name) {
   const room = rooms.get(name)
-  await client.subscribe(room.topic)
+  await client.subscribe(room.topic, { history: true })
   room.joined = true
   renderRooms()
+  if (name === current) renderMembers()
+  await loadMembers(name)
 }
 
 async function openRoom (name) {
@@ -121,6 +205,7 @@ async function openRoom (name) {
   showError('')
   renderRooms()
   renderMessages()
+  renderMembers()
   $('text').focus()
   if (room.joined) return
   try {
@@ -152,12 +237,32 @@ async function submit (op) {
 function connect () {
   client = new GlueClient()
   client.on('statechange', renderState)
+  const roomOf = new Map()
   for (const [name, room] of rooms) {
-    client.onTopic(room.topic, ({ data }) => { if (isChatMessage(data)) receive(name, data) })
+    roomOf.set(room.topic, name)
+    client.onTopic(room.topic, ({ data, history }) => { if (isChatMessage(data)) receive(name, { ...data, history }) })
   }
-  client.on('gap', ({ missed }) => {
-    const what = missed === null ? 'Some messages' : `${missed} message${missed === 1 ? '' : 's'}`
-    for (const [name, room] of rooms) if (room.joined) receive(name, { notice: `${what} could not be delivered while you were offline.` })
+  // Every room keeps history, and the client resubscribes after a reconnect asking for what came
+  // after its last message: what cannot be filled comes as a gap of that room. A gap without a
+  // topic (the session's own messages) says nothing more for the rooms, so it is not shown.
+  client.on('gap', ({ missed, topic }) => {
+    const name = roomOf.get(topic)
+    if (name === undefined) return
+    // A count: trimmed or aged out. Unknown: the server's history is another one (it restarted).
+    const notice = missed === null
+      ? `Some messages of #${name} could not be shown: the server no longer has them.`
+      : `${missed} message${missed === 1 ? '' : 's'} of #${name} could not be shown: a room keeps its last ${config.history.limit} messages of the last ${Math.round(config.history.maxAge / 60_000)} minutes.`
+    append(name, { notice, kind: 'gap' })
+  })
+  client.on('join', ({ topic, member }) => { if (roomOf.has(topic)) memberChanged(roomOf.get(topic), member, true) })
+  client.on('leave', ({ topic, member }) => { if (roomOf.has(topic)) memberChanged(roomOf.get(topic), member, false) })
+  // More changed at once than one batch lists: ask for the list again.
+  client.on('membersstale', ({ topic }) => { if (roomOf.has(topic)) loadMembers(roomOf.get(topic)) })
+  // Joins and leaves while the socket was down were not heard: list each joined room again.
+  let opened = false
+  client.on('open', () => {
+    if (opened) for (const [name, room] of rooms) if (room.joined) loadMembers(name)
+    opened = true
   })
   // A logout (here or in another tab of this browser) revokes the session: the socket closes with 3000.
   client.on('revoked', () => signedOut('You were logged out.'))
@@ -170,10 +275,9 @@ function startChat (user, joined) {
   me = user
   rooms.clear()
   config.rooms.forEach((name, index) => {
-    rooms.set(name, { topic: config.topics[index], joined: false, messages: [], unread: 0 })
+    rooms.set(name, { topic: config.topics[index], joined: false, messages: [], inHistory: false, unread: 0, members: new Map(), memberCount: 0 })
   })
   $('me').textContent = user
-  $('you').textContent = user
   $('text').maxLength = config.maxText
   $('login').hidden = true
   $('chat').hidden = false
