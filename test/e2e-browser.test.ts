@@ -2,11 +2,11 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
-import { chromium, type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
+import { type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { buildApp, type ExampleOptions } from '../example/app.js'
+import { chromiumMissing, CHROMIUM, inCI, launchChromium } from './helpers/chromium.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const SECRET = 'e2e-test-secret-that-is-long-enough-0123456'
 const SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example.png', import.meta.url))
 const SECOND_TAB_SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example-second-tab.png', import.meta.url))
@@ -29,28 +29,16 @@ async function waitForState (page: Page, state: string): Promise<void> {
   await page.locator(`#state[data-state="${state}"]`).waitFor({ timeout: STEP_TIMEOUT })
 }
 
-const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
-const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
+const missing = chromiumMissing
 
 // Locally a missing browser skips with a reason; in CI it fails, so a broken image cannot pass green.
 test('chromium is installed in CI', { skip: inCI ? false : 'only checked in CI' }, async (t) => {
   t.equal(missing, false, missing === false ? 'found ' + CHROMIUM : missing)
 })
 
-/** Launches headless chromium (closed in teardown). */
-async function launch (t: Test): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run']
-  })
-  t.teardown(() => browser.close())
-  return browser
-}
-
 /** Launches headless chromium (closed in teardown) and opens a page that records its errors. */
 async function openPage (t: Test): Promise<{ context: BrowserContext, page: Page, pageErrors: string[] }> {
-  return await openContext(await launch(t))
+  return await openContext(await launchChromium(t))
 }
 
 /** A new browser context (its own cookie jar, like another browser) with a page that records its errors. */
@@ -342,7 +330,7 @@ async function sessionCookie (context: BrowserContext, url: string): Promise<str
 test('log in by name in two browsers: a push to the user reaches both, login keeps the socket, logout closes it', { skip: inCI ? false : missing }, async (t) => {
   const server = await startExample(0, { broadcastInterval: 0 })
   t.teardown(() => server.app.close())
-  const browser = await launch(t)
+  const browser = await launchChromium(t)
   const first = await openContext(browser)
   const second = await openContext(browser)
 

@@ -1,29 +1,17 @@
-import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
-import { chromium, type Browser, type Page } from 'playwright-core'
-import { test, type Test } from 'tap'
+import { type Browser, type Page } from 'playwright-core'
+import { test } from 'tap'
 import { BOT_NAME } from '../example/chat/bot.js'
 import { buildChatApp, roomTopic } from '../example/chat/app.js'
 import { createBrowser, until } from './helpers/index.js'
+import { chromiumMissing, CHROMIUM, inCI, launchChromium } from './helpers/chromium.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const SECRET = 'e2e-chat-secret-that-is-long-enough-0123456'
 const SCREENSHOT = fileURLToPath(new URL('../test-output/chat.png', import.meta.url))
 const HELP_SCREENSHOT = fileURLToPath(new URL('../test-output/chat-help.png', import.meta.url))
 const STEP_TIMEOUT = 20_000
 
-const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false'
-const missing = existsSync(CHROMIUM) ? false : `${CHROMIUM} is missing: install the Debian package chromium (.ci/run does)`
-
-async function launch (t: Test): Promise<Browser> {
-  const browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run']
-  })
-  t.teardown(() => browser.close())
-  return browser
-}
+const missing = chromiumMissing
 
 interface Person {
   readonly page: Page
@@ -89,7 +77,7 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   const app = await buildChatApp({ logger: false, secret: SECRET, postLimit: { postsPerSecond: 1000, burst: 300 } })
   t.teardown(() => app.close())
   const url = await app.listen({ port: 0, host: '127.0.0.1' })
-  const browser = await launch(t)
+  const browser = await launchChromium(t)
 
   t.comment('ada logs in, joins #general and talks to the empty room; the People pane lists her')
   const ada = await loggedIn(browser, url, 'ada')
@@ -229,7 +217,7 @@ test('after the server restarts, a room says what it could not fill, and the pag
   let firstClosed = false
   t.teardown(async () => { if (!firstClosed) await first.close() })
   const url = await first.listen({ port: 0, host: '127.0.0.1' })
-  const browser = await launch(t)
+  const browser = await launchChromium(t)
   const ada = await loggedIn(browser, url, 'ada')
   await post(ada.page, 'Before the restart.')
   await see(ada.page, 'ada', 'Before the restart.')
