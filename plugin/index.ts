@@ -27,7 +27,7 @@ import { setUpHandshake } from './handshake/handshake.js'
 import { MAX_CLOCK_SKEW } from './handshake/identity.js'
 import { createSessionCookie } from './handshake/session-cookie.js'
 import { SessionStore } from './sessions/store.js'
-import { Pipes, deliverTo } from './streams/pipes.js'
+import { Pipes, PIPE_STATS, deliverTo } from './streams/pipes.js'
 import { Revocations } from './users/revocations.js'
 import { createUserSessions } from './users/users.js'
 import { GLUE_PROTOCOL } from './wire/protocol.js'
@@ -187,6 +187,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const pipes = new Pipes({
     deliver: (destination, data, volatile) => { deliverTo(sessions, destination, data, volatile) },
     settled: () => adapter.settled(),
+    counted: (count) => { stats[PIPE_STATS[count]]++ },
     log: fastify.log
   })
   const sessions = createSessions(store, adapter, events, stats, options, createGauges(store, writer, adapter, stats, fastify.log), users, { history: topicHistory, presence: topicPresence }, pipes)

@@ -51,6 +51,13 @@ export interface SessionStats {
   presenceEvents: number
   /** Presence batches with more changes than `maxMembers`, sent as "ask for the list again". */
   presenceOverflows: number
+  /** Items every pipe of this node handed over, skipped (map or to gave undefined), and dropped as invalid, since start. */
+  pipeDelivered: number
+  pipeSkipped: number
+  pipeInvalid: number
+  /** Errors that ended a run of a pipe's source, and restarts of sources, over every pipe. */
+  pipeErrors: number
+  pipeRestarts: number
   /** Handshakes refused (origin, socket limits, handshake rate). */
   refusedHandshakes: number
   /** Sockets closed with 1011 because the plugin failed while handling them (logged at error level). */
@@ -94,6 +101,11 @@ export function createStats (): SessionStats {
     historyMessages: 0,
     presenceEvents: 0,
     presenceOverflows: 0,
+    pipeDelivered: 0,
+    pipeSkipped: 0,
+    pipeInvalid: 0,
+    pipeErrors: 0,
+    pipeRestarts: 0,
     closesByCode: createCloseCounts(),
     revocations: 0,
     revocationEvictions: 0

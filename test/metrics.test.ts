@@ -98,6 +98,38 @@ test('exposes the counters, closes by code and the gauges, with the values of re
   t.match(text, /^# HELP glue_closes_total /m)
 })
 
+test('counts the items of every pipe by outcome, and keeps counting after a pipe ends', async (t) => {
+  const registry = new Registry()
+  const { app } = await startWithMetrics(registry)
+  t.teardown(() => app.close())
+  // 1 and 3 delivered, 2 skipped by map, 4 refused (an invalid topic): the pipe ends with its source.
+  const ended = app.sessions.pipe([1, 2, 3, 4], { to: (n: number) => ({ topic: n === 4 ? '' : 'numbers' }) }, { map: (n: number) => n === 2 ? undefined : n })
+  t.equal((await ended.done).state, 'ended')
+  let runs = 0
+  const failing = app.sessions.pipe(() => {
+    runs++
+    // A source that breaks before its first item: one restart, then the pipe gives up.
+    return (function * () { throw new Error('source broke') })()
+  }, { topic: 'numbers' }, { restart: { retries: 1, minDelay: 1, maxDelay: 1 } })
+  t.equal((await failing.done).state, 'failed')
+  t.equal(runs, 2, 'one restart')
+  let text = await registry.metrics()
+  t.equal(sample(text, 'glue_pipe_items_total{outcome="delivered"}'), 2, 'the items of a pipe that ended still count')
+  t.equal(sample(text, 'glue_pipe_items_total{outcome="skipped"}'), 1)
+  t.equal(sample(text, 'glue_pipe_items_total{outcome="invalid"}'), 1)
+  t.equal(sample(text, 'glue_pipe_errors_total'), 2)
+  t.equal(sample(text, 'glue_pipe_restarts_total'), 1)
+  t.equal(sample(text, 'glue_pipes'), 0, 'no pipe running')
+  const stats = app.sessions.stats()
+  t.same([stats.pipeDelivered, stats.pipeSkipped, stats.pipeInvalid, stats.pipeErrors, stats.pipeRestarts], [2, 1, 1, 2, 1], 'the same counts in stats()')
+  const running = app.sessions.pipe(async function * ({ signal }) {
+    await new Promise((resolve) => { signal.addEventListener('abort', resolve, { once: true }) })
+  }, { topic: 'numbers' })
+  text = await registry.metrics()
+  t.equal(sample(text, 'glue_pipes'), 1, 'a running pipe')
+  await running.stop()
+})
+
 test('counts bytes a non-reading socket leaves buffered', async (t) => {
   const registry = new Registry()
   const { app, wsUrl } = await startWithMetrics(registry, { glue: { heartbeatInterval: 0, sendHighWaterMark: 64 * 1024 * 1024 } })

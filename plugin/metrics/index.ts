@@ -8,7 +8,8 @@ import { CLOSE_CODE_LABELS } from '../stats.js'
 import { invalid } from '../config/validate.js'
 import { resolveMetricsOptions, type GlueMetricsOptions } from '../config/metrics-options.js'
 
-type CounterStat = Exclude<keyof SessionStats, 'sockets' | 'sessions' | 'detachedSessions' | 'closesByCode' | 'revocations'>
+type CounterStat = Exclude<keyof SessionStats, 'sockets' | 'sessions' | 'detachedSessions' | 'closesByCode' | 'revocations' | PipeStat>
+type PipeStat = 'pipeDelivered' | 'pipeSkipped' | 'pipeInvalid'
 type LocalGauge = Exclude<keyof SessionGauges, 'adapter'>
 
 /** Counters of `stats()`: metric name (after the prefix), the field, the help text. */
@@ -25,6 +26,8 @@ const COUNTERS: ReadonlyArray<readonly [string, CounterStat, string]> = [
   ['internal_errors_total', 'internalErrors', 'Sockets closed with 1011 because the plugin failed while handling them.'],
   ['invalid_messages_total', 'invalidMessages', 'Client messages and requests refused by the messageSchema or requestSchema.'],
   ['revocation_evictions_total', 'revocationEvictions', 'Revocations forgotten early to stay within maxRevocations.'],
+  ['pipe_errors_total', 'pipeErrors', 'Errors that ended a run of a pipe source (sessions.pipe), over every pipe.'],
+  ['pipe_restarts_total', 'pipeRestarts', 'Restarts of pipe sources after an error, over every pipe.'],
   ['history_requests_total', 'historyRequests', "Clients' requests for a topic's history."],
   ['history_messages_total', 'historyMessages', 'Messages written to clients from topic histories.'],
   ['presence_events_total', 'presenceEvents', 'Join and leave events sent, one per member change and topic.'],
@@ -45,7 +48,7 @@ async function glueMetrics (fastify: FastifyInstance, rawOptions: GlueMetricsOpt
   const { registry, prefix } = resolveMetricsOptions(rawOptions, globalRegistry)
   const sessions = fastify.sessions
   const names = [
-    ...COUNTERS.map(([name]) => name), 'closes_total',
+    ...COUNTERS.map(([name]) => name), 'closes_total', 'pipe_items_total', 'pipes',
     ...GAUGES.map(([name]) => name), 'revocations', 'adapter_connected', 'cluster_lag_messages'
   ].map((name) => prefix + name)
   const taken = names.find((name) => registry.getSingleMetric(name) !== undefined)
@@ -86,6 +89,27 @@ async function glueMetrics (fastify: FastifyInstance, rawOptions: GlueMetricsOpt
       const closes = sessions.stats().closesByCode
       this.reset()
       for (const code of CLOSE_CODE_LABELS) this.inc({ code }, closes[code])
+    }
+  }))
+  metrics.push(new Counter({
+    name: prefix + 'pipe_items_total',
+    help: 'Items of every pipe (sessions.pipe) by outcome: delivered, skipped (map or to gave undefined), invalid (refused and dropped).',
+    labelNames: ['outcome'],
+    registers,
+    collect () {
+      const stats = sessions.stats()
+      this.reset()
+      this.inc({ outcome: 'delivered' }, stats.pipeDelivered)
+      this.inc({ outcome: 'skipped' }, stats.pipeSkipped)
+      this.inc({ outcome: 'invalid' }, stats.pipeInvalid)
+    }
+  }))
+  metrics.push(new Gauge({
+    name: prefix + 'pipes',
+    help: 'Pipes running or restarting.',
+    registers,
+    collect () {
+      this.set(sessions.pipes().length)
     }
   }))
   for (const [name, field, help] of GAUGES) {

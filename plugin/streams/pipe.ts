@@ -52,8 +52,13 @@ export interface PipeHost {
   deliver (destination: PipeDestination, data: unknown, volatile: boolean): void
   /** Resolves once every message handed over so far is accepted; undefined when nothing is pending. */
   settled (): Promise<void> | undefined
+  /** Hears each count a pipe makes, for the node's totals (`stats()`): pipes come and go, totals stay. */
+  counted (count: PipeCount): void
   readonly log: FastifyBaseLogger
 }
+
+/** The counts of `PipeStats`. */
+export type PipeCount = 'delivered' | 'skipped' | 'invalid' | 'errors' | 'restarts'
 
 const STOPPED = Symbol('stopped')
 /** Errors that say one item cannot be sent: the item is dropped and the pipe goes on. */
@@ -135,7 +140,7 @@ export class RunningPipe implements Pipe {
       this.#state = 'restarting'
       this.#host.log.info({ pipe: this.name, delay, attempt: failures }, 'pipe: restarting the source')
       if (await this.#wait(delay) === STOPPED) return this.#finish('stopped', undefined)
-      this.#counts.restarts++
+      this.#count('restarts')
       this.#state = 'running'
     }
   }
@@ -178,7 +183,7 @@ export class RunningPipe implements Pipe {
       }
     } catch (err) {
       const error = asError(err)
-      this.#counts.errors++
+      this.#count('errors')
       this.#host.log.error({ err: error, pipe: this.name, stage }, stage === 'source' ? 'pipe: source failed' : 'pipe: map, to or delivery failed')
       return error
     } finally {
@@ -192,18 +197,23 @@ export class RunningPipe implements Pipe {
     const target = this.#target
     const destination = 'to' in target ? target.to(item) : target
     if (data === undefined || destination === undefined) {
-      this.#counts.skipped++
+      this.#count('skipped')
       return
     }
     try {
       this.#host.deliver(destination, data, this.#options.volatile)
     } catch (err) {
       if (!isInvalidItem(err)) throw err
-      this.#counts.invalid++
+      this.#count('invalid')
       this.#logInvalid(err as Error)
       return
     }
-    this.#counts.delivered++
+    this.#count('delivered')
+  }
+
+  #count (count: PipeCount): void {
+    this.#counts[count]++
+    this.#host.counted(count)
   }
 
   #logInvalid (err: Error): void {

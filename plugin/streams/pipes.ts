@@ -1,11 +1,21 @@
 import { describe, FST_WSGLUE_INVALID_PIPE } from '../errors.js'
-import { RunningPipe, type Pipe, type PipeHost, type PipeStats } from './pipe.js'
+import { RunningPipe, type Pipe, type PipeCount, type PipeHost, type PipeStats } from './pipe.js'
+import type { SessionStats } from '../stats.js'
 import { isPipeSource, readPipeTarget, resolvePipeOptions } from './pipe-options.js'
 
 /** Pipes one app may run at once: they are created by code, so more means a pipe per request by mistake. */
 export const MAX_PIPES = 1000
 
 /** The app's running pipes: starts them, lists them, and stops them all when the app closes. */
+/** Where each pipe count adds up in `stats()`. */
+export const PIPE_STATS: Readonly<Record<PipeCount, keyof SessionStats & `pipe${string}`>> = {
+  delivered: 'pipeDelivered',
+  skipped: 'pipeSkipped',
+  invalid: 'pipeInvalid',
+  errors: 'pipeErrors',
+  restarts: 'pipeRestarts'
+}
+
 export class Pipes {
   readonly #host: PipeHost
   readonly #running = new Set<RunningPipe>()
