@@ -187,6 +187,7 @@ async function glue (fastify: FastifyInstance, rawOptions: GlueOptions): Promise
   const pipes = new Pipes({
     deliver: (destination, data, volatile) => { deliverTo(sessions, destination, data, volatile) },
     settled: () => adapter.settled(),
+    undelivered: () => adapter.undelivered ?? 0,
     counted: (count) => { stats[PIPE_STATS[count]]++ },
     log: fastify.log
   })

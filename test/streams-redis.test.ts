@@ -191,6 +191,28 @@ t.test('redis stream source', { skip: redisSkip }, async (t) => {
     await eventually(async () => await pendingCount(admin, key, 'g'), 0, 'then acknowledged')
   })
 
+  t.test('an entry whose message Redis refused is not acknowledged, and comes again once Redis accepts writes', async (t) => {
+    const cluster = await startRedis(t)
+    const clusterAdmin = cluster.client()
+    const key = uniquePrefix()
+    await admin.xgroup('CREATE', key, 'g', '$', 'MKSTREAM')
+    const node = await startStreamNode(t, { redis: redis.url, key, group: 'g', consumer: 'a' }, { redis: { url: cluster.url, prefix: uniquePrefix() } })
+    const tab = await subscribedTab(t, node)
+    await eventually(() => node.app.sessions.clusterSubscriberCount('room'), 1, 'subscribed')
+    // Above maxmemory with noeviction, Redis answers every write (the adapter's scripts) with an OOM error.
+    await clusterAdmin.config('SET', 'maxmemory-policy', 'noeviction')
+    await clusterAdmin.config('SET', 'maxmemory', '1')
+    t.teardown(async () => { await clusterAdmin.config('SET', 'maxmemory', '0') })
+    await add(admin, key, 'refused')
+    await until(() => node.pipe.stats().errors >= 1, 'the run fails: Redis refused the message')
+    t.equal(await pendingCount(admin, key, 'g'), 1, 'not acknowledged')
+    t.notOk(dataOf(tab).includes('refused'), 'nor delivered')
+    await clusterAdmin.config('SET', 'maxmemory', '0')
+    await until(() => dataOf(tab).includes('refused'), 'delivered once Redis accepts writes again')
+    await eventually(async () => await pendingCount(admin, key, 'g'), 0, 'then acknowledged')
+    t.equal(dataOf(tab).filter((data) => data === 'refused').length, 1, 'once')
+  })
+
   t.test('rejects invalid options', async (t) => {
     const bad: Array<[string, unknown, RegExp]> = [
       ['options', 'redis://x', /`createRedisStreamSource` to be an options object/],

@@ -164,6 +164,12 @@ interface AdapterBase {
   emit (message: ClusterMessage): number
   /** Resolves once every message emitted so far has its place in the cluster order; undefined when none is pending. */
   settled (): Promise<void> | undefined
+  /**
+   * Optional: how many messages the adapter failed to deliver outright (the shared store refused a
+   * command: logged, not retried). `settled()` resolves for them too; a pipe compares this count
+   * before and after, so its source does not acknowledge items that may be among them.
+   */
+  readonly undelivered?: number
   /** A socket of a session, bound to `userId` (or anonymous), opened on this node (presence); or closed. */
   socketOpened (sessionId: string, userId: string | null): void
   socketClosed (sessionId: string): void

@@ -152,6 +152,12 @@ class RedisAdapter implements SequencedAdapter {
     ;(this.#host as AdapterHost).restoreRevocations(sessions, users)
   }
 
+  get undelivered (): number {
+    let count = 0
+    for (const shard of this.#shards) count += shard.undelivered
+    return count
+  }
+
   settled (): Promise<void> | undefined {
     const pending = this.#shards.map((shard) => shard.settled).filter((settled) => settled !== undefined)
     if (pending.length === 0) return undefined

@@ -51,6 +51,7 @@ export class RedisShard {
   #counter = 0
   #order = 0
   #last: Promise<void> | undefined
+  #undelivered = 0
   #stopped = false
   #outage = false
   #recovering = false
@@ -86,6 +87,11 @@ export class RedisShard {
   }
 
   /** Resolves once every message sent so far is numbered (or failed); undefined before the first. */
+  /** Messages Redis refused outright (logged as not delivered). */
+  get undelivered (): number {
+    return this.#undelivered
+  }
+
   get settled (): Promise<void> | undefined {
     return this.#last
   }
@@ -298,6 +304,7 @@ export class RedisShard {
         return
       }
       this.#host.log.error({ err, kind: message.kind }, 'redis adapter: message not delivered')
+      this.#undelivered++
       this.#unchanged(message)
       pending.done()
     })

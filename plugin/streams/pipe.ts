@@ -52,6 +52,8 @@ export interface PipeHost {
   deliver (destination: PipeDestination, data: unknown, volatile: boolean): void
   /** Resolves once every message handed over so far is accepted; undefined when nothing is pending. */
   settled (): Promise<void> | undefined
+  /** Messages the adapter failed to deliver outright so far (never decreases). */
+  undelivered (): number
   /** Hears each count a pipe makes, for the node's totals (`stats()`): pipes come and go, totals stay. */
   counted (count: PipeCount): void
   readonly log: FastifyBaseLogger
@@ -93,6 +95,8 @@ export class RunningPipe implements Pipe {
   readonly #context: PipeContext
   #state: PipeState = 'running'
   readonly #counts = { delivered: 0, skipped: 0, invalid: 0, errors: 0, restarts: 0 }
+  /** The adapter's undelivered count when this pipe last confirmed acceptance. */
+  #undeliveredSeen: number
   #invalidLoggedAt = -Infinity
   #invalidUnlogged = 0
 
@@ -102,11 +106,20 @@ export class RunningPipe implements Pipe {
     this.#target = target
     this.#options = options
     this.#host = host
+    this.#undeliveredSeen = host.undelivered()
     const signal = this.#abort.signal
     this.#stopped = new Promise((resolve) => { signal.addEventListener('abort', () => { resolve(STOPPED) }, { once: true }) })
     this.#context = {
       signal,
-      accepted: async () => { await host.settled() }
+      accepted: async () => {
+        await host.settled()
+        // A message the adapter could not deliver may be one of ours: the source must not acknowledge.
+        const undelivered = host.undelivered()
+        const failed = undelivered - this.#undeliveredSeen
+        if (failed === 0) return
+        this.#undeliveredSeen = undelivered
+        throw new Error(`the adapter failed to deliver ${failed} message(s) since the last acknowledgement; not acknowledging`)
+      }
     }
     this.done = this.#run()
   }
