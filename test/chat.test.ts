@@ -1,6 +1,3 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
@@ -13,6 +10,7 @@ import {
   eventually,
   openGlueSocket,
   redisSkip,
+  startBuiltServer,
   startRedis,
   until,
   type GlueSocket
@@ -357,32 +355,14 @@ test('warns once when the built-in development secret is used', async (t) => {
 })
 
 test('the chat server listens on PORT and HOST, logs its url and stops on SIGTERM', async (t) => {
-  const server = fileURLToPath(new URL('../dist/example/chat/server.js', import.meta.url))
-  const child = spawn(process.execPath, [server], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', SESSION_SECRET: SECRET, REDIS_URL: '' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL')
-    await exited
-  })
-  let url = ''
-  for await (const text of createInterface({ input: child.stdout })) {
-    const line = JSON.parse(text) as { msg: string, url?: string }
-    if (line.url !== undefined) {
-      url = line.url
-      t.match(line.msg, /chat example listening/)
-      break
-    }
-  }
+  const server = await startBuiltServer(t, fileURLToPath(new URL('../dist/example/chat/server.js', import.meta.url)), { PORT: '0', HOST: '127.0.0.1', SESSION_SECRET: SECRET, REDIS_URL: '' })
+  t.match(server.message, /chat example listening/)
+  const url = server.url
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
   const page = await fetch(url + '/', { headers: { accept: 'text/html' } })
   t.equal(page.status, 200, 'the built server finds the page files')
   t.match(await page.text(), 'glue chat')
-  child.kill('SIGTERM')
-  const [code] = await exited
-  t.equal(code, 0, 'exits cleanly')
+  t.equal(await server.stop(), 0, 'exits cleanly')
 })
 
 test('runs as several nodes with REDIS_URL: a post on one node reaches a member on another', { skip: redisSkip }, async (t) => {

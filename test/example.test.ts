@@ -1,6 +1,3 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
-import { createInterface } from 'node:readline'
 import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
@@ -16,6 +13,7 @@ import {
   openInboxSocket,
   redisSkip,
   refusedHandshake,
+  startBuiltServer,
   startRedis,
   until
 } from './helpers/index.js'
@@ -374,32 +372,14 @@ test('the session tag is short and stable and does not reveal the id', async (t)
 })
 
 test('the example server listens on PORT and HOST, logs its url and stops on SIGTERM', async (t) => {
-  const server = fileURLToPath(new URL('../dist/example/server.js', import.meta.url))
-  const child = spawn(process.execPath, [server], {
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', BROADCAST_INTERVAL: '0', SESSION_SECRET: SECRET },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const exited = once(child, 'exit')
-  t.teardown(async () => {
-    if (child.exitCode === null) child.kill('SIGKILL')
-    await exited
-  })
-  let url = ''
-  for await (const text of createInterface({ input: child.stdout })) {
-    const line = JSON.parse(text) as { msg: string, url?: string }
-    if (line.url !== undefined) {
-      url = line.url
-      t.match(line.msg, /example listening/)
-      break
-    }
-  }
+  const server = await startBuiltServer(t, fileURLToPath(new URL('../dist/example/server.js', import.meta.url)), { PORT: '0', HOST: '127.0.0.1', BROADCAST_INTERVAL: '0', SESSION_SECRET: SECRET })
+  t.match(server.message, /example listening/)
+  const url = server.url
   t.match(url, /^http:\/\/127\.0\.0\.1:\d+$/)
   const page = await fetch(url + '/', { headers: { accept: 'text/html' } })
   t.equal(page.status, 200)
   await page.text()
-  child.kill('SIGTERM')
-  const [code] = await exited
-  t.equal(code, 0, 'exits cleanly')
+  t.equal(await server.stop(), 0, 'exits cleanly')
 })
 
 test('runs as several nodes with REDIS_URL: a notify on one node reaches a socket on another', { skip: redisSkip }, async (t) => {

@@ -51,5 +51,6 @@ export {
   type RawSocket,
   type Tab
 } from './sockets.js'
+export { startBuiltServer, type BuiltServer } from './built-server.js'
 export { createBrowser, type Browser } from './browser.js'
 export { MiB, mib, startTarget, withoutCoverage, type MemoryFigures, type Target, type TargetConfig } from './target.js'
