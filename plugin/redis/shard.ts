@@ -86,12 +86,12 @@ export class RedisShard {
     return this.#stopped
   }
 
-  /** Resolves once every message sent so far is numbered (or failed); undefined before the first. */
   /** Messages Redis refused outright (logged as not delivered). */
   get undelivered (): number {
     return this.#undelivered
   }
 
+  /** Resolves once every message sent so far is numbered (or failed); undefined before the first. */
   get settled (): Promise<void> | undefined {
     return this.#last
   }

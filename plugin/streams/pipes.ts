@@ -1,12 +1,11 @@
 import { describe, FST_WSGLUE_INVALID_PIPE } from '../errors.js'
-import { RunningPipe, type Pipe, type PipeCount, type PipeHost, type PipeStats } from './pipe.js'
 import type { SessionStats } from '../stats.js'
+import { RunningPipe, type Pipe, type PipeCount, type PipeHost, type PipeStats } from './pipe.js'
 import { isPipeSource, readPipeTarget, resolvePipeOptions } from './pipe-options.js'
 
 /** Pipes one app may run at once: they are created by code, so more means a pipe per request by mistake. */
 export const MAX_PIPES = 1000
 
-/** The app's running pipes: starts them, lists them, and stops them all when the app closes. */
 /** Where each pipe count adds up in `stats()`. */
 export const PIPE_STATS: Readonly<Record<PipeCount, keyof SessionStats & `pipe${string}`>> = {
   delivered: 'pipeDelivered',
@@ -16,6 +15,7 @@ export const PIPE_STATS: Readonly<Record<PipeCount, keyof SessionStats & `pipe${
   restarts: 'pipeRestarts'
 }
 
+/** The app's running pipes: starts them, lists them, and stops them all when the app closes. */
 export class Pipes {
   readonly #host: PipeHost
   readonly #running = new Set<RunningPipe>()
