@@ -257,3 +257,17 @@ t.test('subscription changes in quick succession end as the last one asked, thou
   await until(() => envelopesOf(client).some((envelope) => envelope[0] === 't'), 'a topic message')
   t.same(envelopesOf(client).filter((envelope) => envelope[0] === 't').map((envelope) => envelope[3]), ['kept'])
 })
+
+t.test('a client that fires subscribes faster than the node reads them back from Redis still gets at most maxTopicsPerSession', { skip: redisSkip }, async (t) => {
+  const redis = await startRedis(t)
+  const [node] = await startNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { topicPresence: false, topicHistory: undefined, maxTopicsPerSession: 5 }) as [StartedApp]
+  const client = await openTab(t, node)
+  const sessionId = sessionIdOf(client.cookie)
+  // Sent together: none of them is back from Redis when the next arrives, so the joins on their way must count.
+  for (let id = 1; id <= 20; id++) client.sendEnvelope(['s', id, `flood-${id}`])
+  await until(() => envelopesOf(client).filter((envelope) => envelope[0] === 'r').length === 20, 'twenty replies')
+  const replies = envelopesOf(client).filter((envelope) => envelope[0] === 'r')
+  t.equal(replies.filter((envelope) => envelope[2] === 1).length, 5, 'five granted')
+  t.equal(replies.filter((envelope) => envelope[2] === 0 && (envelope[3] as { code?: string }).code === 'GLUE_TOO_MANY_TOPICS').length, 15, 'the rest refused by the node, never written to Redis')
+  t.equal((await node.app.sessions.clusterTopicsOf(sessionId)).length, 5, 'Redis holds five')
+})
