@@ -12,7 +12,10 @@ import { GOALS, metricsOf, renderMarkdown } from './lib/report.js'
 import { ALL_SCENARIOS, VARIANTS, targetsOf } from './lib/scenarios.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
-const ALL_TARGETS = ['glue', 'ws', 'fastify-ws', 'socketio']
+const ALL_TARGETS = ['glue', 'ws', 'fastify-ws', 'socketio', 'glue-b']
+// glue-b: a second build of the plugin (--glue-b DIR, a checkout with its own dist/), run as glue
+// side by side with the first, for A/B comparisons of a change.
+const clientKind = (target) => (target === 'glue-b' ? 'glue' : target)
 const MAX_SOCKETS_PER_CLIENT = 15_000
 
 const DEFAULTS = {
@@ -28,6 +31,7 @@ const DEFAULTS = {
   size: 64,
   rate: 5000,
   writeDelay: 5,
+  warmRounds: 3,
   deflateSize: 1024,
   duration: 2000,
   echoSockets: 100,
@@ -38,7 +42,8 @@ const DEFAULTS = {
   cpuProf: '',
   diagnose: 0,
   sourceAddresses: 0,
-  label: ''
+  label: '',
+  glueB: ''
 }
 
 const HELP = `Usage: node bench/run.js [flags]
@@ -53,6 +58,7 @@ const HELP = `Usage: node bench/run.js [flags]
   --batch N            broadcasts per event-loop turn (default ${DEFAULTS.batch})
   --size N             padding bytes per message (default ${DEFAULTS.size})
   --rate N             targeted sends per second (default ${DEFAULTS.rate})
+  --warm-rounds N      connect-warm: rounds of --connections handshakes served first (default ${DEFAULTS.warmRounds})
   --write-delay MS     glue's writeDelay in the *-delay scenarios (default ${DEFAULTS.writeDelay})
   --deflate-size N     bytes per broadcast in broadcast-deflate (default ${DEFAULTS.deflateSize})
   --duration MS        targeted-send duration (default ${DEFAULTS.duration})
@@ -65,7 +71,8 @@ const HELP = `Usage: node bench/run.js [flags]
   --diagnose 1         record event-loop delay in the servers during targeted sends (a 10 ms timer)
   --cpu-prof a,b       CPU-profile these targets' servers during the measured phase (<out>/prof)
   --out DIR            results directory (default bench/results)
-  --label NAME         suffix for the result file names`
+  --label NAME         suffix for the result file names
+  --glue-b DIR         a checkout whose built dist/ runs as target glue-b (A/B of two builds)`
 
 function parseArgs (argv) {
   const opts = { ...DEFAULTS }
@@ -115,6 +122,7 @@ const big = (s) => BigInt(s)
 function spawnServer (target) {
   const env = { ...process.env }
   if (glueSnapshot !== null) env.BENCH_GLUE_ENTRY = glueSnapshot.entry
+  if (target === 'glue-b') env.BENCH_GLUE_ENTRY = glueBEntry
   const child = fork(join(here, 'servers', 'host.js'), [target], { env, execArgv: ['--expose-gc'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   return { child, call: createCaller(child) }
 }
@@ -149,7 +157,7 @@ function sourceAddress (k, opts) {
 
 async function connectAll (clients, target, base, plans, opts) {
   const results = await Promise.all(clients.map((c, k) => c.call('connect', {
-    target,
+    target: clientKind(target),
     base,
     plan: plans[k],
     concurrency: opts.concurrency,
@@ -190,6 +198,14 @@ const SCENARIOS = {
   // Handshakes/s and memory per connection. A warm-up tenth of the connections opens first so one-time
   // costs (JIT, lazily built objects) are not charged to the nine tenths being measured.
   async connect ({ server, clients, target, base, opts }) {
+    // connect-warm: whole rounds opened and reset first. Sessions they leave behind (glue keeps a
+    // closed session for its grace period, to be resumed) stay, as they would in a running server.
+    for (let round = 0; round < opts.warmRounds; round++) {
+      const plan = sessionPlan(opts.connections, opts.twoTabRatio, clients.length)
+      await connectAll(clients, target, base, plan.perClient, opts)
+      await Promise.all(clients.map((c) => c.call('close')))
+      await new Promise((resolve) => setTimeout(resolve, 300))
+    }
     const warmCount = Math.max(1, Math.round(opts.connections / 10))
     const warmPlan = sessionPlan(warmCount, opts.twoTabRatio, clients.length)
     const warm = await connectAll(clients, target, base, warmPlan.perClient, opts)
@@ -211,6 +227,11 @@ const SCENARIOS = {
       errors: [...warm.errors, ...main.errors],
       handshakesPerSec: n / main.seconds,
       serverCpuPerHandshakeUs: cpu.total / n,
+      serverUserPerHandshakeUs: cpu.user / n,
+      serverSystemPerHandshakeUs: cpu.system / n,
+      gcCount: cpu1.gcCount - cpu0.gcCount,
+      gcMs: cpu1.gcMs - cpu0.gcMs,
+      serverMainThreadPerHandshakeUs: cpu0.mainNs === null ? undefined : Number(big(cpu1.mainNs) - big(cpu0.mainNs)) / 1000 / n,
       heapPerConnBytes: (mem1.heapUsed - mem0.heapUsed) / n,
       rssPerConnBytes: (mem1.rss - mem0.rss) / n,
       externalPerConnBytes: (mem1.external - mem0.external) / n,
@@ -342,7 +363,8 @@ async function runOne (scenario, target, opts) {
   runIndex++
   const variant = VARIANTS[scenario]
   const base = variant?.base ?? scenario
-  if (variant !== undefined) opts = { ...opts, batch: variant.batch ?? opts.batch }
+  if (variant !== undefined) opts = { ...opts, batch: variant.batch ?? opts.batch, warmRounds: variant.warm === true ? opts.warmRounds : 0 }
+  else opts = { ...opts, warmRounds: 0 }
   const settings = { ...variant?.server?.(opts), ...(opts.diagnose ? { diagnose: true } : {}) }
   const server = spawnServer(target)
   const clients = Array.from({ length: opts.clients }, spawnClient)
@@ -419,12 +441,17 @@ function summarise (runs, opts) {
 // The glue servers load a copy of dist/ taken when the run starts (lib/plugin-build.js), so a rebuild
 // during the run cannot mix two builds in one table.
 let glueSnapshot = null
+let glueBEntry = ''
 
 async function main () {
   const opts = parseArgs(process.argv.slice(2))
   if (opts.targets.includes('glue') && !existsSync(join(here, '..', 'dist', 'plugin', 'index.js'))) {
     console.log('dist/plugin/index.js is missing (run npm run build); skipping the glue target')
     opts.targets = opts.targets.filter((t) => t !== 'glue')
+  }
+  if (opts.targets.includes('glue-b')) {
+    glueBEntry = join(resolve(opts.glueB), 'dist', 'plugin', 'index.js')
+    if (opts.glueB === '' || !existsSync(glueBEntry)) throw new Error('target glue-b needs --glue-b DIR, a checkout with a built dist/plugin/index.js')
   }
   mkdirSync(opts.out, { recursive: true })
   const started = new Date()

@@ -1,10 +1,15 @@
 // The scenarios of bench/run.js: four base scenarios and the variants that rerun them with other settings.
 
-export const ALL_SCENARIOS = ['connect', 'broadcast', 'broadcast-turn', 'broadcast-delay', 'broadcast-deflate', 'targeted', 'targeted-delay', 'echo']
+export const ALL_SCENARIOS = ['connect', 'connect-warm', 'broadcast', 'broadcast-turn', 'broadcast-delay', 'broadcast-deflate', 'targeted', 'targeted-delay', 'echo']
 
-// Scenarios that rerun a base scenario with other settings: `batch` overrides --batch, `server` goes to
+// Scenarios that rerun a base scenario with other settings: `batch` overrides --batch, `warm` runs the
+// warm-up rounds first, `server` goes to
 // every target's start() (a target ignores what it has no equivalent for), `targets` limits who runs.
 export const VARIANTS = {
+  // Handshakes into a server that has already served --warm-rounds x --connections of them (opened, then
+  // reset by the client): the JIT has compiled the handshake path, as in a server that has run a while.
+  // `connect` measures a fresh process, where the compiler's own work is a large share of the cost.
+  'connect-warm': { base: 'connect', warm: true },
   // One broadcast per turn of the event loop: nothing for same-tick coalescing to merge.
   'broadcast-turn': { base: 'broadcast', batch: 1 },
   // The same loop with glue's writeDelay (--write-delay ms); the other targets have no such option.
@@ -24,7 +29,7 @@ export const VARIANTS = {
 /** The targets that run a scenario. */
 export function targetsOf (scenario, opts) {
   const only = VARIANTS[scenario]?.targets
-  return only === undefined ? opts.targets : opts.targets.filter((t) => only.includes(t))
+  return only === undefined ? opts.targets : opts.targets.filter((t) => only.includes(t === 'glue-b' ? 'glue' : t))
 }
 
 /** The base scenario a scenario runs: itself, or the one it is a variant of. */

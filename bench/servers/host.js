@@ -1,5 +1,6 @@
 // One target server in its own process, driven by the orchestrator over IPC.
 // Usage (forked by run.js): node --expose-gc bench/servers/host.js <target>
+import { readFileSync } from 'node:fs'
 import { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -8,7 +9,8 @@ import { serve } from '../lib/rpc.js'
 import { payload } from '../lib/protocol.js'
 
 const name = process.argv[2]
-const { start } = await import(`./${name}.js`)
+// glue-b is the glue server on a second build of the plugin (BENCH_GLUE_ENTRY says which).
+const { start } = await import(`./${name === 'glue-b' ? 'glue' : name}.js`)
 let target = null
 // Distinct payloads per broadcast for the deflate scenario, built at start so no run times their making.
 let payloads = []
@@ -35,6 +37,16 @@ new PerformanceObserver((list) => {
 }).observe({ entryTypes: ['gc'] })
 // With --diagnose: event-loop delay over a measured phase (its 10 ms timer wakes every target alike).
 let loopDelay = null
+
+// CPU time of the main (JavaScript) thread alone, in ns: the rest of process.cpuUsage() is V8's
+// compiler and GC helper threads and libuv's pool. Linux only; null elsewhere.
+function mainThreadNs () {
+  try {
+    return readFileSync(`/proc/self/task/${process.pid}/schedstat`, 'utf8').split(' ')[0]
+  } catch {
+    return null
+  }
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const tick = () => new Promise((resolve) => setImmediate(resolve))
@@ -89,7 +101,7 @@ serve({
   },
   cpu () {
     const c = process.cpuUsage()
-    return { user: c.user, system: c.system, ns: process.hrtime.bigint().toString(), writes, gcCount, gcMs }
+    return { user: c.user, system: c.system, mainNs: mainThreadNs(), ns: process.hrtime.bigint().toString(), writes, gcCount, gcMs }
   },
   // Event-loop delay since the last call (--diagnose only), in µs.
   loopDelay ({ reset = false } = {}) {
