@@ -195,31 +195,35 @@ async function waitForDelivery (clients, done, quietMs, limitMs) {
 }
 
 const SCENARIOS = {
-  // Handshakes/s and memory per connection. A warm-up tenth of the connections opens first so one-time
-  // costs (JIT, lazily built objects) are not charged to the nine tenths being measured.
+  // Handshakes/s and memory per connection. A warm-up tenth of the connections opens first so lazily
+  // built objects are not charged to the nine tenths being measured. The memory snapshots force GCs,
+  // and a forced GC flushes V8's compiled code: so `connect` measures handshakes on code being compiled
+  // again, as in a freshly started process. `connect-warm` first serves --warm-rounds rounds and takes
+  // no snapshot (no memory figures), so its handshakes run on compiled code, as in a server that has run a while.
   async connect ({ server, clients, target, base, opts }) {
-    // connect-warm: whole rounds opened and reset first. Sessions they leave behind (glue keeps a
-    // closed session for its grace period, to be resumed) stay, as they would in a running server.
+    // Each warm round is opened, then reset by the clients. What those sessions leave behind (glue keeps
+    // a closed glue.v1 session for its grace period) stays, as it would in a running server.
     for (let round = 0; round < opts.warmRounds; round++) {
       const plan = sessionPlan(opts.connections, opts.twoTabRatio, clients.length)
       await connectAll(clients, target, base, plan.perClient, opts)
       await Promise.all(clients.map((c) => c.call('close')))
       await new Promise((resolve) => setTimeout(resolve, 300))
     }
+    const measureMemory = opts.warmRounds === 0
     const warmCount = Math.max(1, Math.round(opts.connections / 10))
     const warmPlan = sessionPlan(warmCount, opts.twoTabRatio, clients.length)
     const warm = await connectAll(clients, target, base, warmPlan.perClient, opts)
-    const mem0 = await server.call('mem')
+    const mem0 = measureMemory ? await server.call('mem') : null
     await phaseStart(server, opts)
     const cpu0 = await server.call('cpu')
     const plan = sessionPlan(Math.max(1, opts.connections - warmCount), opts.twoTabRatio, clients.length)
     const main = await connectAll(clients, target, base, plan.perClient, opts)
     const cpu1 = await server.call('cpu')
     await phaseEnd(server, opts)
-    const mem1 = await server.call('mem')
+    const mem1 = measureMemory ? await server.call('mem') : null
     const n = main.open
     const cpu = cpuMicros(cpu0, cpu1)
-    return {
+    const result = {
       connections: n,
       sessions: plan.sessions,
       failed: main.failed + warm.failed,
@@ -229,9 +233,13 @@ const SCENARIOS = {
       serverCpuPerHandshakeUs: cpu.total / n,
       serverUserPerHandshakeUs: cpu.user / n,
       serverSystemPerHandshakeUs: cpu.system / n,
-      gcCount: cpu1.gcCount - cpu0.gcCount,
-      gcMs: cpu1.gcMs - cpu0.gcMs,
       serverMainThreadPerHandshakeUs: cpu0.mainNs === null ? undefined : Number(big(cpu1.mainNs) - big(cpu0.mainNs)) / 1000 / n,
+      gcCount: cpu1.gcCount - cpu0.gcCount,
+      gcMs: cpu1.gcMs - cpu0.gcMs
+    }
+    if (mem0 === null || mem1 === null) return result
+    return {
+      ...result,
       heapPerConnBytes: (mem1.heapUsed - mem0.heapUsed) / n,
       rssPerConnBytes: (mem1.rss - mem0.rss) / n,
       externalPerConnBytes: (mem1.external - mem0.external) / n,

@@ -1,5 +1,5 @@
 // Metric definitions, goals and the markdown rendering of a run.
-import { baseOf, targetsOf } from './scenarios.js'
+import { baseOf, targetsOf, VARIANTS } from './scenarios.js'
 
 const int = (v) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : 'n/a')
 const fixed = (digits) => (v) => (typeof v === 'number' ? v.toFixed(digits) : 'n/a')
@@ -44,7 +44,8 @@ export const METRICS = [
 /** The metrics of a scenario: those of its base scenario. */
 export function metricsOf (scenario) {
   const base = baseOf(scenario)
-  return METRICS.filter((m) => m.scenario === base)
+  const only = VARIANTS[scenario]?.metrics
+  return METRICS.filter((m) => m.scenario === base && (only === undefined || only.includes(m.key)))
 }
 
 /** The plugin's goals (issues 7 and 15), as ratios to raw ws. */

@@ -3,13 +3,13 @@
 export const ALL_SCENARIOS = ['connect', 'connect-warm', 'broadcast', 'broadcast-turn', 'broadcast-delay', 'broadcast-deflate', 'targeted', 'targeted-delay', 'echo']
 
 // Scenarios that rerun a base scenario with other settings: `batch` overrides --batch, `warm` runs the
-// warm-up rounds first, `server` goes to
+// warm-up rounds first, `metrics` limits the figures reported, `server` goes to
 // every target's start() (a target ignores what it has no equivalent for), `targets` limits who runs.
 export const VARIANTS = {
   // Handshakes into a server that has already served --warm-rounds x --connections of them (opened, then
-  // reset by the client): the JIT has compiled the handshake path, as in a server that has run a while.
-  // `connect` measures a fresh process, where the compiler's own work is a large share of the cost.
-  'connect-warm': { base: 'connect', warm: true },
+  // reset by the client), with no forced GC before them: the JIT has compiled the handshake path, as in
+  // a server that has run a while. `connect` measures code being compiled (see run.js). No memory figures.
+  'connect-warm': { base: 'connect', warm: true, metrics: ['handshakesPerSec', 'serverCpuPerHandshakeUs', 'serverUserPerHandshakeUs', 'serverSystemPerHandshakeUs', 'serverMainThreadPerHandshakeUs'] },
   // One broadcast per turn of the event loop: nothing for same-tick coalescing to merge.
   'broadcast-turn': { base: 'broadcast', batch: 1 },
   // The same loop with glue's writeDelay (--write-delay ms); the other targets have no such option.
