@@ -19,7 +19,7 @@ const clientKind = (target) => (target === 'glue-b' ? 'glue' : target)
 const MAX_SOCKETS_PER_CLIENT = 15_000
 
 const DEFAULTS = {
-  targets: ALL_TARGETS.join(','),
+  targets: ALL_TARGETS.filter((t) => t !== 'glue-b').join(','),
   scenarios: ALL_SCENARIOS.join(','),
   connections: 2000,
   twoTabRatio: 0.1,
