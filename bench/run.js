@@ -28,6 +28,7 @@ const DEFAULTS = {
   concurrency: 50,
   messages: 100,
   batch: 10,
+  interval: 0,
   size: 64,
   rate: 5000,
   writeDelay: 5,
@@ -56,6 +57,7 @@ const HELP = `Usage: node bench/run.js [flags]
   --concurrency N      sessions connecting at once per client process (default ${DEFAULTS.concurrency})
   --messages N         broadcasts per broadcast run (default ${DEFAULTS.messages})
   --batch N            broadcasts per event-loop turn (default ${DEFAULTS.batch})
+  --interval MS        pause between broadcast batches; 0 sends the next batch on the next loop turn (default ${DEFAULTS.interval})
   --size N             padding bytes per message (default ${DEFAULTS.size})
   --rate N             targeted sends per second (default ${DEFAULTS.rate})
   --warm-rounds N      connect-warm: rounds of --connections handshakes served first (default ${DEFAULTS.warmRounds})
@@ -258,7 +260,7 @@ const SCENARIOS = {
     const mem0 = await server.call('mem')
     await phaseStart(server, opts)
     const cpu0 = await server.call('cpu')
-    const sent = await server.call('broadcast', { messages: opts.messages, batch: opts.batch, size: opts.size, maxMs: opts.timeout / 2 })
+    const sent = await server.call('broadcast', { messages: opts.messages, batch: opts.batch, size: opts.size, maxMs: opts.timeout / 2, intervalMs: opts.interval })
     const expected = sent.sent * conn.open
     const counts = await waitForDelivery(clients, (cs) => sum(cs.map((x) => x.broadcastReceived)) >= expected, 3000, opts.timeout / 3)
     const cpu1 = await server.call('cpu')

@@ -114,15 +114,19 @@ serve({
   },
   // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop. Each carries the time of
   // its broadcast call, so the clients can time it.
-  async broadcast ({ messages, batch, size, maxMs }) {
+  // `intervalMs` > 0 paces the batches (a batch, then a pause) instead of one batch per loop turn.
+  async broadcast ({ messages, batch, size, maxMs, intervalMs = 0 }) {
     const pad = payload(size)
     const startNs = process.hrtime.bigint()
     const deadline = Date.now() + maxMs
     let seq = 0
     while (seq < messages && Date.now() < deadline) {
       const end = Math.min(messages, seq + batch)
-      for (; seq < end; seq++) target.broadcast(`b|${process.hrtime.bigint()}|${payloads[seq] ?? pad}`)
-      await tick()
+      // Every message of a batch carries the batch's start: the app had all of them then, so the
+      // time a target spends on the batch's earlier messages counts toward the later ones' latency.
+      const batchNs = process.hrtime.bigint()
+      for (; seq < end; seq++) target.broadcast(`b|${batchNs}|${payloads[seq] ?? pad}`)
+      await (intervalMs > 0 ? sleep(intervalMs) : tick())
     }
     return { sent: seq, startNs: startNs.toString(), endNs: process.hrtime.bigint().toString() }
   },
