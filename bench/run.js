@@ -9,13 +9,12 @@ import { createCaller, withTimeout } from './lib/rpc.js'
 import { pluginFingerprint, snapshotPlugin } from './lib/plugin-build.js'
 import { median, summariseLatencies } from './lib/stats.js'
 import { GOALS, metricsOf, renderMarkdown } from './lib/report.js'
-import { ALL_SCENARIOS, VARIANTS, targetsOf } from './lib/scenarios.js'
+import { ALL_SCENARIOS, VARIANTS, kindOf, targetsOf } from './lib/scenarios.js'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const ALL_TARGETS = ['glue', 'ws', 'fastify-ws', 'socketio', 'glue-b']
 // glue-b: a second build of the plugin (--glue-b DIR, a checkout with its own dist/), run as glue
 // side by side with the first, for A/B comparisons of a change.
-const clientKind = (target) => (target === 'glue-b' ? 'glue' : target)
 const MAX_SOCKETS_PER_CLIENT = 15_000
 
 const DEFAULTS = {
@@ -159,7 +158,7 @@ function sourceAddress (k, opts) {
 
 async function connectAll (clients, target, base, plans, opts) {
   const results = await Promise.all(clients.map((c, k) => c.call('connect', {
-    target: clientKind(target),
+    target: kindOf(target),
     base,
     plan: plans[k],
     concurrency: opts.concurrency,
@@ -239,7 +238,7 @@ const SCENARIOS = {
       gcCount: cpu1.gcCount - cpu0.gcCount,
       gcMs: cpu1.gcMs - cpu0.gcMs
     }
-    if (mem0 === null || mem1 === null) return result
+    if (!measureMemory) return result
     return {
       ...result,
       heapPerConnBytes: (mem1.heapUsed - mem0.heapUsed) / n,

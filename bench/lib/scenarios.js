@@ -26,10 +26,18 @@ export const VARIANTS = {
   'targeted-delay': { base: 'targeted', server: (opts) => ({ writeDelay: opts.writeDelay }), targets: ['glue', 'ws', 'fastify-ws'] }
 }
 
+/**
+ * The server and client code a target runs: glue-b is glue on a second build of the plugin
+ * (`--glue-b DIR`; its server process is told which build through BENCH_GLUE_ENTRY).
+ */
+export function kindOf (target) {
+  return target === 'glue-b' ? 'glue' : target
+}
+
 /** The targets that run a scenario. */
 export function targetsOf (scenario, opts) {
   const only = VARIANTS[scenario]?.targets
-  return only === undefined ? opts.targets : opts.targets.filter((t) => only.includes(t === 'glue-b' ? 'glue' : t))
+  return only === undefined ? opts.targets : opts.targets.filter((t) => only.includes(kindOf(t)))
 }
 
 /** The base scenario a scenario runs: itself, or the one it is a variant of. */

@@ -7,10 +7,10 @@ import { join } from 'node:path'
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { serve } from '../lib/rpc.js'
 import { payload } from '../lib/protocol.js'
+import { kindOf } from '../lib/scenarios.js'
 
 const name = process.argv[2]
-// glue-b is the glue server on a second build of the plugin (BENCH_GLUE_ENTRY says which).
-const { start } = await import(`./${name === 'glue-b' ? 'glue' : name}.js`)
+const { start } = await import(`./${kindOf(name)}.js`)
 let target = null
 // Distinct payloads per broadcast for the deflate scenario, built at start so no run times their making.
 let payloads = []
@@ -112,9 +112,8 @@ serve({
     if (reset) loopDelay.enable()
     return result
   },
-  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop. Each carries the time of
-  // its broadcast call, so the clients can time it.
-  // `intervalMs` > 0 paces the batches (a batch, then a pause) instead of one batch per loop turn.
+  // Fan-out: `messages` broadcasts, `batch` of them per turn of the event loop (or, with `intervalMs` > 0,
+  // a batch then a pause). Each carries the start time of its batch, so the clients can time it.
   async broadcast ({ messages, batch, size, maxMs, intervalMs = 0 }) {
     const pad = payload(size)
     const startNs = process.hrtime.bigint()
