@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test, type Test } from 'tap'
@@ -6,6 +5,7 @@ import { BOT_NAME } from '../example/chat/bot.js'
 import { buildChatApp, DEV_SECRET, MAX_TEXT, ROOM_HISTORY, roomTopic, type ChatOptions, type Room } from '../example/chat/app.js'
 import {
   createBrowser,
+  createLogCapture,
   envelopesOf,
   eventually,
   openGlueSocket,
@@ -337,20 +337,14 @@ test('warns once when the built-in development secret is used', async (t) => {
   const saved = process.env.SESSION_SECRET
   delete process.env.SESSION_SECRET
   t.teardown(() => { if (saved !== undefined) process.env.SESSION_SECRET = saved })
-  const lines: Array<{ level: number, msg: string }> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) if (text !== '') lines.push(JSON.parse(text))
-      callback()
-    }
-  })
+  const { stream, lines } = createLogCapture()
   const dev = await buildChatApp({ logger: { stream } })
   await dev.close()
-  t.same(lines.filter((line) => /development secret/.test(line.msg)).map((line) => line.level), [40])
+  t.same(lines.filter((line) => /development secret/.test(String(line.msg))).map((line) => line.level), [40])
   lines.length = 0
   const configured = await buildChatApp({ logger: { stream }, secret: SECRET })
   await configured.close()
-  t.equal(lines.some((line) => /development secret/.test(line.msg)), false, 'a secret silences it')
+  t.equal(lines.some((line) => /development secret/.test(String(line.msg))), false, 'a secret silences it')
   t.ok(DEV_SECRET.length >= 32, 'the dev secret itself is not weak')
 })
 

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
 import type { FastifyInstance } from 'fastify'
 import { test } from 'tap'
@@ -9,6 +8,7 @@ import {
   closeClient,
   closeSocket,
   cookieWebSocket,
+  createLogCapture,
   nextEvent,
   openInboxSocket,
   redisSkip,
@@ -345,22 +345,16 @@ test('warns once when the built-in development secret is used', async (t) => {
   const saved = process.env.SESSION_SECRET
   delete process.env.SESSION_SECRET
   t.teardown(() => { if (saved !== undefined) process.env.SESSION_SECRET = saved })
-  const lines: Array<{ level: number, msg: string }> = []
-  const stream = new Writable({
-    write (chunk: Buffer, _encoding, callback) {
-      for (const text of chunk.toString().split('\n')) if (text !== '') lines.push(JSON.parse(text))
-      callback()
-    }
-  })
+  const { stream, lines } = createLogCapture()
   const dev = await buildApp({ logger: { stream }, broadcastInterval: 0 })
   await dev.close()
-  t.same(lines.filter((line) => /development secret/.test(line.msg)).map((line) => line.level), [40])
+  t.same(lines.filter((line) => /development secret/.test(String(line.msg))).map((line) => line.level), [40])
 
   lines.length = 0
   process.env.SESSION_SECRET = SECRET
   const configured = await buildApp({ logger: { stream }, broadcastInterval: 0 })
   await configured.close()
-  t.equal(lines.some((line) => /development secret/.test(line.msg)), false, 'SESSION_SECRET silences it')
+  t.equal(lines.some((line) => /development secret/.test(String(line.msg))), false, 'SESSION_SECRET silences it')
   t.ok(DEV_SECRET.length >= 32, 'the dev secret itself is not weak')
 })
 
