@@ -4,6 +4,7 @@ import { test } from 'tap'
 import {
   cookiePair,
   firstSessionId,
+  freePort,
   openGlueSocket,
   openSocket,
   pauseReading,
@@ -134,7 +135,7 @@ test('a slow consumer that keeps not reading is terminated after the grace', asy
 })
 
 test('a server restart without a shared store gives an explicit gap of unknown size', async (t) => {
-  const one = await startApp()
+  const one = await startApp({ port: await freePort() })
   const client = await openGlueSocket(one.wsUrl)
   const cookie = cookiePair(client.setCookie[0])
   one.app.sessions.send(firstSessionId(one.app), 'before restart')

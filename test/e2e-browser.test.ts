@@ -6,15 +6,17 @@ import { type Browser, type BrowserContext, type CDPSession, type Page } from 'p
 import { test, type Test } from 'tap'
 import { buildApp, type ExampleOptions } from '../example/app.js'
 import { chromiumMissing, CHROMIUM, inCI, launchChromium } from './helpers/chromium.js'
+import { freePort } from './helpers/index.js'
 
 const SECRET = 'e2e-test-secret-that-is-long-enough-0123456'
 const SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example.png', import.meta.url))
 const SECOND_TAB_SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example-second-tab.png', import.meta.url))
 const STEP_TIMEOUT = 20_000
 
-async function startExample (port = 0, options: ExampleOptions = {}): Promise<{ app: FastifyInstance, url: string, port: number }> {
+// A port below the ephemeral range, so the page's reconnects cannot take it while the server restarts.
+async function startExample (port?: number, options: ExampleOptions = {}): Promise<{ app: FastifyInstance, url: string, port: number }> {
   const app = await buildApp({ logger: false, secret: SECRET, broadcastInterval: 300, ...options })
-  const url = await app.listen({ port, host: '127.0.0.1' })
+  const url = await app.listen({ port: port ?? await freePort(), host: '127.0.0.1' })
   return { app, url, port: Number(new URL(url).port) }
 }
 
@@ -164,7 +166,7 @@ async function disabledButtons (page: Page): Promise<string[]> {
 }
 
 test('two tabs of one session show the same news subscription, whichever tab changes it', { skip: inCI ? false : missing }, async (t) => {
-  const server = await startExample(0, { broadcastInterval: 200 })
+  const server = await startExample(undefined, { broadcastInterval: 200 })
   t.teardown(() => server.app.close())
   const { context, page: first, pageErrors } = await openPage(t)
   await first.goto(server.url + '/')
@@ -220,7 +222,7 @@ function isRange (numbers: number[], from: number): boolean {
 
 test('the page shows a numbered stream once and in order across a cut socket and a server restart', { skip: inCI ? false : missing }, async (t) => {
   const options: ExampleOptions = { broadcastInterval: 0, streamInterval: 20 }
-  let server = await startExample(0, options)
+  let server = await startExample(undefined, options)
   t.teardown(() => server.app.close())
   const { page, pageErrors } = await openPage(t)
 
@@ -328,7 +330,7 @@ async function sessionCookie (context: BrowserContext, url: string): Promise<str
 }
 
 test('log in by name in two browsers: a push to the user reaches both, login keeps the socket, logout closes it', { skip: inCI ? false : missing }, async (t) => {
-  const server = await startExample(0, { broadcastInterval: 0 })
+  const server = await startExample(undefined, { broadcastInterval: 0 })
   t.teardown(() => server.app.close())
   const browser = await launchChromium(t)
   const first = await openContext(browser)

@@ -3,7 +3,7 @@ import { type Browser, type Page } from 'playwright-core'
 import { test } from 'tap'
 import { BOT_NAME } from '../example/chat/bot.js'
 import { buildChatApp, roomTopic } from '../example/chat/app.js'
-import { createBrowser, until } from './helpers/index.js'
+import { createBrowser, freePort, until } from './helpers/index.js'
 import { chromiumMissing, CHROMIUM, inCI, launchChromium } from './helpers/chromium.js'
 
 const SECRET = 'e2e-chat-secret-that-is-long-enough-0123456'
@@ -216,7 +216,8 @@ test('after the server restarts, a room says what it could not fill, and the pag
   const first = await buildChatApp({ logger: false, secret: SECRET })
   let firstClosed = false
   t.teardown(async () => { if (!firstClosed) await first.close() })
-  const url = await first.listen({ port: 0, host: '127.0.0.1' })
+  // A port below the ephemeral range, so the page's reconnects cannot take it during the restart.
+  const url = await first.listen({ port: await freePort(), host: '127.0.0.1' })
   const browser = await launchChromium(t)
   const ada = await loggedIn(browser, url, 'ada')
   await post(ada.page, 'Before the restart.')

@@ -39,11 +39,23 @@ export const redisSkip: string | false = process.env.CI !== undefined && process
 
 /** Starts redis-server for one test file and stops it in teardown. */
 export async function startRedis (t: Test): Promise<RedisServer> {
-  const port = await freePort()
+  let port = await freePort()
   let child: ChildProcess | undefined
   const clients: Redis[] = []
 
+  /** Starts redis-server on `port`; a port taken meanwhile is tried again for a while (a restart must keep its port). */
   async function start (): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await spawnServer()
+      } catch (error) {
+        if (attempt >= 20 || !String(error).includes('Address already in use')) throw error
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+  }
+
+  async function spawnServer (): Promise<void> {
     const proc = spawn(REDIS_BINARY, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] })
     child = proc
     // A test process that dies without teardown (a tap timeout, a signal) must not leave redis-server
@@ -76,7 +88,17 @@ export async function startRedis (t: Test): Promise<RedisServer> {
     await exited
   }
 
-  await start()
+  // Before the first start the port may still change: another test process can take it between
+  // freePort() and redis-server's bind.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await spawnServer()
+      break
+    } catch (error) {
+      if (attempt >= 5 || !String(error).includes('Address already in use')) throw error
+      port = await freePort()
+    }
+  }
   t.teardown(async () => {
     for (const client of clients) client.disconnect()
     await kill()

@@ -1,5 +1,6 @@
 // Real websocket clients for tests: ws sockets, glue.v1 sockets, raw upgrades and frames, and waiting helpers.
 import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
 import type { IncomingMessage } from 'node:http'
 import { connect, createServer, type Socket } from 'node:net'
 import type { Test } from 'tap'
@@ -212,8 +213,48 @@ export async function eventually<T> (query: () => Promise<T>, expected: T, what:
   throw new Error(`timed out waiting for ${what}: last ${JSON.stringify(last)}`)
 }
 
-/** A loopback port nothing listens on: bound once, then released. */
+/** Where freePort() looks: from here up to the kernel's ephemeral range. */
+const FIRST_FREE_PORT = 10_000
+
+/** The kernel's ephemeral port range (Linux); the usual default where it cannot be read. */
+function ephemeralPorts (): [number, number] {
+  try {
+    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
+    if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return [low, high]
+  } catch {}
+  return [32_768, 60_999]
+}
+
+async function canListen (port: number): Promise<boolean> {
+  const server = createServer()
+  try {
+    server.listen(port, '127.0.0.1')
+    await once(server, 'listening')
+  } catch {
+    return false
+  }
+  server.close()
+  await once(server, 'close')
+  return true
+}
+
+/**
+ * A loopback port nothing listens on, for a server that is started (or restarted) on it later.
+ * It lies below the ephemeral range: a port from that range can be taken while the server is down
+ * by any outgoing connection, including a client of the test reconnecting to that very port (the
+ * kernel may pick the destination port as the source: a TCP self-connect). CI once failed so.
+ */
 export async function freePort (): Promise<number> {
+  const [ephemeralLow] = ephemeralPorts()
+  if (ephemeralLow - FIRST_FREE_PORT < 1_000) return await anyFreePort()
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = FIRST_FREE_PORT + Math.floor(Math.random() * (ephemeralLow - FIRST_FREE_PORT))
+    if (await canListen(port)) return port
+  }
+  throw new Error(`no free port in ${FIRST_FREE_PORT}-${ephemeralLow - 1} after 50 tries`)
+}
+
+async function anyFreePort (): Promise<number> {
   const server = createServer()
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
