@@ -11,6 +11,7 @@ import {
   openGlueSocket,
   redisSkip,
   startBuiltServer,
+  setEnv,
   startRedis,
   until,
   type GlueSocket
@@ -312,15 +313,8 @@ test('the members of a room are its logged-in users; members join and leave, and
 })
 
 test('reads POSTS_PER_SECOND and POST_BURST from the environment and rejects bad ones', async (t) => {
-  const saved = { perSecond: process.env.POSTS_PER_SECOND, burst: process.env.POST_BURST }
-  t.teardown(() => {
-    for (const [name, value] of [['POSTS_PER_SECOND', saved.perSecond], ['POST_BURST', saved.burst]] as const) {
-      if (value === undefined) delete process.env[name]
-      else process.env[name] = value
-    }
-  })
-  process.env.POSTS_PER_SECOND = '0.001'
-  process.env.POST_BURST = '1'
+  setEnv(t, 'POSTS_PER_SECOND', '0.001')
+  setEnv(t, 'POST_BURST', '1')
   const chat = await start(t)
   const ada = await member(t, chat, 'ada', ['general'])
   t.same(await call(ada, 'q', { op: 'post', room: 'general', text: 'one' }), { ok: true, value: { posted: true } })
@@ -334,9 +328,7 @@ test('reads POSTS_PER_SECOND and POST_BURST from the environment and rejects bad
 })
 
 test('warns once when the built-in development secret is used', async (t) => {
-  const saved = process.env.SESSION_SECRET
-  delete process.env.SESSION_SECRET
-  t.teardown(() => { if (saved !== undefined) process.env.SESSION_SECRET = saved })
+  setEnv(t, 'SESSION_SECRET', undefined)
   const { stream, lines } = createLogCapture()
   const dev = await buildChatApp({ logger: { stream } })
   await dev.close()

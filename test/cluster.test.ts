@@ -1,6 +1,6 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import type { Redis } from 'ioredis'
-import { errors, type GlueOptions } from '../plugin/index.js'
+import { errors } from '../plugin/index.js'
 import {
   dataOf,
   envelopesOf,
@@ -9,7 +9,7 @@ import {
   redisSkip,
   resumeQuery,
   sessionIdOf,
-  startApp,
+  startNodes,
   startRedis,
   uniquePrefix,
   until,
@@ -19,15 +19,6 @@ import {
 
 // How nodes share the work through Redis: what a node reads, what survives Redis going away, what
 // a client can make Redis do, and shards.
-
-async function startNodes (t: Test, count: number, redis: GlueOptions['redis'], glue: GlueOptions = {}): Promise<StartedApp[]> {
-  const nodes: StartedApp[] = []
-  for (let i = 0; i < count; i++) {
-    nodes.push(await startApp({ glue: { redis, heartbeatInterval: 0, authorizeSubscribe: () => true, ...glue } }))
-  }
-  t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
-  return nodes
-}
 
 /** Entries in the inboxes of a prefix, per node inbox key. */
 async function inboxLengths (admin: Redis, prefix: string): Promise<number[]> {

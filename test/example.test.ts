@@ -13,6 +13,7 @@ import {
   openInboxSocket,
   redisSkip,
   refusedHandshake,
+  setEnv,
   startBuiltServer,
   startRedis,
   until
@@ -166,12 +167,7 @@ test('refuses a websocket upgrade to the page at / with 404 before any 101', asy
 })
 
 test('ALLOWED_ORIGINS admits pages from other origins besides its own page; others get 403', async (t) => {
-  const saved = process.env.ALLOWED_ORIGINS
-  t.teardown(() => {
-    if (saved === undefined) delete process.env.ALLOWED_ORIGINS
-    else process.env.ALLOWED_ORIGINS = saved
-  })
-  process.env.ALLOWED_ORIGINS = 'http://localhost:5173/app'
+  setEnv(t, 'ALLOWED_ORIGINS', 'http://localhost:5173/app')
   await t.rejects(buildApp({ logger: false, secret: SECRET, broadcastInterval: 0 }), {
     name: 'RangeError',
     message: 'Expected ALLOWED_ORIGINS to be comma-separated origins such as http://localhost:5173 (or null), got "http://localhost:5173/app"'
@@ -213,20 +209,10 @@ test('GET /metrics answers Prometheus text with the plugin\'s metrics', async (t
 })
 
 test('reads BROADCAST_INTERVAL from the environment and rejects a bad one', async (t) => {
-  const saved = process.env.BROADCAST_INTERVAL
-  t.teardown(() => {
-    if (saved === undefined) delete process.env.BROADCAST_INTERVAL
-    else process.env.BROADCAST_INTERVAL = saved
-  })
-  process.env.BROADCAST_INTERVAL = 'soon'
+  setEnv(t, 'BROADCAST_INTERVAL', 'soon')
   await t.rejects(buildApp({ logger: false, secret: SECRET }), { name: 'RangeError', message: /BROADCAST_INTERVAL.*"soon"/ })
 
-  const savedStream = process.env.STREAM_INTERVAL
-  t.teardown(() => {
-    if (savedStream === undefined) delete process.env.STREAM_INTERVAL
-    else process.env.STREAM_INTERVAL = savedStream
-  })
-  process.env.STREAM_INTERVAL = '0'
+  setEnv(t, 'STREAM_INTERVAL', '0')
   await t.rejects(buildApp({ logger: false, secret: SECRET, broadcastInterval: 0 }), { name: 'RangeError', message: 'Expected STREAM_INTERVAL to be an integer >= 1 (milliseconds), got "0"' })
   delete process.env.STREAM_INTERVAL
 
@@ -342,9 +328,7 @@ test('a stream ends once its session is released', async (t) => {
 })
 
 test('warns once when the built-in development secret is used', async (t) => {
-  const saved = process.env.SESSION_SECRET
-  delete process.env.SESSION_SECRET
-  t.teardown(() => { if (saved !== undefined) process.env.SESSION_SECRET = saved })
+  setEnv(t, 'SESSION_SECRET', undefined)
   const { stream, lines } = createLogCapture()
   const dev = await buildApp({ logger: { stream }, broadcastInterval: 0 })
   await dev.close()

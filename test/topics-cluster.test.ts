@@ -11,7 +11,7 @@ import {
   redisSkip,
   sessionIdOf,
   SECRET,
-  startApp,
+  startNodes,
   startRedis,
   uniquePrefix,
   until,
@@ -21,15 +21,9 @@ import {
 
 // Topic history and presence across nodes joined through Redis: the same semantics as on one node.
 
-async function startNodes (t: Test, count: number, redis: GlueOptions['redis'], glue: GlueOptions = {}): Promise<StartedApp[]> {
-  const nodes: StartedApp[] = []
-  for (let i = 0; i < count; i++) {
-    nodes.push(await startApp({
-      glue: { redis, heartbeatInterval: 0, authorizeSubscribe: () => true, topicHistory: { limit: 5000 }, topicPresence: true, presenceInterval: 50, ...glue }
-    }))
-  }
-  t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
-  return nodes
+/** Cluster nodes with topic history and presence (batches every 50 ms); `glue` overrides. */
+async function startTopicNodes (t: Test, count: number, redis: GlueOptions['redis'], glue: GlueOptions = {}): Promise<StartedApp[]> {
+  return await startNodes(t, count, redis, { topicHistory: { limit: 5000 }, topicPresence: true, presenceInterval: 50, ...glue })
 }
 
 /** Topic data a socket received, history and live, in order. */
@@ -52,7 +46,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
 
   t.test('a subscriber on another node gets the history, then live messages, with positions of the cluster', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
     for (let i = 1; i <= 5; i++) a.app.sessions.publish('room', { i })
     await eventually(async () => (await b.app.sessions.history('room')).messages.length, 5, 'kept in Redis')
     const client = await openTab(t, b)
@@ -78,7 +72,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('no duplicate and no loss at the seam when another node publishes while clients subscribe', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
     const total = 1500
     let published = 0
     const publisher = setInterval(() => {
@@ -102,7 +96,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('a client that comes back on another node asks for what came after its position', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
     const first = await openTab(t, a)
     first.sendEnvelope(['s', 1, 'room', {}])
     await until(() => withoutPresence(first).length >= 1, 'subscribed')
@@ -120,7 +114,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('members across nodes: join and leave events everywhere, each member once', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
     const watcher = await openTab(t, a)
     watcher.sendEnvelope(['s', 1, 'room'])
     await until(() => batches(watcher, 'room').length === 1, 'its own join')
@@ -152,7 +146,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
 
   t.test('a client churning on another node costs the room at most one join and one leave per interval', async (t) => {
     const interval = 100
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { presenceInterval: interval, rateLimit: false }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { presenceInterval: interval, rateLimit: false }) as [StartedApp, StartedApp]
     const watcher = await openTab(t, a)
     watcher.sendEnvelope(['s', 1, 'room'])
     await until(() => batches(watcher, 'room').length === 1, 'its own join')
@@ -175,7 +169,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('binary and aged messages are not in a history read back from Redis; a member list is capped', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { topicHistory: { limit: 10, maxAge: 300 }, maxMembers: 2 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { topicHistory: { limit: 10, maxAge: 300 }, maxMembers: 2 }) as [StartedApp, StartedApp]
     a.app.sessions.publish('room', 'old')
     await eventually(async () => (await a.app.sessions.history('room')).messages.length, 1, 'kept')
     const [old] = (await a.app.sessions.history('room')).messages
@@ -200,7 +194,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
 
   t.test('the members of a killed node leave when the cluster reaps it', async (t) => {
     const prefix = uniquePrefix()
-    const [a] = await startNodes(t, 1, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp]
+    const [a] = await startTopicNodes(t, 1, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp]
     const child = spawn(process.execPath, ['test/fixtures/cluster-node.mjs', redis.url, prefix, SECRET, JSON.stringify({ topicPresence: true, presenceInterval: 50 })], { stdio: ['ignore', 'pipe', 'inherit'] })
     t.teardown(() => { child.kill('SIGKILL') })
     const [line] = await once(child.stdout, 'data') as [Buffer]
@@ -223,7 +217,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
 
 t.test('subscription changes in quick succession end as the last one asked, though the node learns them from Redis', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
-  const [node] = await startNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { topicPresence: false, topicHistory: undefined }) as [StartedApp]
+  const [node] = await startTopicNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { topicPresence: false, topicHistory: undefined }) as [StartedApp]
   const client = await openTab(t, node)
   const sessionId = sessionIdOf(client.cookie)
   let id = 0
@@ -260,7 +254,7 @@ t.test('subscription changes in quick succession end as the last one asked, thou
 
 t.test('a client that fires subscribes faster than the node reads them back from Redis still gets at most maxTopicsPerSession', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
-  const [node] = await startNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { topicPresence: false, topicHistory: undefined, maxTopicsPerSession: 5 }) as [StartedApp]
+  const [node] = await startTopicNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { topicPresence: false, topicHistory: undefined, maxTopicsPerSession: 5 }) as [StartedApp]
   const client = await openTab(t, node)
   const sessionId = sessionIdOf(client.cookie)
   // Sent together: none of them is back from Redis when the next arrives, so the joins on their way must count.

@@ -13,7 +13,7 @@ import {
   openGlueSocket,
   redisSkip,
   resumeQuery,
-  startApp,
+  startNodes,
   startRedis,
   uniquePrefix,
   until,
@@ -34,13 +34,9 @@ function userRoutes (app: FastifyInstance): void {
   })
 }
 
-async function startNodes (t: Test, count: number, redis: GlueOptions['redis'], glue: GlueOptions = {}): Promise<StartedApp[]> {
-  const nodes: StartedApp[] = []
-  for (let i = 0; i < count; i++) {
-    nodes.push(await startApp({ glue: { redis, heartbeatInterval: 0, authorizeSubscribe: () => true, ...glue }, after: userRoutes }))
-  }
-  t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
-  return nodes
+/** Cluster nodes with the login and logout routes. */
+async function startUserNodes (t: Test, count: number, redis: GlueOptions['redis'], glue: GlueOptions = {}): Promise<StartedApp[]> {
+  return await startNodes(t, count, redis, glue, { after: userRoutes })
 }
 
 async function visit (node: StartedApp): Promise<Browser> {
@@ -60,7 +56,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
 
   t.test('a login on one node moves the socket another node holds; every node refuses the old cookie', async (t) => {
-    const [a, b, c] = await startNodes(t, 3, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp, StartedApp]
+    const [a, b, c] = await startUserNodes(t, 3, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp, StartedApp]
     const browser = await visit(a)
     const before = sidOf(browser)
     const oldCookie = browser.cookie
@@ -99,7 +95,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('two browsers of one user on two nodes: pushes, resume, closeUser, revokeUser', async (t) => {
-    const [a, b, c] = await startNodes(t, 3, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp, StartedApp]
+    const [a, b, c] = await startUserNodes(t, 3, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp, StartedApp]
     const laptop = await visit(a)
     const phone = await visit(b)
     await laptop.fetch('/login', { method: 'POST', body: { name: 'ada' } })
@@ -136,7 +132,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('identify rotates a handshake on a node that holds the other tabs: they join the new id there', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, {
+    const [a, b] = await startUserNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, {
       identify: (request) => (request.headers['x-user'] as string | undefined) ?? null
     }) as [StartedApp, StartedApp]
     const browser = await visit(a)
@@ -156,7 +152,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
 
   t.test('logout on one node closes the socket on another; a node started later refuses the cookie too', async (t) => {
     const prefix = uniquePrefix()
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startUserNodes(t, 2, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp, StartedApp]
     const browser = await visit(a)
     await browser.fetch('/login', { method: 'POST', body: { name: 'ada' } })
     const cookie = browser.cookie
@@ -165,7 +161,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
     t.match(logout.setCookie, [/^sid=; Max-Age=0;/])
     t.same(await tab.closed, { code: 3000, reason: 'session revoked' })
     await whoamiOn(b, cookie, { sessionId: null, userId: null }, 'refused on b')
-    const [late] = await startNodes(t, 1, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp]
+    const [late] = await startUserNodes(t, 1, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp]
     t.same((await late.app.inject({ method: 'GET', url: '/whoami', headers: { cookie } })).json(), { sessionId: null, userId: null },
       'a node that started after the logout loads the revocations from Redis')
     t.ok(late.app.sessions.stats().revocations >= 1)
@@ -175,7 +171,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
     const second = await startRedis(t)
     const third = await startRedis(t)
     const shards = [redis.url, second.url, third.url]
-    const [a, b] = await startNodes(t, 2, { shards, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startUserNodes(t, 2, { shards, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
     const browsers: Browser[] = []
     for (let i = 0; i < 6; i++) browsers.push(await visit(a))
     const tabs = []
@@ -196,7 +192,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
   t.test('Redis keeps nothing for logins that never connect, and at most maxRevocations revocations', async (t) => {
     const own = await startRedis(t)
     const prefix = uniquePrefix()
-    const [a] = await startNodes(t, 1, { url: own.url, prefix, nodeTimeout: 600 }, { maxRevocations: 20 }) as [StartedApp]
+    const [a] = await startUserNodes(t, 1, { url: own.url, prefix, nodeTimeout: 600 }, { maxRevocations: 20 }) as [StartedApp]
     const browser = await visit(a)
     for (let i = 0; i < 200; i++) await browser.fetch('/login', { method: 'POST', body: { name: 'mallory' } })
     for (let i = 0; i < 30; i++) a.app.sessions.revokeUser(`user${i}`)
@@ -210,7 +206,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
 
   t.test('a push to a user while Redis is away is delivered once it is back', async (t) => {
     const own = await startRedis(t)
-    const [a, b] = await startNodes(t, 2, { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startUserNodes(t, 2, { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
     const browser = await visit(a)
     await browser.fetch('/login', { method: 'POST', body: { name: 'ada' } })
     const tab = await browser.open(t, b.wsUrl)
@@ -223,7 +219,7 @@ t.test('users across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('a cookie from the far past is refused on every node, whatever Redis holds', async (t) => {
-    const [a] = await startNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { cookie: { lifetime: 60 } }) as [StartedApp]
+    const [a] = await startUserNodes(t, 1, { url: redis.url, prefix: uniquePrefix() }, { cookie: { lifetime: 60 } }) as [StartedApp]
     const stale = forgeCookie('FFFFFFFFFFFFFFFFFFFFFFFF', { age: 60_000, userId: 'ada' })
     t.same((await a.app.inject({ method: 'GET', url: '/whoami', headers: { cookie: stale } })).json(), { sessionId: null, userId: null })
   })

@@ -24,7 +24,9 @@ export {
   SECRET,
   serverTransport,
   sessionIdOf,
+  setEnv,
   startApp,
+  startNodes,
   type LogCapture,
   type StartedApp,
   type StartOptions

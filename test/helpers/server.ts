@@ -1,6 +1,7 @@
-// Fastify apps with the plugin for tests: startApp on 127.0.0.1 port 0, log capture, session lookups.
+// Fastify apps with the plugin for tests: startApp on 127.0.0.1 port 0, cluster nodes, log capture, session lookups, environment.
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { Test } from 'tap'
 import glue, { type GlueOptions } from '../../plugin/index.js'
 import { createCookieSigner, decodeSessionValue, encodeSessionValue } from '../../plugin/handshake/identity.js'
 
@@ -87,6 +88,34 @@ export async function startApp (options: StartOptions = {}): Promise<StartedApp>
     httpUrl: `http://127.0.0.1:${address.port}`,
     wsUrl: `ws://127.0.0.1:${address.port}${path}`
   }
+}
+
+/**
+ * Starts `count` nodes of one cluster, closed in teardown: each with the `redis` option, no
+ * heartbeat and every subscription allowed unless `glue` says otherwise.
+ */
+export async function startNodes (t: Test, count: number, redis: GlueOptions['redis'], glue: GlueOptions = {}, start: Omit<StartOptions, 'glue'> = {}): Promise<StartedApp[]> {
+  const nodes: StartedApp[] = []
+  for (let i = 0; i < count; i++) {
+    nodes.push(await startApp({ ...start, glue: { redis, heartbeatInterval: 0, authorizeSubscribe: () => true, ...glue } }))
+  }
+  t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
+  return nodes
+}
+
+/**
+ * Sets (or with undefined, deletes) an environment variable for the rest of test `t`; teardown
+ * restores the value it had before, so the test may assign it again freely. Once per name and test.
+ */
+export function setEnv (t: Test, name: string, value: string | undefined): void {
+  const saved = process.env[name]
+  t.teardown(() => { assignEnv(name, saved) })
+  assignEnv(name, value)
+}
+
+function assignEnv (name: string, value: string | undefined): void {
+  if (value === undefined) delete process.env[name]
+  else process.env[name] = value
 }
 
 /** The id of the first session with an open socket (in the order they connected). */
