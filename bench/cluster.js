@@ -1,14 +1,12 @@
 // Cluster benchmark: the plugin on one node with the memory adapter, one node with the Redis adapter,
 // and several nodes joined through Redis, side by side in one run.
 // Usage: npm run bench:cluster -- [flags]   (see bench/README.md, or --help)
-import { fork, spawn } from 'node:child_process'
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { availableParallelism, loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
-import { createCaller, withTimeout } from './lib/rpc.js'
+import { forkChild, parseFlags, sleep, startRedis } from './lib/processes.js'
+import { withTimeout } from './lib/rpc.js'
 import { median, summariseLatencies } from './lib/stats.js'
 import { pluginFingerprint, snapshotPlugin } from './lib/plugin-build.js'
 
@@ -46,18 +44,7 @@ const HELP = `Usage: node bench/cluster.js [flags]
 Or: node bench/cluster.js --render bench/results/cluster-<time>.json   (the table of a saved run)`
 
 function parseArgs (argv) {
-  const opts = { ...DEFAULTS }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    if (arg === '--help' || arg === '-h') { console.log(HELP); process.exit(0) }
-    if (!arg.startsWith('--')) throw new Error(`unexpected argument ${arg}\n${HELP}`)
-    let [key, value] = arg.slice(2).split('=', 2)
-    if (value === undefined) value = argv[++i]
-    if (!(key in DEFAULTS)) throw new Error(`unknown flag --${key}\n${HELP}`)
-    const n = Number(value)
-    if (!Number.isInteger(n) || n < 1) throw new Error(`--${key} must be a positive integer, received ${value}`)
-    opts[key] = n
-  }
+  const opts = parseFlags(argv, DEFAULTS, HELP)
   if (opts.nodes < 2) throw new Error('--nodes must be at least 2 (redis-1 already covers one node)')
   if (opts.size < 24) throw new Error('--size must be at least 24 (the timestamp header must fit)')
   return opts
@@ -65,23 +52,6 @@ function parseArgs (argv) {
 
 const sum = (xs) => xs.reduce((a, b) => a + b, 0)
 const big = (s) => BigInt(s)
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-// Every child process, so nothing outlives the run: killed on exit, on signals and on failure.
-// Forked children also exit by themselves when the IPC channel closes (lib/rpc.js).
-const children = new Set()
-function track (child) {
-  children.add(child)
-  child.on('exit', () => children.delete(child))
-  return child
-}
-function killAll () {
-  for (const child of children) {
-    try { child.kill('SIGKILL') } catch {}
-  }
-}
-process.on('exit', killAll)
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130))
 
 function isAlive (pid) {
   try {
@@ -92,63 +62,11 @@ function isAlive (pid) {
   }
 }
 
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address()
-      server.close(() => resolve(port))
-    })
-  })
-}
-
-// redis-server runs under a small sh guard that kills it once the guard's stdin closes. The pipe closes
-// when this process ends in any way (even SIGKILL), so Redis never outlives the run. The guard gets its
-// own process group, so a Ctrl-C at the terminal cannot kill it before it has stopped Redis.
-async function startRedis () {
-  for (let attempt = 1; ; attempt++) {
-    const port = await freePort()
-    const guard = spawn('sh', ['-c',
-      `redis-server --port ${port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & r=$!; read _; kill $r; wait $r`],
-    { stdio: ['pipe', 'pipe', 'pipe'], detached: true })
-    let output = ''
-    const keep = (chunk) => { output = (output + chunk).slice(-2000) }
-    guard.stdout.on('data', keep)
-    guard.stderr.on('data', keep)
-    const url = `redis://127.0.0.1:${port}`
-    const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
-    admin.on('error', () => {})
-    for (let i = 0; i < 50 && guard.exitCode === null; i++) {
-      try {
-        await admin.connect()
-        await admin.ping()
-        const stop = async () => {
-          admin.disconnect()
-          guard.stdin.end()
-          if (guard.exitCode === null) await withTimeout(new Promise((resolve) => guard.once('exit', resolve)), 5000, 'redis stop').catch(() => {})
-        }
-        return { url, admin, stop, version: (await admin.info('server')).match(/redis_version:(\S+)/)?.[1] }
-      } catch {
-        await sleep(100)
-      }
-    }
-    admin.disconnect()
-    guard.stdin.end()
-    if (attempt >= 3) throw new Error(`redis-server did not start: ${output.trim()}`)
-  }
-}
-
 // Redis CPU time in microseconds, from INFO (finer than /proc's 10 ms ticks).
 async function redisCpu (admin) {
   const info = await admin.info('cpu')
   const read = (name) => Number(info.match(new RegExp(`^${name}:([\\d.]+)`, 'm'))?.[1] ?? 0)
   return Math.round((read('used_cpu_user') + read('used_cpu_sys')) * 1e6)
-}
-
-function forkChild (file, env) {
-  const child = track(fork(join(here, file), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }))
-  return { child, call: createCaller(child) }
 }
 
 // Polls until `done(counts)` holds, nothing changed for `quietMs`, or `limitMs` passed.
@@ -240,8 +158,8 @@ function pickTargets (sessions, nodeCount, count) {
 }
 
 async function runConfig (config, opts, env, redisServers, rep) {
-  const nodes = Array.from({ length: config.nodes }, () => forkChild('cluster-node.js', env))
-  const clients = Array.from({ length: opts.clients }, () => forkChild('cluster-client.js', {}))
+  const nodes = Array.from({ length: config.nodes }, () => forkChild(join(here, 'cluster-node.js'), env))
+  const clients = Array.from({ length: opts.clients }, () => forkChild(join(here, 'cluster-client.js'), {}))
   const prefix = `bench-${config.name}-r${rep}-${Date.now().toString(36)}`
   // Every Redis server runs for every configuration; only those a configuration uses are charged to it.
   const redis = redisServers.slice(0, Math.max(1, config.shards))

@@ -1,14 +1,12 @@
 // Streams benchmark: a Redis Stream fed at a steady rate to a topic with many subscribed sockets, through
 // the plugin's pipe and Redis Stream source (`glue`) and through a hand-written XREAD + publish loop
 // (`hand`), interleaved in one run. Usage: node bench/streams.js [--help]
-import { fork, spawn } from 'node:child_process'
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
-import { createServer } from 'node:net'
 import { loadavg } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Redis } from 'ioredis'
-import { createCaller, withTimeout } from './lib/rpc.js'
+import { forkChild, parseFlags, sleep, startRedis } from './lib/processes.js'
+import { withTimeout } from './lib/rpc.js'
 import { median, summariseLatencies } from './lib/stats.js'
 import { pluginFingerprint, snapshotPlugin } from './lib/plugin-build.js'
 
@@ -38,61 +36,8 @@ const HELP = `Usage: node bench/streams.js [flags]
   --count N         entries per XREAD/XREADGROUP, both modes (default ${DEFAULTS.count})
   --size N          bytes per entry's data, stamp included (default ${DEFAULTS.size})`
 
-function parseArgs (argv) {
-  const opts = { ...DEFAULTS }
-  for (let i = 0; i < argv.length; i++) {
-    if (argv[i] === '--help') { console.log(HELP); process.exit(0) }
-    const name = argv[i].replace(/^--/, '').replace(/-([a-z])/g, (_, c) => c.toUpperCase())
-    if (!(name in DEFAULTS)) throw new Error(`unknown flag ${argv[i]}\n${HELP}`)
-    opts[name] = Number(argv[++i])
-  }
-  return opts
-}
-
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const now = () => process.hrtime.bigint()
 const fit = (head, size) => head + 'x'.repeat(Math.max(0, size - head.length))
-
-const children = new Set()
-process.on('exit', () => { for (const child of children) { try { child.kill('SIGKILL') } catch {} } })
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => process.exit(130))
-
-function forkChild (file, env) {
-  const child = fork(join(here, file), [], { env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-  children.add(child)
-  child.on('exit', () => children.delete(child))
-  return { child, call: createCaller(child) }
-}
-
-function freePort () {
-  return new Promise((resolve, reject) => {
-    const server = createServer()
-    server.once('error', reject)
-    server.listen(0, '127.0.0.1', () => { const { port } = server.address(); server.close(() => resolve(port)) })
-  })
-}
-
-// redis-server under a sh guard that stops it once our end of its stdin closes, however this process ends.
-async function startRedis () {
-  const port = await freePort()
-  const guard = spawn('sh', ['-c', `redis-server --port ${port} --bind 127.0.0.1 --save '' --appendonly no --loglevel warning & r=$!; read _; kill $r; wait $r`],
-    { stdio: ['pipe', 'ignore', 'ignore'], detached: true })
-  const url = `redis://127.0.0.1:${port}`
-  for (let i = 0; i < 50; i++) {
-    const admin = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false })
-    admin.on('error', () => {})
-    try {
-      await admin.connect()
-      await admin.ping()
-      return { url, admin, stop: () => { admin.disconnect(); guard.stdin.end() } }
-    } catch {
-      admin.disconnect()
-      await sleep(100)
-    }
-  }
-  guard.stdin.end()
-  throw new Error('redis-server did not start')
-}
 
 async function waitForClients (clients, expected, quietMs, limitMs) {
   const deadline = Date.now() + limitMs
@@ -156,8 +101,8 @@ async function phase (name, { server, clients, redis, key, rate, duration, opts 
 
 async function runMode (mode, opts, redis, entry, rep) {
   const key = `bench:${mode}:${rep}:${Date.now()}`
-  const server = forkChild('streams-node.js', { BENCH_GLUE_ENTRY: entry })
-  const clients = Array.from({ length: opts.clients }, () => forkChild('cluster-client.js', {}))
+  const server = forkChild(join(here, 'streams-node.js'), { BENCH_GLUE_ENTRY: entry })
+  const clients = Array.from({ length: opts.clients }, () => forkChild(join(here, 'cluster-client.js'), {}))
   try {
     const { port } = await withTimeout(server.call('start', { mode, url: redis.url, key, count: opts.count }), 30_000, 'server start')
     const base = `ws://127.0.0.1:${port}`
@@ -221,7 +166,7 @@ function render (runs, opts, meta) {
 }
 
 async function main () {
-  const opts = parseArgs(process.argv.slice(2))
+  const opts = parseFlags(process.argv.slice(2), DEFAULTS, HELP)
   const build = pluginFingerprint()
   if (build === null) throw new Error('no build in dist/: run npm run build first')
   const snapshot = snapshotPlugin(`streams-${process.pid}`)
@@ -239,7 +184,7 @@ async function main () {
       }
     }
   } finally {
-    redis.stop()
+    await redis.stop()
     rmSync(snapshot.root, { recursive: true, force: true })
   }
   meta.loadAfter = loadavg()
