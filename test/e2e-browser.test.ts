@@ -14,7 +14,7 @@ const SECOND_TAB_SCREENSHOT = fileURLToPath(new URL('../test-output/e2e-example-
 const STEP_TIMEOUT = 20_000
 
 // A port below the ephemeral range, so the page's reconnects cannot take it while the server restarts.
-async function startExample (port?: number, options: ExampleOptions = {}): Promise<{ app: FastifyInstance, url: string, port: number }> {
+async function startExample (options: ExampleOptions = {}, port?: number): Promise<{ app: FastifyInstance, url: string, port: number }> {
   const app = await buildApp({ logger: false, secret: SECRET, broadcastInterval: 300, ...options })
   const url = await app.listen({ port: port ?? await freePort(), host: '127.0.0.1' })
   return { app, url, port: Number(new URL(url).port) }
@@ -120,7 +120,7 @@ test('the example page works end to end in headless chromium, across a server re
   await seeInLog(page, 'reconnecting: attempt 1')
 
   t.comment('start it again on the same port: the page comes back in the same session')
-  server = await startExample(port)
+  server = await startExample({}, port)
   t.equal(server.port, port)
   await waitForState(page, 'open')
   t.equal(await seeInLog(page, '← welcome ', 2), 2, 'a second welcome arrived')
@@ -166,7 +166,7 @@ async function disabledButtons (page: Page): Promise<string[]> {
 }
 
 test('two tabs of one session show the same news subscription, whichever tab changes it', { skip: inCI ? false : missing }, async (t) => {
-  const server = await startExample(undefined, { broadcastInterval: 200 })
+  const server = await startExample({ broadcastInterval: 200 })
   t.teardown(() => server.app.close())
   const { context, page: first, pageErrors } = await openPage(t)
   await first.goto(server.url + '/')
@@ -222,7 +222,7 @@ function isRange (numbers: number[], from: number): boolean {
 
 test('the page shows a numbered stream once and in order across a cut socket and a server restart', { skip: inCI ? false : missing }, async (t) => {
   const options: ExampleOptions = { broadcastInterval: 0, streamInterval: 20 }
-  let server = await startExample(undefined, options)
+  let server = await startExample(options)
   t.teardown(() => server.app.close())
   const { page, pageErrors } = await openPage(t)
 
@@ -253,7 +253,7 @@ test('the page shows a numbered stream once and in order across a cut socket and
   await seeInLog(page, /close 1001 .*, will reconnect$/)
   // The close frame comes after the last number the old server sent.
   const shownAtRestart = (await shownNumbers(page)).at(-1) ?? 0
-  server = await startExample(port, options)
+  server = await startExample(options, port)
   await seeInLog(page, 'gap: an unknown number of messages lost')
   await seeInLog(page, `POST /stream 200 {"from":${shownAtRestart + 1},`)
   await seeNumber(page, shownAtRestart + 20)
@@ -302,7 +302,7 @@ test('a page back online, or visible again, reconnects at once instead of after 
     const port = server.port
     await server.app.close()
     await page.waitForFunction(`window.probeEvents.includes('reconnecting {"attempt":${attempt},"delay":60000}')`)
-    server = await startExample(port)
+    server = await startExample({}, port)
     await page.evaluate(signal)
     await page.waitForFunction("window.probe.state === 'open'")
   }
@@ -330,7 +330,7 @@ async function sessionCookie (context: BrowserContext, url: string): Promise<str
 }
 
 test('log in by name in two browsers: a push to the user reaches both, login keeps the socket, logout closes it', { skip: inCI ? false : missing }, async (t) => {
-  const server = await startExample(undefined, { broadcastInterval: 0 })
+  const server = await startExample({ broadcastInterval: 0 })
   t.teardown(() => server.app.close())
   const browser = await launchChromium(t)
   const first = await openContext(browser)

@@ -45,12 +45,17 @@ export async function startRedis (t: Test): Promise<RedisServer> {
 
   /** Starts redis-server on `port`; a port taken meanwhile is tried again for a while (a restart must keep its port). */
   async function start (): Promise<void> {
+    await spawnWhilePortTaken(20, async () => { await new Promise((resolve) => setTimeout(resolve, 100)) })
+  }
+
+  /** Spawns redis-server, and while its port is taken runs `beforeRetry` and tries again, `attempts` times in all. */
+  async function spawnWhilePortTaken (attempts: number, beforeRetry: () => Promise<void>): Promise<void> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await spawnServer()
       } catch (error) {
-        if (attempt >= 20 || !String(error).includes('Address already in use')) throw error
-        await new Promise((resolve) => setTimeout(resolve, 100))
+        if (attempt >= attempts || !String(error).includes('Address already in use')) throw error
+        await beforeRetry()
       }
     }
   }
@@ -90,15 +95,7 @@ export async function startRedis (t: Test): Promise<RedisServer> {
 
   // Before the first start the port may still change: another test process can take it between
   // freePort() and redis-server's bind.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      await spawnServer()
-      break
-    } catch (error) {
-      if (attempt >= 5 || !String(error).includes('Address already in use')) throw error
-      port = await freePort()
-    }
-  }
+  await spawnWhilePortTaken(5, async () => { port = await freePort() })
   t.teardown(async () => {
     for (const client of clients) client.disconnect()
     await kill()

@@ -216,26 +216,28 @@ export async function eventually<T> (query: () => Promise<T>, expected: T, what:
 /** Where freePort() looks: from here up to the kernel's ephemeral range. */
 const FIRST_FREE_PORT = 10_000
 
-/** The kernel's ephemeral port range (Linux); the usual default where it cannot be read. */
-function ephemeralPorts (): [number, number] {
+/** The first port of the kernel's ephemeral range (Linux); the usual default where it cannot be read. */
+function firstEphemeralPort (): number {
   try {
-    const [low, high] = readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/).map(Number)
-    if (low !== undefined && high !== undefined && Number.isInteger(low) && Number.isInteger(high)) return [low, high]
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0])
+    if (Number.isInteger(low)) return low
   } catch {}
-  return [32_768, 60_999]
+  return 32_768
 }
 
-async function canListen (port: number): Promise<boolean> {
+/** Binds `port` on loopback (0: any free one) and releases it: the port bound, or undefined when it was taken. */
+async function bindAndRelease (port: number): Promise<number | undefined> {
   const server = createServer()
   try {
     server.listen(port, '127.0.0.1')
     await once(server, 'listening')
   } catch {
-    return false
+    return undefined
   }
+  const bound = (server.address() as { port: number }).port
   server.close()
   await once(server, 'close')
-  return true
+  return bound
 }
 
 /**
@@ -245,23 +247,17 @@ async function canListen (port: number): Promise<boolean> {
  * kernel may pick the destination port as the source: a TCP self-connect). CI once failed so.
  */
 export async function freePort (): Promise<number> {
-  const [ephemeralLow] = ephemeralPorts()
-  if (ephemeralLow - FIRST_FREE_PORT < 1_000) return await anyFreePort()
+  const ephemeralLow = firstEphemeralPort()
+  if (ephemeralLow - FIRST_FREE_PORT < 1_000) {
+    const any = await bindAndRelease(0)
+    if (any === undefined) throw new Error('no free loopback port')
+    return any
+  }
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = FIRST_FREE_PORT + Math.floor(Math.random() * (ephemeralLow - FIRST_FREE_PORT))
-    if (await canListen(port)) return port
+    const port = await bindAndRelease(FIRST_FREE_PORT + Math.floor(Math.random() * (ephemeralLow - FIRST_FREE_PORT)))
+    if (port !== undefined) return port
   }
   throw new Error(`no free port in ${FIRST_FREE_PORT}-${ephemeralLow - 1} after 50 tries`)
-}
-
-async function anyFreePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const port = (server.address() as { port: number }).port
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** A glue.v1 socket and the `name=value` cookie of its session. */
