@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify'
 import { type Browser, type BrowserContext, type CDPSession, type Page } from 'playwright-core'
 import { test, type Test } from 'tap'
 import { buildApp, type ExampleOptions } from '../example/app.js'
-import { chromiumMissing, CHROMIUM, inCI, launchChromium } from './helpers/chromium.js'
+import { chromiumMissing, CHROMIUM, inCI, launchChromium, recordPageErrors } from './helpers/chromium.js'
 import { freePort } from './helpers/index.js'
 
 const SECRET = 'e2e-test-secret-that-is-long-enough-0123456'
@@ -48,13 +48,7 @@ async function openContext (browser: Browser): Promise<{ context: BrowserContext
   const context = await browser.newContext({ viewport: { width: 900, height: 760 } })
   const page = await context.newPage()
   page.setDefaultTimeout(STEP_TIMEOUT)
-  const pageErrors: string[] = []
-  page.on('pageerror', (err) => { pageErrors.push(err.message) })
-  page.on('console', (message) => {
-    // Chromium itself logs each refused connection while the server is down; that is expected.
-    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) pageErrors.push(message.text())
-  })
-  return { context, page, pageErrors }
+  return { context, page, pageErrors: recordPageErrors(page) }
 }
 
 test('the example page works end to end in headless chromium, across a server restart', { skip: inCI ? false : missing }, async (t) => {
@@ -172,7 +166,7 @@ test('two tabs of one session show the same news subscription, whichever tab cha
   await first.goto(server.url + '/')
   await waitForState(first, 'open')
   const second = await context.newPage()
-  second.on('pageerror', (err) => { pageErrors.push(err.message) })
+  const secondErrors = recordPageErrors(second)
   await second.goto(server.url + '/')
   await waitForState(second, 'open')
   t.equal(await second.textContent('#session'), await first.textContent('#session'), 'one session, two tabs')
@@ -198,11 +192,11 @@ test('two tabs of one session show the same news subscription, whichever tab cha
   await first.click('#subscribe')
   await second.locator('#topic[data-topic="on"]').waitFor()
   const third = await context.newPage()
-  third.on('pageerror', (err) => { pageErrors.push(err.message) })
+  const thirdErrors = recordPageErrors(third)
   await third.goto(server.url + '/')
   await third.locator('#topic[data-topic="on"]').waitFor()
   t.pass('the third tab shows the session subscribed without being told')
-  t.same(pageErrors, [], 'no errors on the pages')
+  t.same([...pageErrors, ...secondErrors, ...thirdErrors], [], 'no errors on the pages')
 })
 
 /** The numbers the page shows, in the order it shows them. */

@@ -4,7 +4,7 @@ import { test } from 'tap'
 import { BOT_NAME } from '../example/chat/bot.js'
 import { buildChatApp, roomTopic } from '../example/chat/app.js'
 import { createBrowser, freePort, until } from './helpers/index.js'
-import { chromiumMissing, CHROMIUM, inCI, launchChromium } from './helpers/chromium.js'
+import { chromiumMissing, CHROMIUM, inCI, launchChromium, recordPageErrors } from './helpers/chromium.js'
 
 const SECRET = 'e2e-chat-secret-that-is-long-enough-0123456'
 const SCREENSHOT = fileURLToPath(new URL('../test-output/chat.png', import.meta.url))
@@ -23,9 +23,7 @@ async function loggedIn (browser: Browser, url: string, name: string): Promise<P
   const context = await browser.newContext({ viewport: { width: 1000, height: 680 } })
   const page = await context.newPage()
   page.setDefaultTimeout(STEP_TIMEOUT)
-  const pageErrors: string[] = []
-  page.on('pageerror', (err) => { pageErrors.push(err.message) })
-  page.on('console', (message) => { if (message.type() === 'error') pageErrors.push(message.text()) })
+  const pageErrors = recordPageErrors(page)
   await page.goto(url + '/')
   await page.locator('#login').waitFor()
   await page.fill('#name', name)
@@ -225,8 +223,11 @@ test('after the server restarts, a room says what it could not fill, and the pag
   await ada.page.locator('#members li[data-member="ada"]').waitFor()
 
   t.comment('the server restarts on the same port: its history is gone (one node, in memory)')
+  // Chromium logs each refused reconnect; waiting for one makes sure the page retried while the server was down.
+  const refused = ada.page.waitForEvent('console', (message) => /WebSocket connection to .* failed/.test(message.text()))
   await first.close()
   firstClosed = true
+  await refused
   const second = await buildChatApp({ logger: false, secret: SECRET })
   t.teardown(() => second.close())
   await second.listen({ port: Number(new URL(url).port), host: '127.0.0.1' })

@@ -1,6 +1,6 @@
 // Headless Chromium for the browser tests: Debian's package, driven by playwright-core.
 import { existsSync } from 'node:fs'
-import { chromium, type Browser } from 'playwright-core'
+import { chromium, type Browser, type Page } from 'playwright-core'
 import type { Test } from 'tap'
 
 export const CHROMIUM = '/usr/bin/chromium'
@@ -20,4 +20,18 @@ export async function launchChromium (t: Test): Promise<Browser> {
   })
   t.teardown(() => browser.close())
   return browser
+}
+
+/**
+ * Records the page's uncaught errors and console errors, and returns the list it fills.
+ * Chromium itself logs every refused websocket connection while a server restarts; the page
+ * cannot prevent that and its client retries, so those lines are not the page's errors.
+ */
+export function recordPageErrors (page: Page): string[] {
+  const pageErrors: string[] = []
+  page.on('pageerror', (err) => { pageErrors.push(err.message) })
+  page.on('console', (message) => {
+    if (message.type() === 'error' && !/WebSocket connection to .* failed/.test(message.text())) pageErrors.push(message.text())
+  })
+  return pageErrors
 }
