@@ -11,6 +11,7 @@ import {
   dataOf,
   envelopesOf,
   eventually,
+  NODE_TIMEOUT,
   openGlueSocket,
   openTab,
   redisSkip,
@@ -31,7 +32,7 @@ async function startCluster (t: Test, redis: RedisServer, count: number, glueOpt
   const nodes: StartedApp[] = []
   for (let i = 0; i < count; i++) {
     nodes.push(await startApp({
-      glue: { redis: { url: redis.url, prefix, nodeTimeout: 600 }, heartbeatInterval: 0, authorizeSubscribe: () => true, ...glueOptions }
+      glue: { redis: { url: redis.url, prefix, nodeTimeout: NODE_TIMEOUT }, heartbeatInterval: 0, authorizeSubscribe: () => true, ...glueOptions }
     }))
   }
   t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
@@ -46,7 +47,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
     const prefix = uniquePrefix()
     const nodes: ContractNode[] = []
     for (let i = 0; i < 3; i++) {
-      const adapter = createRedisAdapter({ url: redis.url, prefix, nodeTimeout: 600 })
+      const adapter = createRedisAdapter({ url: redis.url, prefix, nodeTimeout: NODE_TIMEOUT })
       nodes.push({ ...await startApp({ glue: { ...options, adapter } }), adapter })
     }
     t.teardown(async () => { await Promise.all(nodes.map(async (node) => await node.app.close())) })
@@ -106,7 +107,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
 
   t.test('a Redis crash: sends are buffered within limits, volatile ones stay local, everything resumes', async (t) => {
     const own = await startRedis(t)
-    const [a, b] = await startCluster(t, own, 2, { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600, bufferLimit: 3 } }) as [StartedApp, StartedApp]
+    const [a, b] = await startCluster(t, own, 2, { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT, bufferLimit: 3 } }) as [StartedApp, StartedApp]
     const local = await openTab(t, a)
     const remote = await openTab(t, b, local.cookie)
     const sessionId = sessionIdOf(local.cookie)
@@ -179,13 +180,14 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
   })
 
   t.test('a resume past what the histories keep reports an unknown gap; old messages count as missed', async (t) => {
-    const [a, b] = await startCluster(t, redis, 2, { outboxLimit: 5, outboxMaxAge: 300 }) as [StartedApp, StartedApp]
+    const [a, b] = await startCluster(t, redis, 2, { outboxLimit: 5, outboxMaxAge: 1500 }) as [StartedApp, StartedApp]
     const first = await openTab(t, a)
     const sessionId = sessionIdOf(first.cookie)
     first.socket.close()
     await first.closed
+    // A wide age, so 'fresh' is still young when a loaded machine gets round to the resume.
     a.app.sessions.send(sessionId, 'old')
-    await new Promise((resolve) => setTimeout(resolve, 350))
+    await new Promise((resolve) => setTimeout(resolve, 1600))
     a.app.sessions.send(sessionId, 'fresh')
     await a.app.sessions.presence(sessionId)
     const aged = await openTab(t, b, first.cookie, resumeQuery(first.welcome.epoch, first.welcome.seq))
@@ -203,7 +205,7 @@ t.test('redis adapter', { skip: redisSkip }, async (t) => {
 
   t.test('stopping while Redis is away says how many messages were not delivered', async (t) => {
     const own = await startRedis(t)
-    const node = await startApp({ glue: { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600 } } })
+    const node = await startApp({ glue: { redis: { url: own.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT } } })
     await own.kill()
     await node.logs.waitFor('redis adapter: connection to Redis lost; buffering messages until it returns')
     node.app.sessions.broadcast('lost')

@@ -166,7 +166,7 @@ test('close() rejects an unsubscribe waiting for the connection and still tells 
 test('restores subscriptions after the server restarts on the same port, and reports a refused restore', async (t) => {
   let allow = true
   const options = { authorizeSubscribe: () => allow, answerRequest: (_session: unknown, data: unknown) => data }
-  let server = await startServer(options)
+  let server = await startServer(options, await freePort())
   t.teardown(() => server.app.close())
   const client = new GlueClient({ ...FAST, url: server.url })
   t.teardown(() => closeClient(client))

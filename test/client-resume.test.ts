@@ -3,7 +3,7 @@ import type { Duplex } from 'node:stream'
 import { test, type Test } from 'tap'
 import WebSocket, { WebSocketServer, type WebSocket as ServerSocket } from 'ws'
 import { GlueClient, type GlueClientOptions } from '../plugin/client/glue-client.js'
-import { closeClient, cookieWebSocket, nextEvent, onlySession, startServer, until, type GlueServer } from './helpers/index.js'
+import { closeClient, cookieWebSocket, freePort, nextEvent, onlySession, startServer, until, type GlueServer } from './helpers/index.js'
 
 // Jitter-free backoff; the first retry waits long enough for the stream to go on without the client.
 const FAST: GlueClientOptions = { reconnectionDelay: 50, reconnectionDelayMax: 200, randomizationFactor: 0 }
@@ -123,7 +123,7 @@ test('a stalled client is closed with 1013, comes back by itself and catches up'
 })
 
 test('a server restart on the same port gives a gap of unknown size, and the stream goes on', async (t) => {
-  let server: GlueServer | undefined = await startServer()
+  let server: GlueServer | undefined = await startServer({}, await freePort())
   t.teardown(() => server?.app.close())
   const { WebSocket: Jar, urls } = cookieWebSocket()
   const client = await open(t, server, { WebSocket: Jar })

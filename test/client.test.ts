@@ -73,7 +73,7 @@ for (const raw of [false, true]) {
 test('reconnects with exponential backoff after the server restarts on the same port, in the same session', async (t) => {
   const sessions: string[] = []
   const options = { onConnect (session: Session) { sessions.push(session.id) } }
-  let server: GlueServer = await startServer(options)
+  let server: GlueServer = await startServer(options, await freePort())
   t.teardown(() => server.app.close())
   const { WebSocket: JarWebSocket } = cookieWebSocket()
   const client = new GlueClient({ ...FAST, WebSocket: JarWebSocket, url: server.url })
@@ -128,7 +128,7 @@ test('flushes queued messages in order after reconnecting', async (t) => {
       if (received.length === 4) flushed()
     }
   }
-  let server = await startServer(options)
+  let server = await startServer(options, await freePort())
   t.teardown(() => server.app.close())
   const client = new GlueClient({ ...FAST, url: server.url })
   t.teardown(() => closeClient(client))
@@ -351,7 +351,7 @@ async function within<T> (promise: Promise<T>, ms: number, what: string): Promis
 }
 
 test('connect() while reconnecting starts the waiting attempt at once', async (t) => {
-  let server = await startServer()
+  let server = await startServer({}, await freePort())
   t.teardown(() => server.app.close())
   // The scheduled attempt waits a minute, so only an attempt started early can open within the test.
   const client = new GlueClient({ WebSocket, url: server.url, reconnectionDelay: 60_000, randomizationFactor: 0 })

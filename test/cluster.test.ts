@@ -1,10 +1,12 @@
 import t from 'tap'
 import type { Redis } from 'ioredis'
 import { errors } from '../plugin/index.js'
+import { shardOf } from '../plugin/redis/keys.js'
 import {
   dataOf,
   envelopesOf,
   eventually,
+  NODE_TIMEOUT,
   openTab,
   redisSkip,
   resumeQuery,
@@ -39,7 +41,7 @@ t.test('cluster', { skip: redisSkip }, async (t) => {
 
   t.test('a node reads only what concerns the sessions it holds', async (t) => {
     const prefix = uniquePrefix()
-    const [a, b, c] = await startNodes(t, 3, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp, StartedApp, StartedApp]
+    const [a, b, c] = await startNodes(t, 3, { url: redis.url, prefix, nodeTimeout: NODE_TIMEOUT }) as [StartedApp, StartedApp, StartedApp]
     const onC = await openTab(t, c)
     const onB = await openTab(t, b)
     const admin = redis.client()
@@ -60,7 +62,7 @@ t.test('cluster', { skip: redisSkip }, async (t) => {
 
   t.test('sends made as Redis dies are kept and delivered once it is back', async (t) => {
     const own = await startRedis(t)
-    const [a, b] = await startNodes(t, 2, { url: own.url, prefix: uniquePrefix(), nodeTimeout: 600, queryTimeout: 200 }) as [StartedApp, StartedApp]
+    const [a, b] = await startNodes(t, 2, { url: own.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT, queryTimeout: 200 }) as [StartedApp, StartedApp]
     const tab = await openTab(t, b)
     const sessionId = sessionIdOf(tab.cookie)
     let sent = 0
@@ -98,7 +100,7 @@ t.test('cluster', { skip: redisSkip }, async (t) => {
   })
 
   t.test('a resume from a number the cluster never reached gets the current position and a gap', async (t) => {
-    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }) as [StartedApp, StartedApp]
     const first = await openTab(t, a)
     a.app.sessions.send(sessionIdOf(first.cookie), 'one')
     await until(() => dataOf(first).length === 1, 'one')
@@ -130,6 +132,7 @@ t.test('cluster', { skip: redisSkip }, async (t) => {
   t.test('a flood of detached sessions drains within one upkeep', async (t) => {
     const own = await startRedis(t)
     const prefix = uniquePrefix()
+    // A short timeout: upkeep runs every nodeTimeout / 3, and this test times the upkeep.
     const [a] = await startNodes(t, 1, { url: own.url, prefix, nodeTimeout: 600 }) as [StartedApp]
     const admin = own.client()
     const due = Date.now() - 1000
@@ -151,7 +154,7 @@ t.test('cluster', { skip: redisSkip }, async (t) => {
   t.test('three shards share the sessions; everything works across them', async (t) => {
     const shards: RedisServer[] = [redis, await startRedis(t), await startRedis(t)]
     const prefix = uniquePrefix()
-    const options = { shards: shards.map((shard) => shard.url), prefix, nodeTimeout: 600 }
+    const options = { shards: shards.map((shard) => shard.url), prefix, nodeTimeout: NODE_TIMEOUT }
     const [a, b] = await startNodes(t, 2, options) as [StartedApp, StartedApp]
     const tabs = []
     for (let i = 0; i < 24; i++) tabs.push(await openTab(t, i % 2 === 0 ? a : b))
@@ -160,7 +163,12 @@ t.test('cluster', { skip: redisSkip }, async (t) => {
     for (const tab of tabs) a.app.sessions.send(sessionIdOf(tab.cookie), 'hello')
     for (const tab of tabs) await until(() => dataOf(tab).includes('hello'), 'every send')
     const perShard = await Promise.all(admins.map(async (admin) => Number(await admin.get(`{${prefix}}:seq`) ?? 0)))
-    t.ok(perShard.every((count) => count > 0 && count < 24), `each shard numbered some of the 24 sends (${perShard.join(', ')})`)
+    const expected = [0, 0, 0]
+    for (const tab of tabs) {
+      const shard = shardOf(sessionIdOf(tab.cookie), 3)
+      expected[shard] = (expected[shard] ?? 0) + 1
+    }
+    t.same(perShard, expected, 'each send was numbered by the shard its session hashes to')
     t.equal(perShard.reduce((sum, count) => sum + count, 0), 24, 'together, each send once')
     // Broadcasts and publishes go to every shard, so every session gets each exactly once.
     for (const tab of tabs.slice(0, 12)) b.app.sessions.subscribe(sessionIdOf(tab.cookie), 'room')

@@ -122,6 +122,8 @@ test('two browsers chat in a room, ask the bot, and log out', { skip: inCI ? fal
   await post(ada.page, 'Hello bob!')
   t.equal(await see(bob.page, 'ada', 'Hello bob!'), '', 'bob sees ada\'s message')
   t.equal(await see(ada.page, 'ada', 'Hello bob!'), 'mine', 'ada sees her own, marked as hers')
+  // The page empties the box on the reply, which may arrive a moment after the message itself.
+  await ada.page.waitForFunction("document.getElementById('text').value === ''")
   t.equal(await ada.page.inputValue('#text'), '', 'the composer empties once the server accepted')
   await post(bob.page, 'Hi ada, welcome.')
   await see(ada.page, 'bob', 'Hi ada, welcome.')

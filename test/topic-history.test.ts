@@ -177,11 +177,11 @@ test('all histories together stay within maxHistoryBytes: the oldest message of 
 })
 
 test('messages past maxAge are gone: a counted gap after a position', async (t) => {
-  const { app } = await start(t, { topicHistory: { limit: 10, maxAge: 40 } })
+  const { app } = await start(t, { topicHistory: { limit: 10, maxAge: 300 } })
   app.sessions.publish('room', 'old')
   const [old] = (await app.sessions.history('room')).messages
   app.sessions.publish('room', 'old2')
-  await new Promise((resolve) => setTimeout(resolve, 60))
+  await new Promise((resolve) => setTimeout(resolve, 400))
   app.sessions.publish('room', 'new')
   const after = await app.sessions.history('room', { since: `${String(old?.position).split('.')[0]}.0` })
   t.same(after.messages.map((message) => message.data), ['new'])
@@ -209,8 +209,9 @@ test('a history request costs the client\'s rate limit in proportion to its size
   const client = await tab(t, wsUrl)
   client.sendEnvelope(['s', 1, 'room', {}])
   await until(() => client.received.length >= 2002, 'the history')
-  // 2000 messages cost 20 tokens: the bucket (15, one spent on the subscribe) is empty now.
-  client.sendEnvelope(['m', 'one more'])
+  // 2000 messages cost 20 tokens: the bucket (15, one spent on the subscribe) is empty now. Five more
+  // messages overflow it unless the history took over 4 s; without the charge, 14 tokens would be left.
+  for (let i = 0; i < 5; i++) client.sendEnvelope(['m', 'one more'])
   t.same(await client.closed, { code: 1008, reason: 'rate limit exceeded' })
   const cheap = await tab(t, wsUrl)
   cheap.sendEnvelope(['s', 1, 'room', { last: 50 }])

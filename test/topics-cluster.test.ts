@@ -6,11 +6,12 @@ import {
   envelopesOf,
   eventually,
   forgeCookie,
+  NODE_TIMEOUT,
   openGlueSocket,
   openTab,
   redisSkip,
-  sessionIdOf,
   SECRET,
+  sessionIdOf,
   startNodes,
   startRedis,
   uniquePrefix,
@@ -46,7 +47,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   const redis = await startRedis(t)
 
   t.test('a subscriber on another node gets the history, then live messages, with positions of the cluster', async (t) => {
-    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }) as [StartedApp, StartedApp]
     for (let i = 1; i <= 5; i++) a.app.sessions.publish('room', { i })
     await eventually(async () => (await b.app.sessions.history('room')).messages.length, 5, 'kept in Redis')
     const client = await openTab(t, b)
@@ -72,7 +73,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('no duplicate and no loss at the seam when another node publishes while clients subscribe', async (t) => {
-    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }) as [StartedApp, StartedApp]
     const total = 1500
     let published = 0
     const publisher = setInterval(() => {
@@ -96,7 +97,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('a client that comes back on another node asks for what came after its position', async (t) => {
-    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }) as [StartedApp, StartedApp]
     const first = await openTab(t, a)
     first.sendEnvelope(['s', 1, 'room', {}])
     await until(() => withoutPresence(first).length >= 1, 'subscribed')
@@ -114,7 +115,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('members across nodes: join and leave events everywhere, each member once', async (t) => {
-    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }) as [StartedApp, StartedApp]
     const watcher = await openTab(t, a)
     watcher.sendEnvelope(['s', 1, 'room'])
     await until(() => batches(watcher, 'room').length === 1, 'its own join')
@@ -146,7 +147,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
 
   t.test('a client churning on another node costs the room at most one join and one leave per interval', async (t) => {
     const interval = 100
-    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { presenceInterval: interval, rateLimit: false }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }, { presenceInterval: interval, rateLimit: false }) as [StartedApp, StartedApp]
     const watcher = await openTab(t, a)
     watcher.sendEnvelope(['s', 1, 'room'])
     await until(() => batches(watcher, 'room').length === 1, 'its own join')
@@ -169,12 +170,13 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
   })
 
   t.test('binary and aged messages are not in a history read back from Redis; a member list is capped', async (t) => {
-    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: 600 }, { topicHistory: { limit: 10, maxAge: 300 }, maxMembers: 2 }) as [StartedApp, StartedApp]
+    const [a, b] = await startTopicNodes(t, 2, { url: redis.url, prefix: uniquePrefix(), nodeTimeout: NODE_TIMEOUT }, { topicHistory: { limit: 10, maxAge: 1500 }, maxMembers: 2 }) as [StartedApp, StartedApp]
+    // A wide age, so 'old' and then 'new' are still young when a loaded machine reads them back.
     a.app.sessions.publish('room', 'old')
     await eventually(async () => (await a.app.sessions.history('room')).messages.length, 1, 'kept')
     const [old] = (await a.app.sessions.history('room')).messages
     a.app.sessions.publish('room', Buffer.from([1, 2]))
-    await new Promise((resolve) => setTimeout(resolve, 350))
+    await new Promise((resolve) => setTimeout(resolve, 1600))
     a.app.sessions.publish('room', 'new')
     await eventually(async () => (await b.app.sessions.history('room')).messages.map((message) => message.data), ['new'], 'the old one aged out')
     const since = await b.app.sessions.history('room', { since: `${String(old?.position).split('.')[0]}.0` })
@@ -194,7 +196,7 @@ t.test('topics across nodes', { skip: redisSkip }, async (t) => {
 
   t.test('the members of a killed node leave when the cluster reaps it', async (t) => {
     const prefix = uniquePrefix()
-    const [a] = await startTopicNodes(t, 1, { url: redis.url, prefix, nodeTimeout: 600 }) as [StartedApp]
+    const [a] = await startTopicNodes(t, 1, { url: redis.url, prefix, nodeTimeout: NODE_TIMEOUT }) as [StartedApp]
     const child = spawn(process.execPath, ['test/fixtures/cluster-node.mjs', redis.url, prefix, SECRET, JSON.stringify({ topicPresence: true, presenceInterval: 50 })], { stdio: ['ignore', 'pipe', 'inherit'] })
     t.teardown(() => { child.kill('SIGKILL') })
     const [line] = await once(child.stdout, 'data') as [Buffer]

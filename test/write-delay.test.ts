@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws'
 import { firstSessionId, openGlueSocket, openSocket, pauseReading, startApp, until } from './helpers/index.js'
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
+// Tests that check what a window holds use a 1 s window, so a stalled CI machine cannot end it early.
 
 /** The TCP socket under the server side of the first socket, and a count of the writes handed to it. */
 function watchWrites (app: { sessions: Iterable<{ sockets: ReadonlySet<WebSocket> }> }): { transport: Duplex, writes: () => number } {
@@ -36,7 +37,7 @@ test('a socket that wrote nothing for a whole window writes at once', async (t) 
 })
 
 test('a broadcast waits for the window even on a quiet socket, and leaves in one write', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { writeDelay: 100 } })
+  const { app, wsUrl } = await startApp({ glue: { writeDelay: 1000 } })
   t.teardown(() => app.close())
   const client = await openSocket(wsUrl)
   t.teardown(() => client.socket.terminate())
@@ -53,7 +54,7 @@ test('a broadcast waits for the window even on a quiet socket, and leaves in one
 })
 
 test('a busy socket gets one write per window, every message in order', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { writeDelay: 200 } })
+  const { app, wsUrl } = await startApp({ glue: { writeDelay: 1000 } })
   t.teardown(() => app.close())
   const client = await openSocket(wsUrl)
   t.teardown(() => client.socket.terminate())
@@ -143,7 +144,7 @@ test('with writeDelay, volatile messages are dropped for a socket above the mark
 })
 
 test('a socket that closes while holding frames drops them; the others still get theirs', async (t) => {
-  const { app, wsUrl } = await startApp({ glue: { writeDelay: 200 } })
+  const { app, wsUrl } = await startApp({ glue: { writeDelay: 1000 } })
   t.teardown(() => app.close())
   const leaving = await openSocket(wsUrl)
   const staying = await openSocket(wsUrl)

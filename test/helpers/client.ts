@@ -15,7 +15,10 @@ export interface GlueServer {
   readonly url: string
 }
 
-/** Starts the plugin on 127.0.0.1; port 0 picks a free one, a given port restarts on it. */
+/**
+ * Starts the plugin on 127.0.0.1; port 0 picks a free one, a given port restarts on it. A test that
+ * restarts starts on freePort(), below the ephemeral range, so no outgoing socket takes it meanwhile.
+ */
 export async function startServer (options: GlueOptions = {}, port = 0): Promise<GlueServer> {
   const app = Fastify({ logger: false })
   await app.register(glue, { cookie: { secret: CLIENT_SECRET }, ...options })

@@ -15,7 +15,7 @@ export {
   type GlueServer,
   type Inbox
 } from './client.js'
-export { redisAvailable, redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis.js'
+export { NODE_TIMEOUT, redisAvailable, redisSkip, startRedis, uniquePrefix, type RedisServer } from './redis.js'
 export {
   createLogCapture,
   claimsOf,

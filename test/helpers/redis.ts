@@ -116,6 +116,13 @@ export async function startRedis (t: Test): Promise<RedisServer> {
   }
 }
 
+/**
+ * The nodes' timeout in cluster tests. A loaded CI machine can stall an event loop for hundreds of
+ * milliseconds; with this, a live node is reaped only after a stall of over 1.3 s. Tests of reaping
+ * itself use a shorter one.
+ */
+export const NODE_TIMEOUT = 2000
+
 /** A key prefix of its own for each test, so clusters of different tests never meet. */
 export function uniquePrefix (): string {
   return `t${randomBytes(5).toString('hex')}`
