@@ -1,6 +1,7 @@
 import fastifyCookie from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import type { FastifyInstance } from 'fastify'
+import type { Server } from 'node:http'
 import fp from 'fastify-plugin'
 import type { WebSocket } from 'ws'
 import type { GlueAdapter } from './adapters/adapter.js'
@@ -24,6 +25,7 @@ import { Resume } from './delivery/resume.js'
 import { SocketWriter } from './delivery/socket-writer.js'
 import { errors } from './errors.js'
 import { setUpHandshake } from './handshake/handshake.js'
+import { UpgradeGate } from './handshake/upgrade-gate.js'
 import { MAX_CLOCK_SKEW } from './handshake/identity.js'
 import { createSessionCookie } from './handshake/session-cookie.js'
 import { SessionStore } from './sessions/store.js'
@@ -63,8 +65,11 @@ async function registerDependencies (fastify: FastifyInstance, options: Resolved
     await fastify.register(fastifyCookie, { secret: options.cookie.secrets === null ? undefined : [...options.cookie.secrets] })
   }
   if (fastify.hasDecorator('websocketServer')) return false
+  const gate = new UpgradeGate(fastify.server)
   await fastify.register(fastifyWebsocket, {
     options: {
+      // @fastify/websocket listens on the gate, which passes it every upgrade of the app's server.
+      server: gate as unknown as Server,
       maxPayload: options.maxPayload,
       // Select glue.v1 when offered; any other client gets no subprotocol and raw frames.
       handleProtocols: (protocols) => protocols.has(GLUE_PROTOCOL) ? GLUE_PROTOCOL : false
@@ -79,6 +84,7 @@ async function registerDependencies (fastify: FastifyInstance, options: Resolved
       done()
     }
   })
+  gate.watch(fastify.websocketServer)
   return true
 }
 

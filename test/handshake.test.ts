@@ -1,8 +1,10 @@
+import { once } from 'node:events'
+import { connect } from 'node:net'
 import { test } from 'tap'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import { createCookieSigner, decodeSessionValue, encodeSessionValue } from '../plugin/handshake/identity.js'
-import { cookiePair, openSocket, SECRET, startApp } from './helpers/index.js'
+import { cookiePair, openSocket, SECRET, startApp, until } from './helpers/index.js'
 
 // Session cookies are signed with a key derived from the secret (identity.ts), not the raw secret.
 // `value` is the session id the signed value carries.
@@ -193,6 +195,38 @@ test('works when the app registered @fastify/cookie and @fastify/websocket itsel
   t.equal(await own.nextMessage(), 'own route')
   t.same(own.setCookie, [], "the app's other websocket routes get no cookie")
   t.equal(app.sessions.size, 1)
+})
+
+test('every upgrade reaches its route: the app\'s own websocket routes, and an upgrade on a kept-alive connection', async (t) => {
+  const { app, wsUrl, port } = await startApp({
+    // An async hook, as many apps have: the upgrade then completes after the routing call returned.
+    before (app) { app.addHook('onRequest', async () => { await new Promise((resolve) => setImmediate(resolve)) }) },
+    after (app) {
+      app.get('/own', { websocket: true }, (socket) => { socket.send('own route') })
+      app.get('/plain', async () => 'plain answer')
+    }
+  })
+  t.teardown(() => app.close())
+  const own = await openSocket(wsUrl.replace('/ws', '/own'))
+  t.teardown(() => own.socket.terminate())
+  t.equal(await own.nextMessage(), 'own route', 'a route of the app on the plugin\'s @fastify/websocket')
+
+  // One connection: an HTTP request answered and kept alive, then an upgrade on it.
+  const socket = connect(port, '127.0.0.1')
+  t.teardown(() => socket.destroy())
+  await once(socket, 'connect')
+  let received = ''
+  socket.on('data', (chunk: Buffer) => { received += chunk.toString() })
+  socket.write(`GET /plain HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+  await until(() => received.endsWith('plain answer'), 'the HTTP answer')
+  t.match(received, /^HTTP\/1\.1 200 OK\r\n/)
+  received = ''
+  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  await until(() => received.includes('\r\n\r\n'), 'the upgrade answer')
+  t.match(received, /^HTTP\/1\.1 101 Switching Protocols\r\n/)
+  await until(() => app.sessions.size === 1, 'the session joined')
+  t.equal(socket.destroyed, false, 'the upgraded connection stays open')
 })
 
 test('never logs a session id in clear', async (t) => {

@@ -1,3 +1,5 @@
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
 import { test } from 'tap'
 import fastifyWebsocket from '@fastify/websocket'
 import { closeCodeOf, cookiePair, openGlueSocket, openSocket, rawUpgrade, startApp, until } from './helpers/index.js'
@@ -51,4 +53,47 @@ test('documented exception: when the app registered @fastify/websocket itself, p
   // the plugin's own 1001 close then finds the sockets closing already.
   t.equal((await client.closed).code, 1005)
   t.equal(app.sessions.size, 0)
+})
+
+/** Sends an upgrade request on a new TCP connection and resolves with the head of the answer. */
+async function upgradeRequest (port: number): Promise<{ socket: Socket, head: string, closed: Promise<void> }> {
+  const socket = connect(port, '127.0.0.1')
+  socket.on('error', () => {})
+  const closed = new Promise<void>((resolve) => { socket.on('close', () => resolve()) })
+  await once(socket, 'connect')
+  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  let received = ''
+  const head = await new Promise<string>((resolve) => {
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString()
+      if (received.includes('\r\n\r\n')) resolve(received.slice(0, received.indexOf('\r\n')))
+    })
+    socket.on('close', () => resolve(received))
+  })
+  return { socket, head, closed }
+}
+
+test('a handshake that arrives while the app closes is refused with 503 and cannot hold app.close()', async (t) => {
+  const { app, port } = await startApp()
+  // A peer that never answers the close frame keeps the app in its 1 s shutdown grace.
+  const stuck = await rawUpgrade(port)
+  await until(() => app.sessions.size === 1, 'joined')
+  const closing = app.close()
+  await until(() => closeCodeOf(stuck.received()) === 1001, 'the shutdown began')
+  // A browser closes its end after a refusal; a hostile peer keeps its end open.
+  const polite = await upgradeRequest(port)
+  const hostile = await upgradeRequest(port)
+  t.equal(polite.head, 'HTTP/1.1 503 Service Unavailable')
+  t.equal(hostile.head, 'HTTP/1.1 503 Service Unavailable')
+  polite.socket.end()
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<'hung'>((resolve) => { timer = setTimeout(() => resolve('hung'), 10_000) })
+  const outcome = await Promise.race([closing.then(() => 'closed' as const), bound])
+  clearTimeout(timer)
+  t.equal(outcome, 'closed', 'app.close() resolved')
+  await polite.closed
+  await hostile.closed
+  t.pass('the server ended both refused connections')
+  if (outcome === 'hung') for (const socket of [polite.socket, hostile.socket]) socket.destroy()
 })
