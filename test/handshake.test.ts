@@ -4,7 +4,7 @@ import { test } from 'tap'
 import fastifyCookie, { Signer } from '@fastify/cookie'
 import fastifyWebsocket from '@fastify/websocket'
 import { createCookieSigner, decodeSessionValue, encodeSessionValue } from '../plugin/handshake/identity.js'
-import { cookiePair, openSocket, SECRET, startApp, until } from './helpers/index.js'
+import { cookiePair, openSocket, SECRET, startApp, until, upgradeRequest } from './helpers/index.js'
 
 // Session cookies are signed with a key derived from the secret (identity.ts), not the raw secret.
 // `value` is the session id the signed value carries.
@@ -221,8 +221,7 @@ test('every upgrade reaches its route: the app\'s own websocket routes, and an u
   await until(() => received.endsWith('plain answer'), 'the HTTP answer')
   t.match(received, /^HTTP\/1\.1 200 OK\r\n/)
   received = ''
-  socket.write(`GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
+  socket.write(upgradeRequest(port))
   await until(() => received.includes('\r\n\r\n'), 'the upgrade answer')
   t.match(received, /^HTTP\/1\.1 101 Switching Protocols\r\n/)
   await until(() => app.sessions.size === 1, 'the session joined')

@@ -48,6 +48,7 @@ export {
   resumeQuery,
   resumeUrl,
   until,
+  upgradeRequest,
   type GlueSocket,
   type OpenedSocket,
   type RawSocket,

@@ -95,6 +95,12 @@ export interface RawSocket {
   readonly ended: Promise<void>
 }
 
+/** The text of a websocket upgrade request to 127.0.0.1:`port`, for tests that write raw bytes. */
+export function upgradeRequest (port: number, path = '/ws', extraHeaders = ''): string {
+  return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`
+}
+
 /** Performs the upgrade with raw bytes and resolves once the 101 has arrived. */
 export async function rawUpgrade (port: number, path = '/ws', extraHeaders = ''): Promise<RawSocket> {
   const socket = connect(port, '127.0.0.1')
@@ -103,8 +109,7 @@ export async function rawUpgrade (port: number, path = '/ws', extraHeaders = '')
   const ended = new Promise<void>((resolve) => { socket.on('close', () => resolve()) })
   socket.on('error', () => {})
   await once(socket, 'connect')
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
-    `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n${extraHeaders}\r\n`)
+  socket.write(upgradeRequest(port, path, extraHeaders))
   await new Promise<void>((resolve, reject) => {
     socket.on('data', (chunk: Buffer) => {
       buffer = Buffer.concat([buffer, chunk])
